@@ -1,0 +1,54 @@
+/**
+ * The redis-hive command: parses the configuration (flags, then environment, then defaults),
+ * sets up logging and runs the hive.
+ *
+ * Exit status: 0 after `--help`; {@link exitCodeForConfigError} (2) on a bad flag or environment
+ * value, with `redis-hive: <message>` on stderr naming the flag; otherwise whatever the runtime
+ * decides.
+ *
+ * @example
+ * ```sh
+ * deno run --allow-net --allow-env --allow-read --allow-sys main.ts --peers 127.0.0.11,127.0.0.12
+ * ```
+ */
+
+import { ConfigError, exitCodeForConfigError, formatHelp, parseConfig } from "./lib/config.ts";
+import { setupLogging } from "./lib/log.ts";
+import { runHive } from "./lib/daemon.ts";
+
+/**
+ * Runs the command with the process's arguments and environment.
+ *
+ * @example
+ * ```ts
+ * import { main } from "./main.ts";
+ * await main(); // parses Deno.args, logs to stdout, runs until stopped
+ * ```
+ */
+export async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(
+      Deno.args,
+      Deno.env.toObject(),
+      Deno.readTextFileSync,
+      Deno.stdout.isTerminal(),
+    );
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`redis-hive: ${error.message}`);
+    Deno.exit(exitCodeForConfigError);
+  }
+  if (config.help) {
+    console.log(formatHelp().trimEnd());
+    Deno.exit(0);
+  }
+  setupLogging({
+    level: config.logLevel,
+    format: config.logFormat,
+    color: Deno.stdout.isTerminal() && !Deno.noColor,
+  });
+  await runHive(config);
+}
+
+if (import.meta.main) await main();
