@@ -68,7 +68,7 @@ export interface Config {
   redisPort: number;
   /** Interval between two heartbeats. */
   heartbeatMs: number;
-  /** Silence after which a peer counts as lost; at least {@link FAILURE_TO_HEARTBEAT_MIN_RATIO} heartbeats. */
+  /** Silence after which a peer is lost (>= {@link FAILURE_TO_HEARTBEAT_MIN_RATIO} heartbeats). */
   failureMs: number;
   /** Interval between two DNS lookups of `service`. */
   dnsRefreshMs: number;
@@ -118,10 +118,10 @@ export const DEFAULTS = {
   [key: string]: unknown;
 };
 
-/** `--failure-ms` must be at least this many heartbeat intervals, so one lost datagram is no failure. */
+/** `--failure-ms` must span at least this many heartbeats, so one lost datagram is no failure. */
 export const FAILURE_TO_HEARTBEAT_MIN_RATIO = 3;
 
-/** Upper bound of every `*-ms` duration (one hour): larger values are typos, and timers overflow. */
+/** Upper bound of every `*-ms` duration (one hour): larger values are typos; timers overflow. */
 export const MAX_DURATION_MS = 3_600_000;
 
 /** Upper bound of `--max-connections`. */
@@ -276,7 +276,7 @@ const FLAGS: readonly FlagSpec[] = [
     env: "HIVE_FAILURE_MS",
     value: "MS",
     help:
-      `silence after which a peer is lost (at least ${FAILURE_TO_HEARTBEAT_MIN_RATIO}x --heartbeat-ms)`,
+      `silence after which a peer is lost (>= ${FAILURE_TO_HEARTBEAT_MIN_RATIO}x --heartbeat-ms)`,
     defaultText: String(DEFAULTS.failureMs),
   },
   {
@@ -550,7 +550,8 @@ function readSecret(
  * @example
  * ```ts
  * import { parseConfig } from "./config.ts";
- * const config = parseConfig(["--election-port", "7400"], { HIVE_SERVICE: "redis-hive" }, () => "");
+ * const env = { HIVE_SERVICE: "redis-hive" };
+ * const config = parseConfig(["--election-port", "7400"], env, Deno.readTextFileSync);
  * console.log(config.service, config.electionPort); // "redis-hive" 7400
  * ```
  */

@@ -43,7 +43,7 @@ export const MAX_LOG_COLLECTION_ITEMS = 64;
 /** Deepest nesting written per value; deeper values are replaced by a marker. */
 export const MAX_LOG_DEPTH = 6;
 
-/** JSON field names a log line always has; properties with these names get {@link CLASHING_PROPERTY_PREFIX}. */
+/** Fields of every JSON line; a property of the same name gets {@link CLASHING_PROPERTY_PREFIX}. */
 export const JSON_LINE_FIELDS = ["time", "level", "category", "message"] as const;
 
 /** Prefix given to a property whose name clashes with one of {@link JSON_LINE_FIELDS}. */
@@ -63,7 +63,7 @@ export interface LoggingOptions {
 
 const encoder = new TextEncoder();
 
-/** Writes all of `text` to stdout, synchronously. A closed stdout drops the line: logging never kills the hive. */
+/** Writes `text` to stdout synchronously; a closed stdout drops it: logging never kills a hive. */
 function writeStdout(text: string): void {
   let bytes = encoder.encode(text);
   try {
@@ -143,7 +143,8 @@ export function getLogger(category: string | readonly string[] = []): Logger {
  *   category: ["redis-hive"], level: "info", message: ["up"], rawMessage: "up",
  *   timestamp: 0, properties: { port: 7379 },
  * });
- * // {"time":"1970-01-01T00:00:00.000Z","level":"info","category":"redis-hive","message":"up","port":7379}\n
+ * // {"time":"1970-01-01T00:00:00.000Z","level":"info","category":"redis-hive",
+ * //  "message":"up","port":7379}\n
  * ```
  */
 export function formatJsonLine(record: LogRecord): string {
@@ -167,6 +168,7 @@ function prettyFormatter(color: boolean): TextFormatter {
     timestamp: "date-time-tz" as const,
     level: "ABBR" as const,
     category: ".",
+    value: "bare" as const,
     format: (v: FormattedValues) =>
       `${v.timestamp ?? ""} ${v.level} ${v.category}: ${v.message}${
         renderExtraProperties(v.record)
@@ -191,7 +193,7 @@ function renderExtraProperties(record: LogRecord): string {
   return text;
 }
 
-/** A value as it reads inline: bare when it is a simple word (an address, an id), else as JSON (escaped). */
+/** A value inline: bare when it is a simple word (an address, an id), else as (escaped) JSON. */
 function renderValueInline(value: unknown): string {
   if (typeof value === "string" && /^[A-Za-z0-9._:/@+\-[\]]+$/.test(value)) {
     return value.length > MAX_LOG_STRING_CHARS ? JSON.stringify(truncate(value)) : value;
@@ -200,7 +202,7 @@ function renderValueInline(value: unknown): string {
   return JSON.stringify(toJsonValue(value, 0, []));
 }
 
-/** The rendered message: template parts as they are; values bare when they become strings (bigint too), else as JSON. */
+/** The message: template parts as is; values bare when they are strings (or bigints), else JSON. */
 function renderMessage(parts: readonly unknown[]): string {
   let text = "";
   parts.forEach((part, i) => {
