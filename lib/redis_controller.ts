@@ -1,0 +1,351 @@
+/**
+ * The local redis, as the hive sees and steers it: observe its role and replication state,
+ * enforce the role the election wants, and hear at once when the connection to it drops.
+ *
+ * {@link createRedisController} talks to a real redis with ioredis (needs Deno's `--allow-net`
+ * for the redis addresses and `--allow-env`, which ioredis's `debug` dependency reads at load).
+ * `memory_redis_controller.ts` implements the same {@link RedisController} in memory for unit
+ * tests. Both enforce through {@link enforceRedisTarget}.
+ *
+ * @example
+ * ```ts
+ * import { createRedisController } from "./redis_controller.ts";
+ * const redis = createRedisController({
+ *   host: "127.0.0.1", port: 6379, password: null, announceIp: "10.1.2.3",
+ * });
+ * redis.onConnectionLost(() => console.log("redis gone"));
+ * const obs = await redis.observe(); // REDIS_DOWN when unreachable
+ * const result = await redis.enforce({ kind: "parked" });
+ * await redis.close();
+ * ```
+ */
+
+import { Redis } from "ioredis";
+import { observationFromInfo, parseInfo } from "./redis_info.ts";
+import { REDIS_DOWN, type RedisObservation, type RedisTarget } from "./redis_state.ts";
+import {
+  type CommandOutcome,
+  enforceRedisTarget,
+  type EnforceResult,
+  type EnforceSession,
+  type RunIdReading,
+} from "./redis_enforce.ts";
+
+export type { EnforceFailure, EnforceResult } from "./redis_enforce.ts";
+
+/** The local redis, observed and steered. */
+export interface RedisController {
+  /** Observes the local redis. Never throws: a failure or timeout gives `REDIS_DOWN`. */
+  observe(): Promise<RedisObservation>;
+  /** Puts the local redis in the role `target` asks for. Idempotent; never throws. */
+  enforce(target: RedisTarget): Promise<EnforceResult>;
+  /** Registers `cb`, called at once each time an established connection to redis drops. */
+  onConnectionLost(cb: () => void): void;
+  /** Closes every connection; later calls observe down and enforce nothing. */
+  close(): Promise<void>;
+}
+
+/** How long one command may take before the redis counts as down, unless told otherwise. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 500;
+/** How long a TCP connect plus handshake may take, unless told otherwise. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 1_000;
+/** The first reconnect delay after a connection loss; doubles at every failed attempt... */
+export const RECONNECT_INITIAL_DELAY_MS = 20;
+/** ...up to this delay. */
+export const RECONNECT_MAX_DELAY_MS = 1_000;
+/** How long {@link RedisController.close} waits for each connection to end. */
+export const CLOSE_TIMEOUT_MS = 1_000;
+
+/** What {@link createRedisController} connects to and how. */
+export interface RedisControllerOptions {
+  /** How the hive reaches its own redis. */
+  host: string;
+  /** Its own redis's port (also the port peers replicate from). */
+  port: number;
+  /** AUTH for the local redis and the guard reads of peers, and `masterauth`; null for none. */
+  password: string | null;
+  /** This node's address as peers see it: set as the redis's `replica-announce-ip`. */
+  announceIp: string;
+  /** Per-command timeout; default {@link DEFAULT_COMMAND_TIMEOUT_MS}. */
+  commandTimeoutMs?: number;
+  /** Connect timeout; default {@link DEFAULT_CONNECT_TIMEOUT_MS}. */
+  connectTimeoutMs?: number;
+  /** First reconnect delay; default {@link RECONNECT_INITIAL_DELAY_MS}. */
+  reconnectInitialDelayMs?: number;
+  /** Largest reconnect delay; default {@link RECONNECT_MAX_DELAY_MS}. */
+  reconnectMaxDelayMs?: number;
+}
+
+/**
+ * The delay before reconnect attempt `attempt` (1 for the first): `initialMs` doubling at
+ * every attempt, capped at `maxMs`.
+ *
+ * @example
+ * ```ts
+ * reconnectDelayMs(1, 20, 1000); // 20
+ * reconnectDelayMs(4, 20, 1000); // 160
+ * reconnectDelayMs(99, 20, 1000); // 1000
+ * ```
+ */
+export function reconnectDelayMs(attempt: number, initialMs: number, maxMs: number): number {
+  if (!Number.isInteger(attempt) || attempt < 1) {
+    throw new RangeError(`reconnect attempt must be a positive integer, got ${attempt}`);
+  }
+  // 2 ** 30 is far past any cap; bounding the exponent keeps the number finite.
+  return Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 30));
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new TypeError(`createRedisController: ${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+function isReplyError(e: unknown): boolean {
+  return e instanceof Error && e.name === "ReplyError";
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Connects to the local redis (in the background, reconnecting with bounded exponential
+ * backoff) and returns its controller.
+ *
+ * Commands never queue while redis is down (no offline queue, no retries): they fail at once,
+ * and a command unanswered after `commandTimeoutMs` fails too, so a hung redis counts as down.
+ *
+ * @throws {TypeError} on a bad option (empty host, port out of range, non-positive timeouts).
+ * @example
+ * ```ts
+ * const redis = createRedisController({
+ *   host: "127.0.0.1", port: 6379, password: null, announceIp: "127.0.0.11",
+ *   commandTimeoutMs: 500, connectTimeoutMs: 1000,
+ * });
+ * ```
+ */
+export function createRedisController(opts: RedisControllerOptions): RedisController {
+  if (typeof opts.host !== "string" || opts.host === "") {
+    throw new TypeError("createRedisController: host must be a non-empty string");
+  }
+  if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
+    throw new TypeError(`createRedisController: port must be 1..65535, got ${opts.port}`);
+  }
+  if (typeof opts.announceIp !== "string" || opts.announceIp === "") {
+    throw new TypeError("createRedisController: announceIp must be a non-empty string");
+  }
+  if (opts.password !== null && (typeof opts.password !== "string" || opts.password === "")) {
+    throw new TypeError("createRedisController: password must be a non-empty string or null");
+  }
+  const commandTimeoutMs = positiveInt(
+    "commandTimeoutMs",
+    opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+  );
+  const connectTimeoutMs = positiveInt(
+    "connectTimeoutMs",
+    opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+  );
+  const initialDelayMs = positiveInt(
+    "reconnectInitialDelayMs",
+    opts.reconnectInitialDelayMs ?? RECONNECT_INITIAL_DELAY_MS,
+  );
+  const maxDelayMs = positiveInt(
+    "reconnectMaxDelayMs",
+    opts.reconnectMaxDelayMs ?? RECONNECT_MAX_DELAY_MS,
+  );
+  if (maxDelayMs < initialDelayMs) {
+    throw new TypeError("createRedisController: reconnectMaxDelayMs < reconnectInitialDelayMs");
+  }
+
+  const connect = (host: string, port: number, lazyConnect: boolean): Redis => {
+    const client = new Redis({
+      host,
+      port,
+      password: opts.password ?? undefined,
+      lazyConnect,
+      protocol: 2,
+      commandTimeout: commandTimeoutMs,
+      connectTimeout: connectTimeoutMs,
+      retryStrategy: (attempt: number) => reconnectDelayMs(attempt, initialDelayMs, maxDelayMs),
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      enableReadyCheck: false,
+      autoResubscribe: false,
+      autoResendUnfulfilledCommands: false,
+      disableClientInfo: true,
+    });
+    // Errors surface through command results; without a listener ioredis prints them.
+    client.on("error", () => {});
+    return client;
+  };
+
+  const client = connect(opts.host, opts.port, false);
+  let closed = false;
+  let connectionGeneration = 0;
+  let setupGeneration = -1;
+  let ready = false;
+  const lostCallbacks: (() => void)[] = [];
+  client.on("ready", () => {
+    ready = true;
+    connectionGeneration++;
+  });
+  client.on("close", () => {
+    if (!ready) return;
+    ready = false;
+    if (closed) return;
+    for (const cb of lostCallbacks) cb();
+  });
+
+  let guard: { key: string; client: Redis } | null = null;
+  const dropGuard = () => {
+    guard?.client.disconnect();
+    guard = null;
+  };
+  const guardClient = (host: string, port: number): Redis => {
+    const key = `${host}:${port}`;
+    if (guard?.key !== key) {
+      dropGuard();
+      guard = { key, client: connect(host, port, false) };
+    }
+    return guard.client;
+  };
+
+  const observe = async (): Promise<RedisObservation> => {
+    if (closed || client.status !== "ready") return REDIS_DOWN;
+    try {
+      const [server, replication, persistence] = await Promise.all([
+        client.info("server"),
+        client.info("replication"),
+        client.info("persistence"),
+      ]);
+      return observationFromInfo(
+        parseInfo(server),
+        parseInfo(replication),
+        parseInfo(persistence),
+      );
+    } catch {
+      return REDIS_DOWN;
+    }
+  };
+
+  const session: EnforceSession = {
+    observe,
+    async run(args: readonly string[]): Promise<CommandOutcome> {
+      const [name, ...rest] = args;
+      if (name === undefined) throw new Error("run: empty command");
+      try {
+        await client.call(name, ...rest);
+        return { ok: true };
+      } catch (e) {
+        return {
+          ok: false,
+          kind: isReplyError(e) ? "rejected" : "unavailable",
+          message: message(e),
+        };
+      }
+    },
+    async readRunId(host: string, port: number): Promise<RunIdReading> {
+      const peer = guardClient(host, port);
+      if (!(await becameReady(peer, connectTimeoutMs))) {
+        return { ok: false, message: `not connected (${peer.status})` };
+      }
+      try {
+        const runId = parseInfo(await peer.info("server")).get("run_id");
+        return runId === undefined
+          ? { ok: false, message: "INFO server has no run_id" }
+          : { ok: true, runId };
+      } catch (e) {
+        return { ok: false, message: message(e) };
+      }
+    },
+    needsConnectionSetup: () => setupGeneration !== connectionGeneration,
+    markConnectionSetup: () => {
+      setupGeneration = connectionGeneration;
+    },
+  };
+
+  let enforceChain: Promise<unknown> = Promise.resolve();
+  const settings = { announceIp: opts.announceIp, password: opts.password, ownPort: opts.port };
+
+  return {
+    observe,
+    enforce(target: RedisTarget): Promise<EnforceResult> {
+      const run = async (): Promise<EnforceResult> => {
+        if (closed) {
+          return {
+            ok: false,
+            reason: "redis-down",
+            detail: "the controller is closed",
+            commands: [],
+            warnings: [],
+          };
+        }
+        if (target.kind !== "follow") dropGuard();
+        return await enforceRedisTarget(session, target, settings);
+      };
+      // One enforce at a time, in call order: each sees the state the previous one left.
+      const result = enforceChain.then(run, run);
+      enforceChain = result;
+      return result;
+    },
+    onConnectionLost(cb: () => void): void {
+      if (typeof cb !== "function") throw new TypeError("onConnectionLost: cb must be a function");
+      lostCallbacks.push(cb);
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await enforceChain.catch(() => {});
+      const clients = [client, ...(guard === null ? [] : [guard.client])];
+      guard = null;
+      await Promise.all(clients.map((c) => disconnect(c)));
+    },
+  };
+}
+
+/**
+ * Resolves true once `client` is ready: at once when it is, after waiting (at most
+ * `timeoutMs`) when a connect is in progress, and false at once when it is waiting to
+ * reconnect or ended.
+ */
+function becameReady(client: Redis, timeoutMs: number): Promise<boolean> {
+  if (client.status === "ready") return Promise.resolve(true);
+  if (client.status !== "connecting" && client.status !== "connect") {
+    return Promise.resolve(false);
+  }
+  return new Promise((resolve) => {
+    const finish = (value: boolean) => {
+      clearTimeout(timer);
+      client.off("ready", onReady);
+      client.off("close", onClose);
+      resolve(value);
+    };
+    const onReady = () => finish(true);
+    const onClose = () => finish(false);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    client.on("ready", onReady);
+    client.on("close", onClose);
+  });
+}
+
+/** Disconnects `client` for good and waits (bounded) until its socket has ended. */
+function disconnect(client: Redis): Promise<void> {
+  const live = client.status === "connecting" || client.status === "connect" ||
+    client.status === "ready";
+  if (!live) {
+    client.disconnect();
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, CLOSE_TIMEOUT_MS);
+    function done() {
+      clearTimeout(timer);
+      client.off("end", done);
+      resolve();
+    }
+    client.on("end", done);
+    client.disconnect();
+  });
+}
