@@ -1,0 +1,225 @@
+/**
+ * The simulator's referee: checks the safety rules of PRODUCT.md at every step of a
+ * {@link World} and records every violation with the time it happened.
+ *
+ * - A replica holding a dataset never syncs from a master holding a younger one (or an empty
+ *   one): that would wipe the dataset. Datasets born within {@link LINEAGE_SKEW_MARGIN_MS} of
+ *   each other may compare in either order (their birth times are skewed wall clocks).
+ * - An empty redis is never promoted while a peer holding the dataset has been reachable, with
+ *   its hive up and a full DNS view on both sides, for the whole grace period.
+ * - Once the world has been calm for `settleMs`: at most one leader per connected group, every
+ *   leader's redis is a master, every follower's redis replicates its leader, every proxy
+ *   forwards to its group's leader.
+ *
+ * @example
+ * ```ts
+ * import { World } from "./world.ts";
+ * import { Checker } from "./checker.ts";
+ * const w = new World({ seed: 7, nodes: 3 });
+ * const c = new Checker(w, { settleMs: 3000, graceMs: 6000 });
+ * w.startAll();
+ * w.run(10_000);
+ * console.log(c.violations); // []
+ * ```
+ */
+
+import type { Origin, SimNode, World } from "./world.ts";
+
+/** Twice the largest clock skew the simulator injects. */
+export const LINEAGE_SKEW_MARGIN_MS = 10_000;
+/** How often the periodic checks run, in simulated milliseconds. */
+export const CHECK_INTERVAL_MS = 25;
+
+/** One broken rule. */
+export interface Violation {
+  atMs: number;
+  rule: string;
+  detail: string;
+}
+
+/** Checker options. */
+export interface CheckerOptions {
+  /** Calm time after which the settled rules apply. */
+  settleMs: number;
+  /** Reachability time after which an empty promotion is a violation. */
+  graceMs: number;
+}
+
+/** See the module documentation. */
+export class Checker {
+  readonly violations: Violation[] = [];
+  /** Wipes that the documented limitation explains (plain-master restart, replica's hive down). */
+  knownLimitationWipes = 0;
+  /** Time of the last fault, topology, DNS or process change. */
+  lastDisturbanceMs = 0;
+  /** Upper bound of UDP loss under which the world still counts as calm. */
+  calmLossMax = 0.05;
+  #holderSince = new Map<number, number>();
+  #hiveSince = new Map<number, number>();
+  #hiveBoots = new Map<number, number>();
+
+  /** Attaches to the world's hooks and starts the periodic checks. */
+  constructor(readonly world: World, readonly options: CheckerOptions) {
+    world.hooks = {
+      onSync: (replica, master, from, to) => this.#onSync(replica, master, from, to),
+      onPromote: (node, origin) => this.#onPromote(node, origin),
+    };
+    const periodic = () => {
+      this.#periodic();
+      world.queue.after(CHECK_INTERVAL_MS, periodic);
+    };
+    world.queue.after(0, periodic);
+  }
+
+  /** Marks a disturbance now (the scheduler calls it for every fault it injects). */
+  disturb(): void {
+    this.lastDisturbanceMs = this.world.now;
+  }
+
+  /** True when the world has been calm long enough for the settled rules. */
+  get settled(): boolean {
+    return this.world.now - this.lastDisturbanceMs >= this.options.settleMs &&
+      this.world.loss <= this.calmLossMax;
+  }
+
+  #fail(rule: string, detail: string): void {
+    if (this.violations.length < 20) {
+      this.violations.push({ atMs: this.world.now, rule, detail });
+    }
+  }
+
+  #onSync(replica: SimNode, master: SimNode, from: Origin, to: Origin): void {
+    if (from.id === to.id || from.bornAt === null) return;
+    const younger = to.bornAt === null || to.bornAt > from.bornAt + LINEAGE_SKEW_MARGIN_MS;
+    if (!younger) return;
+    if (replica.hive === null && !master.redisStartsParked) {
+      this.knownLimitationWipes++;
+      return;
+    }
+    this.#fail(
+      "dataset wiped",
+      `${replica.address} held dataset #${from.id} (born ${from.bornAt}) and synced from ` +
+        `${master.address} holding #${to.id} (born ${to.bornAt ?? "never: empty"})`,
+    );
+  }
+
+  #onPromote(node: SimNode, origin: Origin): void {
+    if (origin.bornAt !== this.world.now) return; // it already held a dataset
+    const now = this.world.now;
+    const since = Math.max(this.lastDisturbanceMs, this.#hiveSince.get(node.index) ?? now);
+    if (node.dns.mode !== "full") return;
+    for (const m of this.world.nodes) {
+      if (m === node || m.hive === null || m.redis === null || m.dns.mode !== "full") continue;
+      if (!this.world.tcp(node, m)) continue;
+      const holder = this.#holderSince.get(m.index);
+      if (holder === undefined) continue;
+      const from = Math.max(since, holder, this.#hiveSince.get(m.index) ?? now);
+      if (now - from >= this.options.graceMs) {
+        this.#fail(
+          "empty redis promoted",
+          `${node.address} promoted an empty redis while ${m.address} held dataset ` +
+            `#${m.redis.origin.id} and was reachable for ${now - from} ms`,
+        );
+        return;
+      }
+    }
+  }
+
+  #periodic(): void {
+    const w = this.world;
+    const now = w.now;
+    for (const n of w.nodes) {
+      if (n.hive === null) {
+        this.#hiveSince.delete(n.index);
+      } else if (this.#hiveBoots.get(n.index) !== n.hiveBoots) {
+        this.#hiveBoots.set(n.index, n.hiveBoots);
+        this.#hiveSince.set(n.index, now);
+      }
+      const holds = n.hive !== null && n.hive.lineage !== null && n.redis !== null;
+      if (!holds) this.#holderSince.delete(n.index);
+      else if (!this.#holderSince.has(n.index)) this.#holderSince.set(n.index, now);
+    }
+    if (this.settled) this.#checkSettled();
+  }
+
+  /** Connected groups of nodes whose hive runs (TCP both ways). */
+  groups(): SimNode[][] {
+    const w = this.world;
+    const seen = new Set<number>();
+    const out: SimNode[][] = [];
+    for (const start of w.nodes) {
+      if (start.hive === null || seen.has(start.index)) continue;
+      const group: SimNode[] = [];
+      const stack = [start];
+      seen.add(start.index);
+      while (stack.length > 0) {
+        const n = stack.pop()!;
+        group.push(n);
+        for (const m of w.nodes) {
+          if (m.hive === null || seen.has(m.index) || !w.tcp(n, m)) continue;
+          seen.add(m.index);
+          stack.push(m);
+        }
+      }
+      out.push(group);
+    }
+    return out;
+  }
+
+  #checkSettled(): void {
+    for (const group of this.groups()) {
+      const leaders = group.filter((n) => n.hive!.role === "leader");
+      if (leaders.length > 1) {
+        this.#fail(
+          "two leaders in one connected group",
+          `leaders ${leaders.map((n) => n.address).join(", ")}`,
+        );
+        continue;
+      }
+      const leader = leaders[0];
+      if (leader === undefined) continue;
+      if (leader.redis !== null && leader.redis.role !== "master") {
+        this.#fail("leader's redis is not a master", leader.address);
+      }
+      if (leader.proxyTarget?.host !== "127.0.0.1" && leader.redis?.role === "master") {
+        this.#fail("leader's proxy does not forward to its redis", leader.address);
+      }
+      for (const n of group) {
+        if (n === leader || n.hive!.role !== "follower" || n.hive!.leader !== leader.address) {
+          continue;
+        }
+        if (n.redis !== null && n.redis.master?.host !== leader.address) {
+          this.#fail(
+            "follower's redis does not replicate its leader",
+            `${n.address} -> ${n.redis.master?.host ?? "none"}, leader ${leader.address}`,
+          );
+        }
+        if (leader.redis !== null && n.proxyTarget?.host !== leader.address) {
+          this.#fail(
+            "follower's proxy does not forward to the leader",
+            `${n.address} -> ${n.proxyTarget?.host ?? "hold"}, leader ${leader.address}`,
+          );
+        }
+      }
+    }
+  }
+
+  /**
+   * True when the whole world agrees: every hive and redis up, one leader whose redis is a
+   * master, every other node following it with a live replication link, one dataset.
+   */
+  converged(): boolean {
+    const w = this.world;
+    if (w.nodes.some((n) => n.hive === null || n.redis === null)) return false;
+    const leaders = w.nodes.filter((n) => n.hive!.role === "leader");
+    if (leaders.length !== 1) return false;
+    const leader = leaders[0]!;
+    if (leader.redis!.role !== "master") return false;
+    return w.nodes.every((n) =>
+      n === leader || (n.hive!.role === "follower" && n.hive!.leader === leader.address &&
+        n.redis!.master?.host === leader.address && n.redis!.link === "up" &&
+        n.redis!.origin.id === leader.redis!.origin.id &&
+        n.proxyTarget?.host === leader.address)
+    );
+  }
+}

@@ -1,0 +1,524 @@
+/**
+ * The simulated world: nodes running the real {@link Election} state machine, a lossy UDP
+ * network, TCP reachability for replication, a DNS view per node, and a model of redis
+ * replication precise enough to tell whether a dataset was wiped.
+ *
+ * Everything is driven by one {@link EventQueue} and one {@link Rng}, so a seed replays exactly.
+ * The runtime loop modelled here mirrors `lib/daemon.ts`: tick every {@link SIM_TICK_MS}, observe
+ * the local redis every {@link SIM_OBSERVE_MS} and at once when its connection drops, re-enforce
+ * the redis target whenever an observation disagrees with it.
+ *
+ * @example
+ * ```ts
+ * import { World } from "./world.ts";
+ * const w = new World({ seed: 1, nodes: 3 });
+ * w.startAll();
+ * w.run(5_000);
+ * console.log(w.nodes.map((n) => n.hive?.role));
+ * ```
+ */
+
+import { Election, type ElectionAction, type PersistedState } from "../lib/election.ts";
+import type { Heartbeat } from "../lib/heartbeat.ts";
+import {
+  PARKED_MASTER,
+  REDIS_DOWN,
+  type RedisObservation,
+  type RedisTarget,
+} from "../lib/redis_state.ts";
+import type { Instant } from "../lib/clock.ts";
+import { EventQueue } from "./event_queue.ts";
+import { Rng } from "./rng.ts";
+
+/** How often the modelled runtime calls `tick`. */
+export const SIM_TICK_MS = 50;
+/** How often the modelled runtime observes its redis. */
+export const SIM_OBSERVE_MS = 100;
+/** How often a redis replica retries a broken master link (redis's replicationCron). */
+export const REDIS_REPLICATION_CRON_MS = 1000;
+/** How long after a redis restart its hive's reconnect sees it (bounded backoff). */
+export const SIM_RECONNECT_MS = 30;
+/** Time for a redis command issued by the hive to take effect. */
+export const SIM_COMMAND_MS = 2;
+/** Time for a full sync to complete. */
+export const SIM_SYNC_MS = { min: 5, max: 60 };
+/** The redis port every simulated node uses. */
+export const SIM_REDIS_PORT = 6379;
+/** The election port every simulated node uses. */
+export const SIM_ELECTION_PORT = 7379;
+
+/** A dataset's identity: where a redis's content came from. */
+export interface Origin {
+  id: number;
+  /** True time at which a hive first promoted a redis holding it (null: never, i.e. empty). */
+  bornAt: number | null;
+}
+
+/** One redis process. */
+export interface SimRedis {
+  runId: string;
+  /** `master_replid`: new for a new process and at every promotion, the master's after a sync. */
+  replId: string;
+  origin: Origin;
+  role: "master" | "replica";
+  master: { host: string; port: number } | null;
+  link: "down" | "syncing" | "up";
+  /** Incremented to cancel an in-flight sync. */
+  syncToken: number;
+  cronPhaseMs: number;
+}
+
+/** One simulated pod: a hive (maybe crashed) and a redis (maybe crashed). */
+export interface SimNode {
+  index: number;
+  address: string;
+  wallSkewMs: number;
+  hive: Election | null;
+  hiveBoots: number;
+  redis: SimRedis | null;
+  redisStarts: number;
+  /** Whether a restarted redis starts parked (as in the manifests) or as a plain master. */
+  redisStartsParked: boolean;
+  /** The proxy target the hive last asked for. */
+  proxyTarget: { host: string; port: number } | null;
+  /** What this node's DNS lookups currently answer. */
+  dns: { mode: "full" | "partial" | "empty" | "stale"; addresses: string[] };
+  /** Bumped when the hive process is replaced, to cancel its timers. */
+  generation: number;
+  /** The hive's state file (an emptyDir: survives a hive restart, not a pod restart). */
+  persisted: PersistedState | null;
+}
+
+/** What the world reports to its observer (the checker). */
+export interface WorldHooks {
+  /** A full sync completed: `replica` now holds `to` instead of `from`. */
+  onSync?(replica: SimNode, master: SimNode, from: Origin, to: Origin): void;
+  /** A redis was promoted (`REPLICAOF NO ONE`) while holding `origin`. */
+  onPromote?(node: SimNode, origin: Origin): void;
+  /** An action an election returned. */
+  onAction?(node: SimNode, action: ElectionAction): void;
+}
+
+/** Options of a world. */
+export interface WorldOptions {
+  seed: number;
+  nodes: number;
+  heartbeatMs?: number;
+  failureMs?: number;
+  maxPeers?: number;
+}
+
+/** The simulated world; see the module documentation. */
+export class World {
+  readonly rng: Rng;
+  readonly queue = new EventQueue();
+  readonly nodes: SimNode[] = [];
+  readonly heartbeatMs: number;
+  readonly failureMs: number;
+  readonly maxPeers: number;
+  hooks: WorldHooks = {};
+
+  /** UDP loss probability in [0, 1). */
+  loss = 0;
+  /** UDP one-way delay range. */
+  delayMs = { min: 0, max: 2 };
+  /** Probability that a datagram is delivered twice. */
+  duplicate = 0;
+  /** Blocked directed pairs "i>j": nothing (UDP or TCP) goes from i to j. */
+  readonly blocked = new Set<string>();
+  /** Bumped on every change of connectivity. */
+  topologyVersion = 0;
+  #origins = 0;
+  #dnsRefreshMs = 2000;
+
+  /** Creates the world; no node runs until {@link startAll} or {@link startNode}. */
+  constructor(readonly options: WorldOptions) {
+    this.rng = new Rng(options.seed);
+    this.heartbeatMs = options.heartbeatMs ?? 200;
+    this.failureMs = options.failureMs ?? 1000;
+    this.maxPeers = options.maxPeers ?? 64;
+    for (let i = 0; i < options.nodes; i++) {
+      this.nodes.push({
+        index: i,
+        address: `10.0.0.${i + 1}`,
+        wallSkewMs: 0,
+        hive: null,
+        hiveBoots: 0,
+        redis: null,
+        redisStarts: 0,
+        redisStartsParked: true,
+        proxyTarget: null,
+        dns: { mode: "full", addresses: [] },
+        generation: 0,
+        persisted: null,
+      });
+    }
+  }
+
+  /** The current true time. */
+  get now(): number {
+    return this.queue.now;
+  }
+
+  /** Every node's address. */
+  get addresses(): string[] {
+    return this.nodes.map((n) => n.address);
+  }
+
+  /** This node's view of time. */
+  instant(node: SimNode): Instant {
+    return { monoMs: this.now, wallMs: 1_700_000_000_000 + this.now + node.wallSkewMs };
+  }
+
+  /** Node by address. */
+  byAddress(address: string): SimNode | undefined {
+    return this.nodes.find((n) => n.address === address);
+  }
+
+  /** Starts every node (redis first, then hive), as a cold start. */
+  startAll(): void {
+    for (const n of this.nodes) this.startNode(n);
+  }
+
+  /** Runs the world until `ms` more milliseconds passed (or `stop` says so). */
+  run(ms: number, stop?: () => boolean): void {
+    this.queue.runUntil(this.now + ms, stop);
+  }
+
+  // ---- connectivity ---------------------------------------------------------------------
+
+  /** Nothing gets from `a` to `b` (one way). */
+  block(a: SimNode, b: SimNode): void {
+    this.blocked.add(`${a.index}>${b.index}`);
+    this.#topologyChanged();
+  }
+
+  /** Removes every partition. */
+  healPartitions(): void {
+    this.blocked.clear();
+    this.#topologyChanged();
+  }
+
+  /** True when packets get from `a` to `b`. */
+  reaches(a: SimNode, b: SimNode): boolean {
+    return a === b || !this.blocked.has(`${a.index}>${b.index}`);
+  }
+
+  /** True when a TCP connection between `a` and `b` works (both directions). */
+  tcp(a: SimNode, b: SimNode): boolean {
+    return this.reaches(a, b) && this.reaches(b, a);
+  }
+
+  #topologyChanged(): void {
+    this.topologyVersion++;
+    // A replication link across a cut breaks (modelled at once; real TCP may take longer).
+    for (const n of this.nodes) {
+      const r = n.redis;
+      if (r === null || r.master === null || r.link === "down") continue;
+      const m = this.byAddress(r.master.host);
+      if (m === undefined || !this.tcp(n, m)) this.#dropLink(n);
+    }
+  }
+
+  // ---- processes ------------------------------------------------------------------------
+
+  /** Starts a node's redis (if down) and its hive (if down). */
+  startNode(n: SimNode): void {
+    if (n.redis === null) this.startRedis(n, n.redisStarts === 0 ? true : n.redisStartsParked);
+    if (n.hive === null) this.startHive(n);
+  }
+
+  /** Kills the whole pod: hive and redis. */
+  crashNode(n: SimNode): void {
+    this.crashHive(n);
+    this.crashRedis(n);
+    n.persisted = null; // a new pod gets a new emptyDir
+  }
+
+  /** Starts a new hive process on the node. */
+  startHive(n: SimNode): void {
+    if (n.hive !== null) throw new Error(`startHive: ${n.address} already runs a hive`);
+    n.hiveBoots++;
+    n.generation++;
+    const gen = n.generation;
+    n.hive = new Election({
+      self: n.address,
+      electionPort: SIM_ELECTION_PORT,
+      redisPort: SIM_REDIS_PORT,
+      localRedis: { host: "127.0.0.1", port: SIM_REDIS_PORT },
+      bootId: this.rng.hex(8),
+      heartbeatMs: this.heartbeatMs,
+      failureMs: this.failureMs,
+      maxPeers: this.maxPeers,
+      restored: n.persisted,
+    });
+    n.proxyTarget = null;
+    const alive = () => n.generation === gen && n.hive !== null;
+    // The runtime's loop: resolve, observe, tick, on their own timers with a random phase.
+    const tick = () => {
+      if (!alive()) return;
+      this.#apply(n, n.hive!.tick(this.instant(n)));
+      this.queue.after(SIM_TICK_MS, tick);
+    };
+    const observe = () => {
+      if (!alive()) return;
+      this.#observe(n);
+      this.queue.after(SIM_OBSERVE_MS, observe);
+    };
+    const resolve = () => {
+      if (!alive()) return;
+      const answer = this.#dnsAnswer(n);
+      if (answer !== null) this.#apply(n, n.hive!.setPeers(answer, this.instant(n)));
+      this.queue.after(this.#dnsRefreshMs, resolve);
+    };
+    resolve();
+    this.#observe(n);
+    tick();
+    this.queue.after(this.rng.int(1, SIM_OBSERVE_MS), observe);
+  }
+
+  /** Kills the hive process (its redis lives on, in whatever role it had). */
+  crashHive(n: SimNode): void {
+    n.hive = null;
+    n.generation++;
+    n.proxyTarget = null;
+  }
+
+  /** Starts a new, empty redis process: parked (as the manifests do) or as a plain master. */
+  startRedis(n: SimNode, parked: boolean): void {
+    if (n.redis !== null) throw new Error(`startRedis: ${n.address} already runs redis`);
+    n.redisStarts++;
+    const r: SimRedis = {
+      runId: `${n.address}#${n.redisStarts}`,
+      replId: this.rng.hex(8),
+      origin: { id: ++this.#origins, bornAt: null },
+      role: parked ? "replica" : "master",
+      master: parked ? { ...PARKED_MASTER } : null,
+      link: "down",
+      syncToken: 0,
+      cronPhaseMs: this.rng.int(0, REDIS_REPLICATION_CRON_MS - 1),
+    };
+    n.redis = r;
+    const cron = () => {
+      if (n.redis !== r) return;
+      if (r.role === "replica" && r.link === "down") this.#connect(n);
+      this.queue.after(REDIS_REPLICATION_CRON_MS, cron);
+    };
+    this.queue.after(r.cronPhaseMs, cron);
+    // The hive's client reconnects (bounded backoff) and observes the new process.
+    const gen = n.generation;
+    this.queue.after(SIM_RECONNECT_MS, () => {
+      if (n.generation === gen && n.hive !== null) this.#observe(n);
+    });
+  }
+
+  /** Kills the redis process; its replicas' links break at once. */
+  crashRedis(n: SimNode): void {
+    if (n.redis === null) return;
+    n.redis.syncToken++;
+    n.redis = null;
+    for (const m of this.nodes) {
+      const r = m.redis;
+      if (r !== null && r.master?.host === n.address && r.link !== "down") this.#dropLink(m);
+    }
+    // The hive's connection to it drops: it notices at once.
+    const gen = n.generation;
+    this.queue.after(1, () => {
+      if (n.generation === gen && n.hive !== null) this.#observe(n);
+    });
+  }
+
+  // ---- the runtime loop -----------------------------------------------------------------
+
+  #apply(n: SimNode, actions: ElectionAction[]): void {
+    for (const a of actions) {
+      this.hooks.onAction?.(n, a);
+      switch (a.type) {
+        case "send":
+          for (const to of a.to) this.#sendDatagram(n, to.host, a.heartbeat);
+          break;
+        case "redis": {
+          const gen = n.generation;
+          const target = a.target;
+          this.queue.after(SIM_COMMAND_MS, () => {
+            if (n.generation === gen && n.hive !== null) this.#enforce(n, target);
+          });
+          break;
+        }
+        case "proxy":
+          n.proxyTarget = a.target;
+          break;
+        case "persist":
+          n.persisted = a.state;
+          break;
+        case "event":
+          break;
+      }
+    }
+  }
+
+  #observe(n: SimNode): void {
+    if (n.hive === null) return;
+    const obs = this.observation(n);
+    this.#apply(n, n.hive.observeRedis(obs, this.instant(n)));
+    // Reconcile: the runtime re-enforces the target whenever the redis disagrees with it.
+    const target = n.hive?.redisTarget;
+    if (target !== undefined && obs.up && !this.matches(n, target)) {
+      const gen = n.generation;
+      this.queue.after(SIM_COMMAND_MS, () => {
+        if (n.generation === gen && n.hive !== null && n.hive.redisTarget === target) {
+          this.#enforce(n, target);
+        }
+      });
+    }
+  }
+
+  /** What the node's hive would observe of its redis now. */
+  observation(n: SimNode): RedisObservation {
+    const r = n.redis;
+    if (r === null) return REDIS_DOWN;
+    return {
+      up: true,
+      runId: r.runId,
+      role: r.role,
+      masterHost: r.master?.host ?? null,
+      masterPort: r.master?.port ?? null,
+      linkUp: r.link === "up",
+      loading: false,
+      replId: r.replId,
+      offset: 0,
+    };
+  }
+
+  /** True when the node's redis already has the role `target` asks for. */
+  matches(n: SimNode, target: RedisTarget): boolean {
+    const r = n.redis;
+    if (r === null) return false;
+    switch (target.kind) {
+      case "leader":
+        return r.role === "master";
+      case "parked":
+        return r.role === "replica" && r.master?.host === PARKED_MASTER.host &&
+          r.master.port === PARKED_MASTER.port;
+      case "follow":
+        return r.role === "replica" && r.master?.host === target.host &&
+          r.master.port === target.port;
+    }
+  }
+
+  #enforce(n: SimNode, target: RedisTarget): void {
+    const r = n.redis;
+    if (r === null || this.matches(n, target)) return;
+    // The runtime observes right after a command, so the election learns the result at once.
+    const gen = n.generation;
+    this.queue.after(1, () => {
+      if (n.generation === gen && n.hive !== null) this.#observe(n);
+    });
+    switch (target.kind) {
+      case "leader":
+        r.syncToken++;
+        r.role = "master";
+        r.master = null;
+        r.link = "down";
+        r.replId = this.rng.hex(8);
+        if (r.origin.bornAt === null) r.origin.bornAt = this.now;
+        this.hooks.onPromote?.(n, r.origin);
+        break;
+      case "parked":
+        this.#replicaOf(n, { ...PARKED_MASTER });
+        break;
+      case "follow": {
+        // The run_id guard: look at the target first, point only if it is the expected process.
+        const m = this.byAddress(target.host);
+        const ok = m !== undefined && m.redis !== null && this.tcp(n, m) &&
+          (target.expectRunId === null || m.redis.runId === target.expectRunId);
+        if (ok) this.#replicaOf(n, { host: target.host, port: target.port });
+        else if (!this.matches(n, { kind: "parked" })) this.#replicaOf(n, { ...PARKED_MASTER });
+        break;
+      }
+    }
+  }
+
+  #replicaOf(n: SimNode, master: { host: string; port: number }): void {
+    const r = n.redis!;
+    r.syncToken++;
+    r.role = "replica";
+    r.master = master;
+    r.link = "down";
+    this.#connect(n); // redis connects at once after REPLICAOF
+  }
+
+  #dropLink(n: SimNode): void {
+    const r = n.redis!;
+    r.syncToken++;
+    r.link = "down";
+  }
+
+  /** A replica tries to reach its master and, if it may, starts a full sync. */
+  #connect(n: SimNode): void {
+    const r = n.redis;
+    if (r === null || r.role !== "replica" || r.master === null || r.link !== "down") return;
+    const m = this.byAddress(r.master.host);
+    if (m === undefined || m === n || m.redis === null || !this.tcp(n, m)) return;
+    const mr = m.redis;
+    // A replica without a live link answers -NOMASTERLINK to sync requests.
+    if (mr.role === "replica" && mr.link !== "up") return;
+    r.link = "syncing";
+    const token = ++r.syncToken;
+    this.queue.after(this.rng.int(SIM_SYNC_MS.min, SIM_SYNC_MS.max), () => {
+      if (n.redis !== r || r.syncToken !== token || m.redis !== mr || !this.tcp(n, m)) return;
+      if (mr.role === "replica" && mr.link !== "up") {
+        r.link = "down";
+        return;
+      }
+      const from = r.origin;
+      r.origin = mr.origin;
+      r.replId = mr.replId;
+      r.link = "up";
+      this.hooks.onSync?.(n, m, from, mr.origin);
+    });
+  }
+
+  // ---- network and DNS --------------------------------------------------------------------
+
+  #sendDatagram(from: SimNode, toAddress: string, hb: Heartbeat): void {
+    const to = this.byAddress(toAddress);
+    if (to === undefined || !this.reaches(from, to)) return;
+    const copies = this.rng.chance(this.duplicate) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      if (this.rng.chance(this.loss)) continue;
+      const delay = this.rng.int(this.delayMs.min, this.delayMs.max);
+      this.queue.after(delay, () => {
+        // Connectivity is judged at delivery too: a partition cuts what is in flight.
+        if (to.hive === null || !this.reaches(from, to)) return;
+        this.#apply(to, to.hive.receive(hb, this.instant(to)));
+      });
+    }
+  }
+
+  /** Sets what a node's DNS answers: everyone, a random part, nothing, or a frozen old answer. */
+  setDns(n: SimNode, mode: SimNode["dns"]["mode"]): void {
+    const all = this.addresses;
+    switch (mode) {
+      case "full":
+        n.dns = { mode, addresses: all };
+        break;
+      case "partial":
+        n.dns = { mode, addresses: this.rng.subset(all, 0.5) };
+        break;
+      case "empty":
+        n.dns = { mode, addresses: [] };
+        break;
+      case "stale":
+        n.dns = { mode, addresses: n.dns.addresses.length > 0 ? n.dns.addresses : all };
+        break;
+    }
+  }
+
+  /** The DNS answer a node gets now, or null when the lookup fails (kept as is by the runtime). */
+  #dnsAnswer(n: SimNode): string[] | null {
+    if (n.dns.mode === "full") return this.addresses;
+    if (n.dns.mode === "empty") return null; // an empty answer keeps the last good set
+    return n.dns.addresses;
+  }
+}
