@@ -264,6 +264,8 @@ export class Election {
   #followLinkSeenUp = false;
   /** The leader's replication id when this node pointed its redis at it. */
   #followReplId: string | null = null;
+  /** The local redis's replication id when it was pointed at the leader. */
+  #replIdWhenPointed: string | null = null;
   /** Parked after the replication link to the leader broke: the leader's seq at that time. */
   #parkedAfterLinkLossSeq: number | null = null;
 
@@ -482,22 +484,26 @@ export class Election {
     const pointed = obs.up && obs.role === "replica" && obs.masterHost === target.host &&
       obs.masterPort === target.port;
     if (!pointed) return;
-    // Synced: the link is up, or the redis carries the leader's replication id (it completed a
-    // sync from it, even if the link has broken since).
-    const synced = (obs.linkUp && !obs.loading) ||
-      (obs.replId !== null && obs.replId === this.#followReplId);
-    if (synced) {
-      this.#followLinkSeenUp = true;
-      const leaderHb = this.#peers.get(target.host)?.last ?? null;
-      const lineage = leaderHb?.redis.lineage ?? null;
+    // The redis holds the leader's data when its link is up, or when it carries the leader's
+    // replication id (it completed a sync from it, even if the link broke since).
+    const linkUp = obs.linkUp && !obs.loading;
+    const carriesLeaderReplId = obs.replId !== null && obs.replId === this.#followReplId;
+    if (linkUp || carriesLeaderReplId) {
+      const lineage = this.#peers.get(target.host)?.last?.redis.lineage ?? null;
       if (lineage !== null && !sameLineage(lineage, this.#lineage)) {
         this.#setLineage(lineage, `synced from leader ${target.host}`, out);
       }
-    } else if (this.#followLinkSeenUp) {
+    }
+    const syncedSincePointed = linkUp ||
+      (carriesLeaderReplId && obs.replId !== this.#replIdWhenPointed);
+    if (linkUp) {
+      this.#followLinkSeenUp = true;
+    } else if (this.#followLinkSeenUp || syncedSincePointed) {
       // The link to the leader's redis broke. Redis would reconnect on its own within a second,
       // possibly to a master that restarted empty: park until the leader speaks again, then
       // re-point through the run_id guard.
       this.#followLinkSeenUp = false;
+      this.#replIdWhenPointed = obs.replId;
       this.#parkedAfterLinkLossSeq = this.#peers.get(target.host)?.last?.seq ?? 0;
       out.push(event({ kind: "parked-on-link-loss", leader: target.host }));
     }
@@ -745,6 +751,7 @@ export class Election {
       this.#followReplId = redis.kind === "follow"
         ? this.#peers.get(redis.host)?.last?.redis.replId ?? null
         : null;
+      this.#replIdWhenPointed = this.#observation?.replId ?? null;
       if (redis.kind !== "follow") this.#followLinkSeenUp = false;
       out.push({ type: "redis", target: redis });
     }
