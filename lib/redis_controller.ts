@@ -159,16 +159,18 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     throw new TypeError("createRedisController: reconnectMaxDelayMs < reconnectInitialDelayMs");
   }
 
-  const connect = (host: string, port: number, lazyConnect: boolean): Redis => {
+  const connect = (host: string, port: number, reconnect: boolean): Redis => {
     const client = new Redis({
       host,
       port,
       password: opts.password ?? undefined,
-      lazyConnect,
+      lazyConnect: false,
       protocol: 2,
       commandTimeout: commandTimeoutMs,
       connectTimeout: connectTimeoutMs,
-      retryStrategy: (attempt: number) => reconnectDelayMs(attempt, initialDelayMs, maxDelayMs),
+      retryStrategy: reconnect
+        ? (attempt: number) => reconnectDelayMs(attempt, initialDelayMs, maxDelayMs)
+        : null,
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
       enableReadyCheck: false,
@@ -181,7 +183,7 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     return client;
   };
 
-  const client = connect(opts.host, opts.port, false);
+  const client = connect(opts.host, opts.port, true);
   let closed = false;
   let connectionGeneration = 0;
   let setupGeneration = -1;
@@ -198,6 +200,8 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     for (const cb of lostCallbacks) cb();
   });
 
+  // The guard's connection to the followed redis: kept while it lives (one round trip per
+  // check), never reconnected in the background: a new one is opened when it has ended.
   let guard: { key: string; client: Redis } | null = null;
   const dropGuard = () => {
     guard?.client.disconnect();
@@ -205,7 +209,7 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
   };
   const guardClient = (host: string, port: number): Redis => {
     const key = `${host}:${port}`;
-    if (guard?.key !== key) {
+    if (guard?.key !== key || guard.client.status === "end" || guard.client.status === "close") {
       dropGuard();
       guard = { key, client: connect(host, port, false) };
     }
