@@ -63,6 +63,7 @@ export class Checker {
     world.hooks = {
       onSync: (replica, master, from, to) => this.#onSync(replica, master, from, to),
       onPromote: (node, origin) => this.#onPromote(node, origin),
+      onDisturb: () => this.disturb(),
     };
     const periodic = () => {
       this.#periodic();

@@ -97,6 +97,8 @@ export interface WorldHooks {
   onPromote?(node: SimNode, origin: Origin): void;
   /** An action an election returned. */
   onAction?(node: SimNode, action: ElectionAction): void;
+  /** A fault or repair was injected (process, network or DNS change). */
+  onDisturb?(): void;
 }
 
 /** Options of a world. */
@@ -189,12 +191,14 @@ export class World {
 
   /** Nothing gets from `a` to `b` (one way). */
   block(a: SimNode, b: SimNode): void {
+    this.hooks.onDisturb?.();
     this.blocked.add(`${a.index}>${b.index}`);
     this.#topologyChanged();
   }
 
   /** Removes every partition. */
   healPartitions(): void {
+    this.hooks.onDisturb?.();
     this.blocked.clear();
     this.#topologyChanged();
   }
@@ -237,6 +241,7 @@ export class World {
 
   /** Starts a new hive process on the node. */
   startHive(n: SimNode): void {
+    this.hooks.onDisturb?.();
     if (n.hive !== null) throw new Error(`startHive: ${n.address} already runs a hive`);
     n.hiveBoots++;
     n.generation++;
@@ -279,6 +284,7 @@ export class World {
 
   /** Kills the hive process (its redis lives on, in whatever role it had). */
   crashHive(n: SimNode): void {
+    this.hooks.onDisturb?.();
     n.hive = null;
     n.generation++;
     n.proxyTarget = null;
@@ -286,6 +292,7 @@ export class World {
 
   /** Starts a new, empty redis process: parked (as the manifests do) or as a plain master. */
   startRedis(n: SimNode, parked: boolean): void {
+    this.hooks.onDisturb?.();
     if (n.redis !== null) throw new Error(`startRedis: ${n.address} already runs redis`);
     n.redisStarts++;
     const r: SimRedis = {
@@ -314,6 +321,7 @@ export class World {
 
   /** Kills the redis process; its replicas' links break at once. */
   crashRedis(n: SimNode): void {
+    this.hooks.onDisturb?.();
     if (n.redis === null) return;
     n.redis.syncToken++;
     n.redis = null;
@@ -341,7 +349,7 @@ export class World {
           const gen = n.generation;
           const target = a.target;
           this.queue.after(SIM_COMMAND_MS, () => {
-            if (n.generation === gen && n.hive !== null) this.#enforce(n, target);
+            if (n.generation === gen && n.hive !== null) this.enforce(n, target);
           });
           break;
         }
@@ -367,7 +375,7 @@ export class World {
       const gen = n.generation;
       this.queue.after(SIM_COMMAND_MS, () => {
         if (n.generation === gen && n.hive !== null && n.hive.redisTarget === target) {
-          this.#enforce(n, target);
+          this.enforce(n, target);
         }
       });
     }
@@ -406,7 +414,8 @@ export class World {
     }
   }
 
-  #enforce(n: SimNode, target: RedisTarget): void {
+  /** Carries out a redis target on a node, as the runtime's redis controller does. */
+  enforce(n: SimNode, target: RedisTarget): void {
     const r = n.redis;
     if (r === null || this.matches(n, target)) return;
     // The runtime observes right after a command, so the election learns the result at once.
@@ -498,6 +507,7 @@ export class World {
 
   /** Sets what a node's DNS answers: everyone, a random part, nothing, or a frozen old answer. */
   setDns(n: SimNode, mode: SimNode["dns"]["mode"]): void {
+    this.hooks.onDisturb?.();
     const all = this.addresses;
     switch (mode) {
       case "full":
