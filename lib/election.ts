@@ -262,10 +262,18 @@ export class Election {
   #lastDataHolderMono: number | null = null;
   /** The follow target's link has been seen up since it was pointed. */
   #followLinkSeenUp = false;
-  /** The leader's replication id when this node pointed its redis at it. */
-  #followReplId: string | null = null;
-  /** The local redis's replication id when it was pointed at the leader. */
-  #replIdWhenPointed: string | null = null;
+  /**
+   * The last leader this node pointed its redis at: its address, its replication id and lineage
+   * then, and the local redis's replication id then. Kept after the target changes, so a sync
+   * that completed just before (and was not yet observed) still counts.
+   */
+  #lastFollow: {
+    host: string;
+    port: number;
+    replId: string | null;
+    lineage: Lineage | null;
+    replIdWhenPointed: string | null;
+  } | null = null;
   /** Parked after the replication link to the leader broke: the leader's seq at that time. */
   #parkedAfterLinkLossSeq: number | null = null;
 
@@ -354,6 +362,7 @@ export class Election {
           );
           this.#setLineage(null, "local redis restarted (new run_id)", out);
           this.#followLinkSeenUp = false;
+          this.#lastFollow = null;
           // Restart safety: park it before anything else; the steps below decide the rest.
           this.#redisTarget = { kind: "parked" };
           out.push({ type: "redis", target: this.#redisTarget });
@@ -479,23 +488,25 @@ export class Election {
   }
 
   #trackReplication(obs: RedisObservation, out: ElectionAction[]): void {
-    const target = this.#redisTarget;
-    if (this.#role !== "follower" || target.kind !== "follow") return;
-    const pointed = obs.up && obs.role === "replica" && obs.masterHost === target.host &&
-      obs.masterPort === target.port;
-    if (!pointed) return;
-    // The redis holds the leader's data when its link is up, or when it carries the leader's
-    // replication id (it completed a sync from it, even if the link broke since).
-    const linkUp = obs.linkUp && !obs.loading;
-    const carriesLeaderReplId = obs.replId !== null && obs.replId === this.#followReplId;
-    if (linkUp || carriesLeaderReplId) {
-      const lineage = this.#peers.get(target.host)?.last?.redis.lineage ?? null;
-      if (lineage !== null && !sameLineage(lineage, this.#lineage)) {
-        this.#setLineage(lineage, `synced from leader ${target.host}`, out);
-      }
+    const f = this.#lastFollow;
+    if (f === null || !obs.up) return;
+    // The redis holds the leader's data when its link to it is up, or when it carries the
+    // leader's replication id (it completed a sync, even if the link broke or the target changed
+    // since).
+    const pointed = obs.role === "replica" && obs.masterHost === f.host &&
+      obs.masterPort === f.port;
+    const linkUp = pointed && obs.linkUp && !obs.loading;
+    const carriesLeaderReplId = obs.replId !== null && obs.replId === f.replId;
+    if (
+      (linkUp || carriesLeaderReplId) && f.lineage !== null &&
+      !sameLineage(f.lineage, this.#lineage)
+    ) {
+      this.#setLineage(f.lineage, `synced from leader ${f.host}`, out);
     }
+    const target = this.#redisTarget;
+    if (this.#role !== "follower" || target.kind !== "follow" || !pointed) return;
     const syncedSincePointed = linkUp ||
-      (carriesLeaderReplId && obs.replId !== this.#replIdWhenPointed);
+      (carriesLeaderReplId && obs.replId !== f.replIdWhenPointed);
     if (linkUp) {
       this.#followLinkSeenUp = true;
     } else if (this.#followLinkSeenUp || syncedSincePointed) {
@@ -503,7 +514,7 @@ export class Election {
       // possibly to a master that restarted empty: park until the leader speaks again, then
       // re-point through the run_id guard.
       this.#followLinkSeenUp = false;
-      this.#replIdWhenPointed = obs.replId;
+      f.replIdWhenPointed = obs.replId;
       this.#parkedAfterLinkLossSeq = this.#peers.get(target.host)?.last?.seq ?? 0;
       out.push(event({ kind: "parked-on-link-loss", leader: target.host }));
     }
@@ -748,10 +759,16 @@ export class Election {
     }
     if (!sameRedisTarget(redis, this.#redisTarget)) {
       this.#redisTarget = redis;
-      this.#followReplId = redis.kind === "follow"
-        ? this.#peers.get(redis.host)?.last?.redis.replId ?? null
-        : null;
-      this.#replIdWhenPointed = this.#observation?.replId ?? null;
+      if (redis.kind === "follow") {
+        const leaderRedis = this.#peers.get(redis.host)?.last?.redis;
+        this.#lastFollow = {
+          host: redis.host,
+          port: redis.port,
+          replId: leaderRedis?.replId ?? null,
+          lineage: leaderRedis?.lineage ?? null,
+          replIdWhenPointed: this.#observation?.replId ?? null,
+        };
+      }
       if (redis.kind !== "follow") this.#followLinkSeenUp = false;
       out.push({ type: "redis", target: redis });
     }
