@@ -82,6 +82,12 @@ export interface Config {
   secret: string | null;
   /** Password of the local redis (and of its master), or null. */
   redisPassword: string | null;
+  /**
+   * File where the hive keeps which redis process holds which dataset lineage, so a restarted
+   * hive (not pod) still knows its redis holds the dataset; null keeps nothing. On Kubernetes
+   * it lives on an emptyDir volume: it survives a container restart, not a new pod.
+   */
+  stateFile: string | null;
   /** Lowest level logged. */
   logLevel: LogLevel;
   /** Log output format. */
@@ -319,6 +325,13 @@ const FLAGS: readonly FlagSpec[] = [
     env: "REDIS_PASSWORD",
     value: "PATH",
     help: "file holding the redis password (trimmed); REDIS_PASSWORD holds the password itself",
+    defaultText: "none",
+  },
+  {
+    name: "state-file",
+    env: "HIVE_STATE_FILE",
+    value: "PATH",
+    help: "file that keeps which redis process holds the dataset across hive restarts",
     defaultText: "none",
   },
   {
@@ -606,6 +619,7 @@ export function parseConfig(
     maxPeers: DEFAULTS.maxPeers,
     secret: null,
     redisPassword: null,
+    stateFile: null,
     logLevel: DEFAULTS.logLevel,
     logFormat: logFormatDefault,
     help: false,
@@ -719,6 +733,7 @@ export function parseConfig(
       readTextFile,
       false,
     ),
+    stateFile: raw("state-file")?.text ?? null,
     logLevel: oneOf("log-level", LOG_LEVELS, DEFAULTS.logLevel),
     logFormat: oneOf("log-format", LOG_FORMATS, logFormatDefault),
     dnsServer,

@@ -77,6 +77,7 @@ Deno.test("config: defaults apply when neither flag nor environment sets a value
       maxPeers: 64,
       secret: null,
       redisPassword: null,
+      stateFile: null,
       logLevel: "info",
       logFormat: "json",
       help: false,
@@ -486,4 +487,17 @@ Deno.test("main.ts: a bad flag exits with status 2 and a message naming the flag
   }).output();
   assert.equal(help.code, 0, new TextDecoder().decode(help.stderr));
   assert.equal(new TextDecoder().decode(help.stdout).trimEnd(), formatHelp().trimEnd());
+});
+
+Deno.test("config: --state-file / HIVE_STATE_FILE names the hive's state file", () => {
+  assert.equal(parse(["--peers", "10.0.0.1"], {}).stateFile, null);
+  assert.equal(
+    parse(["--peers", "10.0.0.1"], { HIVE_STATE_FILE: "/var/run/hive/state.json" }).stateFile,
+    "/var/run/hive/state.json",
+  );
+  assert.equal(
+    parse(["--peers", "10.0.0.1", "--state-file", "/tmp/s.json"], { HIVE_STATE_FILE: "/x" })
+      .stateFile,
+    "/tmp/s.json",
+  );
 });
