@@ -1,29 +1,528 @@
 /**
- * Placeholder of the hive runtime (it will be replaced by the real one): logs that the runtime
- * is missing and exits with status 1, so that `main.ts` runs end to end meanwhile.
+ * The hive runtime: a thin loop around the {@link Election} state machine.
+ *
+ * It feeds the election its events (a tick every {@link TICK_MS}, every decoded heartbeat, every
+ * peer set from discovery, an observation of the local redis every {@link observeIntervalMs} and
+ * at once when the connection to redis drops) and carries out what it returns: heartbeats are
+ * encoded once and sent to every peer over UDP, the redis target is enforced (and re-enforced
+ * whenever an observation disagrees with it), the proxy is re-pointed, the state file is
+ * written, events are logged. Everything that touches the world comes in through
+ * {@link HiveDeps}, so tests can run the same loop on in-memory parts.
  *
  * @example
  * ```ts
- * import { runHive } from "./daemon.ts";
- * import { parseConfig } from "./config.ts";
- * await runHive(parseConfig(["--peers", "127.0.0.11"], {}, Deno.readTextFileSync));
+ * import { Hive } from "./daemon.ts";
+ * const hive = await Hive.start(config); // config from parseConfig()
+ * console.log(hive.status().role);
+ * await hive.stop();
  * ```
  */
 
+import { type Clock, systemClock } from "./clock.ts";
+import { createCodec, DROP_REASONS, type DropReason, type HeartbeatCodec } from "./codec.ts";
 import type { Config } from "./config.ts";
+import {
+  Election,
+  type ElectionAction,
+  type ElectionEvent,
+  type ElectionSnapshot,
+  type PersistedState,
+} from "./election.ts";
 import { getLogger } from "./log.ts";
+import { type DiscoveryEvent, PeerDiscovery } from "./peer_discovery.ts";
+import { MasterProxy } from "./proxy.ts";
+import { createRedisController, type RedisController } from "./redis_controller.ts";
+import type { RedisObservation, RedisTarget } from "./redis_state.ts";
+import { DnsResolver } from "./resolver.ts";
+import { detectSelfAddress } from "./self_address.ts";
+import { type DatagramTransport, listenUdp } from "./udp_transport.ts";
+import { readStateFile, writeStateFile } from "./state_file.ts";
+import { startStatusServer, type StatusServer } from "./status_server.ts";
 
-/**
- * Runs the hive with `config` until the process is stopped. Placeholder: exits with status 1.
- *
- * @example
- * ```ts
- * import { runHive } from "./daemon.ts";
- * import { parseConfig } from "./config.ts";
- * await runHive(parseConfig(["--service", "redis-hive"], {}, Deno.readTextFileSync));
- * ```
- */
-export function runHive(config: Config): Promise<void> {
-  getLogger("daemon").fatal("runtime not implemented yet", { announceIp: config.announceIp });
-  Deno.exit(1);
+/** Interval between two election ticks. */
+export const TICK_MS = 50;
+/** Longest interval between two observations of the local redis. */
+export const MAX_OBSERVE_INTERVAL_MS = 100;
+/** A loop that has not ticked for this many ticks is reported unhealthy by `/healthz`. */
+export const HEALTHY_TICK_LAG = 20;
+/** How long {@link Hive.start} waits for the first DNS answer to find its own address. */
+export const SELF_DISCOVERY_TIMEOUT_MS = 60_000;
+
+/** Observations of the local redis happen every half heartbeat, at most every 100 ms. */
+export function observeIntervalMs(heartbeatMs: number): number {
+  return Math.max(10, Math.min(MAX_OBSERVE_INTERVAL_MS, Math.floor(heartbeatMs / 2)));
+}
+
+/** What the hive uses to touch the world; each has a real default. */
+export interface HiveDeps {
+  clock?: Clock;
+  /** Opens the UDP socket (default: {@link listenUdp} on `--bind`:`--election-port`). */
+  udp?: (bind: { host: string; port: number }) => Promise<DatagramTransport>;
+  /** The local redis (default: ioredis on `--redis-host`:`--redis-port`). */
+  redis?: (announceIp: string) => RedisController;
+  /** Random boot id (default: 8 random bytes as hex). */
+  bootId?: () => string;
+  /** Whether to start the master proxy (default true). */
+  proxy?: boolean;
+  /** Whether to start the HTTP server (default true). */
+  http?: boolean;
+}
+
+/** Counters of the runtime (the election has its own). */
+export interface RuntimeStats {
+  datagramsReceived: number;
+  datagramsDropped: Record<DropReason, number>;
+  redisCommands: number;
+  enforceFailures: number;
+  observations: number;
+  stateFileErrors: number;
+}
+
+/** `/status`: PRODUCT.md's contract (`id`, `role`, `leader`, `peers`, `redis`) and more. */
+export interface HiveStatus {
+  id: string;
+  role: ElectionSnapshot["role"];
+  leader: string | null;
+  peers: {
+    address: string;
+    role: string | null;
+    leader: string | null;
+    live: boolean;
+    lastHeardAgoMs: number | null;
+    inPeerSet: boolean;
+    redis: ElectionSnapshot["redis"] | null;
+  }[];
+  redis: ElectionSnapshot["redis"] & {
+    target: RedisTarget;
+    observation: RedisObservation | null;
+  };
+  eligible: boolean;
+  lineage: ElectionSnapshot["lineage"];
+  electionStartMs: number | null;
+  leaderSinceMs: number | null;
+  proxy: {
+    target: ElectionSnapshot["proxyTarget"];
+    listening: boolean;
+    stats: Record<string, number> | null;
+  };
+  discovery: Record<string, unknown>;
+  election: ElectionSnapshot["stats"];
+  runtime: RuntimeStats;
+  uptimeMs: number;
+  lastTickAgoMs: number;
+}
+
+const log = getLogger("hive");
+
+/** One running hive node. */
+export class Hive {
+  readonly election: Election;
+  readonly stats: RuntimeStats = {
+    datagramsReceived: 0,
+    datagramsDropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<
+      DropReason,
+      number
+    >,
+    redisCommands: 0,
+    enforceFailures: 0,
+    observations: 0,
+    stateFileErrors: 0,
+  };
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #stopped = false;
+  #lastTickMono: number;
+  #startedMono: number;
+  #redisQueue: Promise<void> = Promise.resolve();
+  #enforcing = false;
+  #stateWrite: Promise<void> = Promise.resolve();
+  #observation: RedisObservation | null = null;
+  #server: StatusServer | null = null;
+
+  private constructor(
+    readonly config: Config,
+    readonly self: string,
+    private readonly clock: Clock,
+    private readonly codec: HeartbeatCodec,
+    private readonly udp: DatagramTransport,
+    private readonly redis: RedisController,
+    private readonly discovery: PeerDiscovery,
+    readonly proxy: MasterProxy | null,
+    restored: PersistedState | null,
+    bootId: string,
+  ) {
+    this.election = new Election({
+      self,
+      electionPort: config.electionPort,
+      redisPort: config.redisPort,
+      localRedis: { host: config.redisHost, port: config.redisPort },
+      bootId,
+      heartbeatMs: config.heartbeatMs,
+      failureMs: config.failureMs,
+      maxPeers: config.maxPeers,
+      restored,
+    });
+    this.#startedMono = this.#lastTickMono = clock.now().monoMs;
+  }
+
+  /** Starts every part of the hive; resolves once it runs. */
+  static async start(config: Config, deps: HiveDeps = {}): Promise<Hive> {
+    const clock = deps.clock ?? systemClock;
+    const codec = await createCodec(config.secret);
+    let latestPeers: readonly string[] = [];
+    let hive: Hive | null = null;
+    const discovery = new PeerDiscovery({
+      source: config.service !== null
+        ? {
+          kind: "dns",
+          name: config.service,
+          resolver: config.dnsServer === null ? new DnsResolver({}) : new DnsResolver({
+            nameServer: { ipAddr: config.dnsServer.host, port: config.dnsServer.port },
+          }),
+        }
+        : { kind: "static", peers: config.peers ?? [] },
+      refreshMs: config.dnsRefreshMs,
+      maxPeers: config.maxPeers,
+      onPeers: (peers) => {
+        latestPeers = peers;
+        if (hive !== null) hive.#apply(hive.election.setPeers(peers, clock.now()));
+      },
+      onEvent: (e) => logDiscovery(e),
+    });
+    discovery.start();
+    const self = config.announceIp ?? await findSelf(() => latestPeers, discovery);
+    let restored: PersistedState | null = null;
+    if (config.stateFile !== null) {
+      try {
+        restored = await readStateFile(config.stateFile);
+      } catch (e) {
+        log.error("cannot read the state file {path}: {error}; starting without it", {
+          path: config.stateFile,
+          error: String(e),
+        });
+      }
+    }
+    const udp = await (deps.udp ?? ((b) => listenUdp(b)))({
+      host: config.bind,
+      port: config.electionPort,
+    });
+    const redis = (deps.redis ?? ((announceIp) =>
+      createRedisController({
+        host: config.redisHost,
+        port: config.redisPort,
+        password: config.redisPassword,
+        announceIp,
+      })))(self);
+    const proxy = deps.proxy === false ? null : await MasterProxy.listen({
+      bind: { host: config.bind, port: config.proxyPort },
+      holdMs: config.proxyHoldMs,
+      maxConnections: config.maxConnections,
+      onEvent: (e) => {
+        if (e.kind === "target-change") {
+          log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
+        } else log.warn(`proxy: ${e.kind}`, { ...e });
+      },
+    });
+    const bootId = (deps.bootId ?? randomBootId)();
+    hive = new Hive(config, self, clock, codec, udp, redis, discovery, proxy, restored, bootId);
+    log.info("hive {id} starting (boot {bootId})", {
+      id: self,
+      bootId,
+      restoredLineage: restored?.lineage ?? null,
+    });
+    hive.#wire(latestPeers);
+    if (deps.http !== false) {
+      hive.#server = await startStatusServer({
+        host: config.bind,
+        port: config.httpPort,
+        hive,
+      });
+    }
+    return hive;
+  }
+
+  #wire(initialPeers: readonly string[]): void {
+    const now = () => this.clock.now();
+    this.udp.setHandler((bytes) => void this.#onDatagram(bytes));
+    this.redis.onConnectionLost(() => {
+      log.warn("connection to the local redis lost");
+      this.#observeSoon();
+    });
+    if (initialPeers.length > 0) this.#apply(this.election.setPeers(initialPeers, now()));
+    this.#observeSoon();
+    this.#every(TICK_MS, () => {
+      this.#lastTickMono = now().monoMs;
+      this.#apply(this.election.tick(now()));
+    });
+    this.#every(observeIntervalMs(this.config.heartbeatMs), () => this.#observeSoon());
+  }
+
+  #every(ms: number, fn: () => void): void {
+    this.#timers.push(setInterval(() => {
+      if (!this.#stopped) fn();
+    }, ms));
+  }
+
+  async #onDatagram(bytes: Uint8Array): Promise<void> {
+    const result = await this.codec.decode(bytes);
+    if (this.#stopped) return;
+    if (!result.ok) {
+      this.stats.datagramsDropped[result.reason]++;
+      log.debug("dropped a datagram: {reason}", { reason: result.reason });
+      return;
+    }
+    this.stats.datagramsReceived++;
+    this.#apply(this.election.receive(result.heartbeat, this.clock.now()));
+  }
+
+  /** Runs `job` after every redis job queued before it: one command at a time. */
+  #redisJob(job: () => Promise<void>): Promise<void> {
+    const next = this.#redisQueue.then(job).catch((e) => {
+      log.error("redis job failed: {error}", { error: String(e) });
+    });
+    this.#redisQueue = next;
+    return next;
+  }
+
+  #observeSoon(): void {
+    void this.#redisJob(() => this.#observeNow());
+  }
+
+  async #observeNow(): Promise<void> {
+    if (this.#stopped) return;
+    const obs = await this.redis.observe();
+    if (this.#stopped) return;
+    this.stats.observations++;
+    this.#observation = obs;
+    this.#apply(this.election.observeRedis(obs, this.clock.now()));
+    // Reconcile: whatever happened to redis behind our back, enforce the target again.
+    if (obs.up && !this.#enforcing && !observationMatches(obs, this.election.redisTarget)) {
+      this.#enforceSoon();
+    }
+  }
+
+  #enforceSoon(): void {
+    this.#enforcing = true;
+    void this.#redisJob(async () => {
+      this.#enforcing = false;
+      if (this.#stopped) return;
+      const target = this.election.redisTarget;
+      const result = await this.redis.enforce(target);
+      this.stats.redisCommands += result.commands.length;
+      for (const command of result.commands) {
+        log.info("redis: {command}", { command, target });
+      }
+      for (const warning of result.warnings) log.warn("redis: {warning}", { warning });
+      if (!result.ok) {
+        this.stats.enforceFailures++;
+        log.warn("redis target {kind} not reached: {reason}: {detail}", {
+          kind: target.kind,
+          reason: result.reason,
+          detail: result.detail,
+        });
+      }
+      await this.#observeNow(); // learn the result at once
+    });
+  }
+
+  #apply(actions: ElectionAction[]): void {
+    for (const a of actions) {
+      switch (a.type) {
+        case "send":
+          void this.#send(a.to, a.heartbeat);
+          break;
+        case "redis":
+          log.info("redis target: {kind}", { ...a.target });
+          this.#enforceSoon();
+          break;
+        case "proxy":
+          this.proxy?.setTarget(a.target);
+          break;
+        case "persist":
+          this.#persist(a.state);
+          break;
+        case "event":
+          logElectionEvent(a.event);
+          break;
+      }
+    }
+  }
+
+  async #send(
+    to: { host: string; port: number }[],
+    heartbeat: Parameters<HeartbeatCodec["encode"]>[0],
+  ): Promise<void> {
+    const bytes = await this.codec.encode(heartbeat);
+    if (this.#stopped) return;
+    for (const endpoint of to) this.udp.send(endpoint, bytes);
+  }
+
+  #persist(state: PersistedState): void {
+    const path = this.config.stateFile;
+    if (path === null) return;
+    this.#stateWrite = this.#stateWrite.then(() => writeStateFile(path, state)).catch((e) => {
+      this.stats.stateFileErrors++;
+      log.error("cannot write the state file {path}: {error}", { path, error: String(e) });
+    });
+  }
+
+  /** True while the loop turns (for `/healthz`). */
+  healthy(): boolean {
+    const lag = this.clock.now().monoMs - this.#lastTickMono;
+    return !this.#stopped && lag < HEALTHY_TICK_LAG * TICK_MS;
+  }
+
+  /** Everything this node knows, for `/status`. */
+  status(): HiveStatus {
+    const now = this.clock.now();
+    const snap = this.election.snapshot(now);
+    return {
+      id: snap.id,
+      role: snap.role,
+      leader: snap.leader,
+      peers: snap.peers.map((p) => ({
+        address: p.address,
+        role: p.last?.role ?? null,
+        leader: p.last?.leader ?? null,
+        live: p.live,
+        lastHeardAgoMs: p.lastHeardAgoMs,
+        inPeerSet: p.inPeerSet,
+        redis: p.last?.redis ?? null,
+      })),
+      redis: { ...snap.redis, target: snap.redisTarget, observation: this.#observation },
+      eligible: snap.eligible,
+      lineage: snap.lineage,
+      electionStartMs: snap.electionStartMs,
+      leaderSinceMs: snap.leaderSinceMs,
+      proxy: {
+        target: snap.proxyTarget,
+        listening: this.proxy?.listening ?? false,
+        stats: this.proxy === null ? null : { ...this.proxy.stats },
+      },
+      discovery: { ...this.discovery.stats },
+      election: snap.stats,
+      runtime: structuredClone(this.stats),
+      uptimeMs: now.monoMs - this.#startedMono,
+      lastTickAgoMs: now.monoMs - this.#lastTickMono,
+    };
+  }
+
+  /** Stops every part; safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.discovery.stop();
+    await this.#server?.close();
+    await this.proxy?.close();
+    await this.udp.close();
+    await this.#redisQueue;
+    await this.redis.close();
+    await this.#stateWrite;
+    log.info("hive {id} stopped", { id: this.self });
+  }
+}
+
+/** True when the observed redis already has the role the target asks for. */
+export function observationMatches(obs: RedisObservation, target: RedisTarget): boolean {
+  if (!obs.up) return false;
+  switch (target.kind) {
+    case "leader":
+      return obs.role === "master";
+    case "parked":
+      return obs.role === "replica" && obs.masterHost === "127.0.0.1" && obs.masterPort === 1;
+    case "follow":
+      return obs.role === "replica" && obs.masterHost === target.host &&
+        obs.masterPort === target.port;
+  }
+}
+
+async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery): Promise<string> {
+  const deadline = Date.now() + SELF_DISCOVERY_TIMEOUT_MS;
+  while (peers().length === 0) {
+    if (Date.now() > deadline) {
+      discovery.stop();
+      throw new Error(
+        `no peer addresses within ${SELF_DISCOVERY_TIMEOUT_MS} ms to find this node's own ` +
+          "address among; set --announce-ip (POD_IP)",
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return detectSelfAddress([...peers()]);
+}
+
+function randomBootId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function logDiscovery(e: DiscoveryEvent): void {
+  switch (e.kind) {
+    case "peers":
+      log.info("peers: {peers}", { peers: [...e.peers], previous: [...e.previous] });
+      break;
+    case "empty":
+      log.warn("DNS answered no address; keeping {kept}, retry in {retryInMs} ms", { ...e });
+      break;
+    case "failed":
+      log.warn("DNS lookup failed: {error}; keeping {kept}, retry in {retryInMs} ms", {
+        error: e.error.message,
+        kept: [...e.kept],
+        consecutive: e.consecutive,
+        retryInMs: e.retryInMs,
+      });
+      break;
+    case "truncated":
+      log.warn("DNS answered more than {maxPeers} addresses; ignored {dropped}", { ...e });
+      break;
+  }
+}
+
+function logElectionEvent(e: ElectionEvent): void {
+  switch (e.kind) {
+    case "role-changed":
+      log.info("role {from} -> {to}, leader {leader}: {reason}", { ...e });
+      break;
+    case "election-started":
+      log.info("election started: {reason}", { ...e });
+      break;
+    case "elected":
+      log.info("elected leader over candidates {candidates}", { ...e });
+      break;
+    case "redis-restarted":
+      log.warn("local redis restarted ({oldRunId} -> {newRunId}): parked", { ...e });
+      break;
+    case "lineage-changed":
+      log.info("dataset lineage now {lineage}: {reason}", { ...e });
+      break;
+    case "parked-on-link-loss":
+      log.warn("replication link to {leader} broke: redis parked until the leader speaks", {
+        ...e,
+      });
+      break;
+    case "peer-refused":
+      log.warn("peer {address} refused: {reason}", { ...e });
+      break;
+  }
+}
+
+/** The CLI's entry: starts the hive, stops it on SIGINT/SIGTERM, exits 0 (1 if it cannot start). */
+export async function runHive(config: Config): Promise<void> {
+  let hive: Hive;
+  try {
+    hive = await Hive.start(config);
+  } catch (e) {
+    log.fatal("cannot start: {error}", { error: e instanceof Error ? e.message : String(e) });
+    Deno.exit(1);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: Deno.Signal) => {
+      log.info("{signal}: stopping", { signal });
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+    Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  });
+  await hive.stop();
+  Deno.exit(0);
 }
