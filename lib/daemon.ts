@@ -45,6 +45,10 @@ export const TICK_MS = 50;
 export const MAX_OBSERVE_INTERVAL_MS = 100;
 /** A loop that has not ticked for this many ticks is reported unhealthy by `/healthz`. */
 export const HEALTHY_TICK_LAG = 20;
+/** Most entries kept in {@link HiveStatus.history}. */
+export const MAX_HISTORY = 50;
+/** Upper bounds of the failover-duration histogram buckets. */
+export const FAILOVER_BUCKETS_MS = [100, 250, 500, 1000, 2000, 5000, 10_000] as const;
 /** How long {@link Hive.start} waits for the first DNS answer to find its own address. */
 export const SELF_DISCOVERY_TIMEOUT_MS = 60_000;
 
@@ -108,8 +112,31 @@ export interface HiveStatus {
   discovery: Record<string, unknown>;
   election: ElectionSnapshot["stats"];
   runtime: RuntimeStats;
+  /** Recent role changes, elections and lineage changes, newest last (at most {@link MAX_HISTORY}). */
+  history: HistoryEntry[];
+  /** Time from losing a leader to knowing the next one, as a cumulative histogram. */
+  failovers: FailoverHistogram;
   uptimeMs: number;
   lastTickAgoMs: number;
+}
+
+/** One remembered event. */
+export interface HistoryEntry {
+  atWallMs: number;
+  kind: ElectionEvent["kind"];
+  message: string;
+}
+
+/** Prometheus-style histogram of failover durations. */
+export interface FailoverHistogram {
+  /** Upper bounds (ms) of the buckets, {@link FAILOVER_BUCKETS_MS}. */
+  bucketsMs: readonly number[];
+  /** Cumulative counts: failovers that took at most `bucketsMs[i]`. */
+  bucketCounts: number[];
+  count: number;
+  sumMs: number;
+  /** The last one, or null. */
+  lastMs: number | null;
 }
 
 const log = getLogger("hive");
@@ -137,6 +164,15 @@ export class Hive {
   #stateWrite: Promise<void> = Promise.resolve();
   #observation: RedisObservation | null = null;
   #server: StatusServer | null = null;
+  #history: HistoryEntry[] = [];
+  #leaderLostMono: number | null = null;
+  #failovers: FailoverHistogram = {
+    bucketsMs: FAILOVER_BUCKETS_MS,
+    bucketCounts: FAILOVER_BUCKETS_MS.map(() => 0),
+    count: 0,
+    sumMs: 0,
+    lastMs: null,
+  };
 
   private constructor(
     readonly config: Config,
@@ -342,9 +378,31 @@ export class Hive {
           break;
         case "event":
           logElectionEvent(a.event);
+          this.#remember(a.event);
           break;
       }
     }
+  }
+
+  #remember(e: ElectionEvent): void {
+    const now = this.clock.now();
+    if (e.kind === "role-changed") {
+      if (e.leader === null && this.#leaderLostMono === null) this.#leaderLostMono = now.monoMs;
+      if (e.leader !== null && this.#leaderLostMono !== null) {
+        const ms = now.monoMs - this.#leaderLostMono;
+        this.#leaderLostMono = null;
+        const h = this.#failovers;
+        h.count++;
+        h.sumMs += ms;
+        h.lastMs = ms;
+        h.bucketsMs.forEach((b, i) => {
+          if (ms <= b) h.bucketCounts[i]!++;
+        });
+      }
+    }
+    if (e.kind === "peer-refused") return;
+    this.#history.push({ atWallMs: now.wallMs, kind: e.kind, message: describeEvent(e) });
+    if (this.#history.length > MAX_HISTORY) this.#history.shift();
   }
 
   async #send(
@@ -401,6 +459,8 @@ export class Hive {
       discovery: { ...this.discovery.stats },
       election: snap.stats,
       runtime: structuredClone(this.stats),
+      history: [...this.#history],
+      failovers: structuredClone(this.#failovers),
       uptimeMs: now.monoMs - this.#startedMono,
       lastTickAgoMs: now.monoMs - this.#lastTickMono,
     };
@@ -475,6 +535,28 @@ function logDiscovery(e: DiscoveryEvent): void {
     case "truncated":
       log.warn("DNS answered more than {maxPeers} addresses; ignored {dropped}", { ...e });
       break;
+  }
+}
+
+/** One line for an election event, as kept in the history. */
+export function describeEvent(e: ElectionEvent): string {
+  switch (e.kind) {
+    case "role-changed":
+      return `${e.from} -> ${e.to}${e.leader === null ? "" : ` (leader ${e.leader})`}: ${e.reason}`;
+    case "election-started":
+      return `election started: ${e.reason}`;
+    case "elected":
+      return `elected over ${e.candidates.length === 0 ? "no rival" : e.candidates.join(", ")}`;
+    case "redis-restarted":
+      return `local redis restarted (${e.oldRunId.slice(0, 8)} -> ${e.newRunId.slice(0, 8)})`;
+    case "lineage-changed":
+      return `dataset lineage ${
+        e.lineage === null ? "none" : `${e.lineage.bornBy}@${e.lineage.bornMs}`
+      }: ${e.reason}`;
+    case "parked-on-link-loss":
+      return `link to ${e.leader} broke: parked`;
+    case "peer-refused":
+      return `peer ${e.address} refused (${e.reason})`;
   }
 }
 
