@@ -35,7 +35,8 @@
  * const bytes = await codec.encode({
  *   version: HEARTBEAT_VERSION, from: "127.0.0.11", electionPort: 7379, redisPort: 6379,
  *   bootId: "4f2a9c0d1e7b3a55", seq: 1, role: "starting", leader: null,
- *   electionStartMs: null, leaderSinceMs: null, groupSize: 0, redis: UNKNOWN_REDIS,
+ *   electionStartMs: null, leaderSinceMs: null, groupSize: 0, handoffTo: null,
+ *   redis: UNKNOWN_REDIS,
  * });
  * const result = await codec.decode(bytes);
  * if (result.ok) console.log(result.heartbeat.from); else console.log("dropped:", result.reason);
@@ -247,6 +248,7 @@ function canonical(hb: Heartbeat): Heartbeat {
     electionStartMs: hb.electionStartMs,
     leaderSinceMs: hb.leaderSinceMs,
     groupSize: hb.groupSize,
+    handoffTo: hb.handoffTo,
     redis,
   };
 }
@@ -263,6 +265,7 @@ const HEARTBEAT_KEYS = [
   "electionStartMs",
   "leaderSinceMs",
   "groupSize",
+  "handoffTo",
   "redis",
 ];
 const REDIS_KEYS = ["up", "role", "runId", "replId", "offset", "linkUp", "loading", "lineage"];
@@ -308,6 +311,9 @@ export function heartbeatProblem(value: unknown): string | null {
   }
   if (!isIntegerIn(hb.groupSize, 0, MAX_GROUP_SIZE)) {
     return `groupSize: must be an integer 0..${MAX_GROUP_SIZE}`;
+  }
+  if (hb.handoffTo !== null && !isAddress(hb.handoffTo)) {
+    return "handoffTo: must be an address or null";
   }
   const redisProblem = redisReportProblem(hb.redis);
   return redisProblem === null ? null : `redis.${redisProblem}`;

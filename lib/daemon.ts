@@ -555,6 +555,8 @@ export function describeEvent(e: ElectionEvent): string {
       }: ${e.reason}`;
     case "parked-on-link-loss":
       return `link to ${e.leader} broke: parked`;
+    case "handoff":
+      return `handing leadership over to ${e.to}`;
     case "peer-refused":
       return `peer ${e.address} refused (${e.reason})`;
   }
@@ -584,6 +586,9 @@ function logElectionEvent(e: ElectionEvent): void {
       break;
     case "peer-refused":
       log.warn("peer {address} refused: {reason}", { ...e });
+      break;
+    case "handoff":
+      log.info("handing leadership over to {to}", { ...e });
       break;
   }
 }

@@ -122,6 +122,7 @@ export type ElectionEvent =
   | { kind: "redis-restarted"; oldRunId: string; newRunId: string }
   | { kind: "lineage-changed"; lineage: Lineage | null; reason: string }
   | { kind: "parked-on-link-loss"; leader: string }
+  | { kind: "handoff"; to: string }
   | { kind: "peer-refused"; address: string; reason: "max-peers" };
 
 /** What the runtime must do after an event. */
@@ -277,6 +278,8 @@ export class Election {
   /** Parked after the replication link to the leader broke: the leader's seq at that time. */
   #parkedAfterLinkLossSeq: number | null = null;
 
+  /** This node, leading, asked this follower to take over (graceful shutdown). */
+  #handoffTo: string | null = null;
   #redisTarget: RedisTarget = { kind: "parked" };
   #proxyTarget: ProxyTarget = null;
   /** Peers owed an immediate unicast reply (new, rebooted, or starting). */
@@ -376,6 +379,42 @@ export class Election {
         this.#knownRunId = obs.runId;
       }
       this.#trackReplication(obs, out);
+    });
+  }
+
+  /**
+   * The follower a leader should hand over to on a graceful shutdown: a live follower of this
+   * node whose redis is up, linked and holds this node's lineage, the most caught-up first (by
+   * reported offset), then the first address. Null when not leading or nobody qualifies.
+   */
+  successor(now: Instant): string | null {
+    if (this.#role !== "leader") return null;
+    let best: Heartbeat | null = null;
+    for (const hb of this.#liveHeartbeats(now)) {
+      if (hb.role !== "follower" || hb.leader !== this.options.self) continue;
+      if (!hb.redis.up || !hb.redis.linkUp || !sameLineage(hb.redis.lineage, this.#lineage)) {
+        continue;
+      }
+      if (
+        best === null || hb.redis.offset > best.redis.offset ||
+        (hb.redis.offset === best.redis.offset && compareAddress(hb.from, best.from) < 0)
+      ) best = hb;
+    }
+    return best?.from ?? null;
+  }
+
+  /**
+   * Graceful shutdown of a leader: asks `to` (see {@link successor}) to take over at once, with
+   * no election, and becomes its follower; the local redis is parked (read-only) until `to`
+   * leads, and the proxy holds. The caller paused writes and let `to` catch up first. Does
+   * nothing when this node no longer leads.
+   */
+  handOff(to: string, now: Instant): ElectionAction[] {
+    return this.#run(now, (out) => {
+      if (this.#role !== "leader" || to === this.options.self || !this.#peers.has(to)) return;
+      this.#handoffTo = to;
+      this.#setRole("follower", to, `handing over to ${to}`, out);
+      out.push(event({ kind: "handoff", to }));
     });
   }
 
@@ -616,13 +655,19 @@ export class Election {
         const hb = peer?.last ?? null;
         let lost: string | null = null;
         if (peer === undefined || hb === null || !this.#live(peer, now)) lost = "leader silent";
-        else if (!claimsLeadership(hb)) {
+        else if (hb.handoffTo === this.options.self && this.#eligible(now)) {
+          this.#becomeLeader(now, [], out, `${hb.from} handed over`);
+          return;
+        } else if (!claimsLeadership(hb) && this.#handoffTo === hb.from) {
+          return; // this node handed over to it: wait (while it lives) for it to lead
+        } else if (!claimsLeadership(hb)) {
           const next = hb.leader === null ? undefined : this.#peers.get(hb.leader);
           const nextHb = next?.last ?? null;
           if (next && nextHb && this.#live(next, now) && this.#acceptable(nextHb)) {
             this.#follow(nextHb, `leader ${hb.from} now follows ${nextHb.from}`, out);
             return;
           }
+          if (hb.handoffTo !== null) return; // a handoff is under way: wait for the successor
           lost = "leader stepped down";
         } else if (!hb.redis.up) lost = "leader's redis is down";
         else if (!this.#acceptable(hb)) lost = "leader holds no dataset or a younger one";
@@ -652,7 +697,7 @@ export class Election {
           hb.role === "candidate" && hb.electionStartMs !== null && hb.redis.up
         );
         if (rivals.some((hb) => compareCandidates(candidateRankOf(hb), me) < 0)) return;
-        this.#becomeLeader(now, rivals.map((hb) => hb.from), out);
+        this.#becomeLeader(now, rivals.map((hb) => hb.from), out, "won the election");
         return;
       }
       case "leader": {
@@ -689,7 +734,7 @@ export class Election {
     out.push(event({ kind: "election-started", electionStartMs: now.wallMs, reason }));
   }
 
-  #becomeLeader(now: Instant, rivals: string[], out: ElectionAction[]): void {
+  #becomeLeader(now: Instant, rivals: string[], out: ElectionAction[], reason: string): void {
     if (this.#lineage === null) {
       this.#setLineage(
         { bornMs: now.wallMs, bornBy: this.options.self },
@@ -698,7 +743,7 @@ export class Election {
       );
     }
     this.#leaderSinceMs = now.wallMs;
-    this.#setRole("leader", this.options.self, "won the election", out);
+    this.#setRole("leader", this.options.self, reason, out);
     out.push(
       event({ kind: "elected", candidates: rivals.sort(compareAddress), lineage: this.#lineage! }),
     );
@@ -818,6 +863,7 @@ export class Election {
       electionStartMs: this.#electionStartMs,
       leaderSinceMs: this.#leaderSinceMs,
       groupSize: this.#role === "leader" ? this.#groupSize(now) : 0,
+      handoffTo: this.#handoffTo,
       redis: this.#redisReport(),
     };
   }

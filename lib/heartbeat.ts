@@ -10,7 +10,8 @@
  * const hb: Heartbeat = {
  *   version: HEARTBEAT_VERSION, from: "127.0.0.11", electionPort: 7379, redisPort: 6379,
  *   bootId: "4f2a9c0d1e7b3a55", seq: 1, role: "starting", leader: null,
- *   electionStartMs: null, leaderSinceMs: null, groupSize: 0, redis: UNKNOWN_REDIS,
+ *   electionStartMs: null, leaderSinceMs: null, groupSize: 0, handoffTo: null,
+ *   redis: UNKNOWN_REDIS,
  * };
  * ```
  */
@@ -96,6 +97,11 @@ export interface Heartbeat {
   leaderSinceMs: number | null;
   /** Leaders: how many live nodes follow it, itself included. Others: 0. */
   groupSize: number;
+  /**
+   * A leader handing over (graceful shutdown): the follower it asks to take over at once,
+   * with no election. Otherwise null.
+   */
+  handoffTo: string | null;
   /** What the sender knows of its own redis. */
   redis: RedisReport;
 }

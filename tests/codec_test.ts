@@ -31,6 +31,7 @@ const IPV4_LEADER: Heartbeat = {
   electionStartMs: null,
   leaderSinceMs: 1_700_000_000_123,
   groupSize: 3,
+  handoffTo: null,
   redis: {
     up: true,
     role: "master",
@@ -55,6 +56,7 @@ const IPV6_CANDIDATE: Heartbeat = {
   electionStartMs: 1_700_000_000_000,
   leaderSinceMs: null,
   groupSize: 0,
+  handoffTo: null,
   redis: UNKNOWN_REDIS,
 };
 
@@ -89,6 +91,7 @@ const LARGEST: Heartbeat = {
   electionStartMs: Number.MAX_SAFE_INTEGER,
   leaderSinceMs: Number.MAX_SAFE_INTEGER,
   groupSize: MAX_GROUP_SIZE,
+  handoffTo: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%" + "x".repeat(MAX_ADDRESS_CHARS - 46),
   redis: {
     up: false,
     role: "unknown",
@@ -297,6 +300,8 @@ Deno.test("invalid fields are rejected one by one", async () => {
     { groupSize: MAX_GROUP_SIZE + 1 },
     { groupSize: -1 },
     { groupSize: null },
+    { handoffTo: "not-an-ip" },
+    { handoffTo: 7 },
     { redis: null },
     { redis: [] },
     { redis: { ...r, up: 1 } },
@@ -355,6 +360,7 @@ const heartbeatArb: fc.Arbitrary<Heartbeat> = fc.record({
   electionStartMs: fc.option(count, { nil: null }),
   leaderSinceMs: fc.option(count, { nil: null }),
   groupSize: fc.integer({ min: 0, max: MAX_GROUP_SIZE }),
+  handoffTo: fc.option(address, { nil: null }),
   redis: fc.record({
     up: fc.boolean(),
     role: fc.constantFrom("master" as const, "replica" as const, "unknown" as const),

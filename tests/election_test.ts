@@ -80,6 +80,7 @@ function leaderHb(from: string, seq: number, extra: Partial<Heartbeat> = {}): He
     electionStartMs: null,
     leaderSinceMs: WALL0 - 30_000,
     groupSize: 2,
+    handoffTo: null,
     redis: {
       ...UNKNOWN_REDIS,
       up: true,
