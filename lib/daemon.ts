@@ -31,7 +31,11 @@ import {
 import { getLogger } from "./log.ts";
 import { type DiscoveryEvent, PeerDiscovery } from "./peer_discovery.ts";
 import { MasterProxy } from "./proxy.ts";
-import { createRedisController, type RedisController } from "./redis_controller.ts";
+import {
+  createRedisController,
+  type HandoffSync,
+  type RedisController,
+} from "./redis_controller.ts";
 import type { RedisObservation, RedisTarget } from "./redis_state.ts";
 import { DnsResolver } from "./resolver.ts";
 import { detectSelfAddress } from "./self_address.ts";
@@ -45,6 +49,12 @@ export const TICK_MS = 50;
 export const MAX_OBSERVE_INTERVAL_MS = 100;
 /** A loop that has not ticked for this many ticks is reported unhealthy by `/healthz`. */
 export const HEALTHY_TICK_LAG = 20;
+/** Graceful handoff: writes stay paused at most this long if the hive dies mid-handoff. */
+export const HANDOFF_PAUSE_MS = 2000;
+/** Graceful handoff: the longest wait for the successor to acknowledge every write. */
+export const HANDOFF_SYNC_TIMEOUT_MS = 300;
+/** Graceful handoff: the longest wait for the successor to lead before exiting anyway. */
+export const HANDOFF_TAKEOVER_TIMEOUT_MS = 2000;
 /** Most entries kept in {@link HiveStatus.history}. */
 export const MAX_HISTORY = 50;
 /** Upper bounds of the failover-duration histogram buckets. */
@@ -466,6 +476,47 @@ export class Hive {
     };
   }
 
+  /**
+   * Graceful shutdown (SIGTERM): a leader hands over first. It picks the most caught-up
+   * follower, pauses writes on its redis (`CLIENT PAUSE ... WRITE`), waits (bounded) until that
+   * follower acknowledged every write, tells it to take over, parks its own redis and holds its
+   * proxy, and waits (bounded) until the successor leads. A follower just leaves. Then stops.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#stopped) return;
+    const successor = this.election.successor(this.clock.now());
+    if (successor !== null) {
+      const started = this.clock.now().monoMs;
+      log.info("graceful shutdown: handing leadership over to {successor}", { successor });
+      let sync: HandoffSync | null = null;
+      await this.#redisJob(async () => {
+        sync = await this.redis.pauseAndSync(successor, HANDOFF_PAUSE_MS, HANDOFF_SYNC_TIMEOUT_MS);
+      });
+      const s = sync as HandoffSync | null;
+      if (s === null || !s.ok) {
+        log.warn("handoff: {successor} has not acknowledged every write: {reason}", {
+          successor,
+          reason: s?.reason ?? "no answer",
+          ...(s ?? {}),
+        });
+      } else log.info("handoff: {successor} caught up", { successor, ...s });
+      this.#apply(this.election.handOff(successor, this.clock.now()));
+      const deadline = started + HANDOFF_TAKEOVER_TIMEOUT_MS;
+      while (this.clock.now().monoMs < deadline) {
+        if (this.election.proxyTarget?.host === successor) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const tookMs = this.clock.now().monoMs - started;
+      if (this.election.proxyTarget?.host === successor) {
+        log.info("handoff done: {successor} leads after {tookMs} ms", { successor, tookMs });
+      } else {log.warn("handoff: {successor} did not take over in {tookMs} ms", {
+          successor,
+          tookMs,
+        });}
+    }
+    await this.stop();
+  }
+
   /** Stops every part; safe to call twice. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
@@ -610,6 +661,6 @@ export async function runHive(config: Config): Promise<void> {
     Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
     Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
   });
-  await hive.stop();
+  await hive.shutdown();
   Deno.exit(0);
 }

@@ -35,7 +35,7 @@ import {
   type EnforceSession,
   type RunIdReading,
 } from "./redis_enforce.ts";
-import type { RedisController } from "./redis_controller.ts";
+import type { HandoffSync, RedisController } from "./redis_controller.ts";
 
 /** The most redis servers one {@link MemoryRedisNetwork} holds. */
 export const MEMORY_NETWORK_MAX_REDIS = 1_000;
@@ -161,9 +161,13 @@ export class MemoryRedis {
     this.network.changed();
   }
 
+  /** Writes are paused (`CLIENT PAUSE ... WRITE`) until this `Date.now()` value. */
+  pausedUntilMs = 0;
+
   /** A client write (SET); throws like redis on a replica (`READONLY`) or when unreachable. */
   write(key: string, value: string): void {
     if (!this.reachable) throw new Error(`memory redis ${this.address} is not reachable`);
+    if (Date.now() < this.pausedUntilMs) throw new Error("memory redis: writes are paused");
     if (this.role !== "master") {
       throw new Error("READONLY You can't write against a read only replica.");
     }
@@ -270,6 +274,13 @@ export class MemoryRedisNetwork {
   /** The redis server at host:port, if any. */
   redisAt(host: string, port: number): MemoryRedis | undefined {
     return this.#redis.get(`${host}:${port}`);
+  }
+
+  /** The redis servers that are replicas of `master` (linked or not). */
+  replicasOf(master: MemoryRedis): MemoryRedis[] {
+    return [...this.#redis.values()].filter((r) =>
+      r.role === "replica" && r.masterHost === master.host && r.masterPort === master.port
+    );
   }
 
   /** A controller for the redis at `opts.host:opts.port` (which may be added later). */
@@ -423,6 +434,41 @@ export class MemoryRedisController implements RedisController {
     });
     this.results.push(result);
     return result;
+  }
+
+  /**
+   * Graceful handoff, simulated: writes are refused for `pauseMs`, and the sync succeeds when
+   * a replica announced as `replicaHost` is linked to this redis with its whole offset.
+   */
+  pauseAndSync(replicaHost: string, pauseMs: number, _timeoutMs: number): Promise<HandoffSync> {
+    const redis = this.#redis();
+    if (redis === undefined) {
+      return Promise.resolve({
+        ok: false,
+        reason: "the local redis is down",
+        masterOffset: null,
+        replicaOffset: null,
+      });
+    }
+    redis.pausedUntilMs = Date.now() + pauseMs;
+    this.network.sync();
+    const replica = this.network.replicasOf(redis).find((r) =>
+      (r.config.get("replica-announce-ip") ?? r.host) === replicaHost
+    );
+    if (replica === undefined || !replica.linkUp || replica.offset < redis.offset) {
+      return Promise.resolve({
+        ok: false,
+        reason: "the successor did not catch up",
+        masterOffset: redis.offset,
+        replicaOffset: replica?.offset ?? null,
+      });
+    }
+    return Promise.resolve({
+      ok: true,
+      masterOffset: redis.offset,
+      replicaOffset: replica.offset,
+      waitedMs: 0,
+    });
   }
 
   /** Registers `cb`, called when the simulated redis crashes. */

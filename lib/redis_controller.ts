@@ -41,8 +41,48 @@ export interface RedisController {
   enforce(target: RedisTarget): Promise<EnforceResult>;
   /** Registers `cb`, called at once each time an established connection to redis drops. */
   onConnectionLost(cb: () => void): void;
+  /**
+   * Graceful handoff: pauses writes on the local master (`CLIENT PAUSE pauseMs WRITE`), then
+   * waits (at most `timeoutMs`) until the replica announced as `replicaHost` has acknowledged
+   * the master's whole replication offset. Never throws.
+   */
+  pauseAndSync(replicaHost: string, pauseMs: number, timeoutMs: number): Promise<HandoffSync>;
   /** Closes every connection; later calls observe down and enforce nothing. */
   close(): Promise<void>;
+}
+
+/** The outcome of {@link RedisController.pauseAndSync}. */
+export type HandoffSync =
+  | { ok: true; masterOffset: number; replicaOffset: number; waitedMs: number }
+  | { ok: false; reason: string; masterOffset: number | null; replicaOffset: number | null };
+
+/** Longest single `WAIT` during a handoff (it makes replicas acknowledge at once). */
+export const HANDOFF_WAIT_STEP_MS = 50;
+
+/**
+ * Reads `master_repl_offset` and the acknowledged offset of the replica announced as
+ * `replicaHost` from INFO replication (`slaveN:ip=...,port=...,state=online,offset=...`).
+ *
+ * @example
+ * ```ts
+ * const info = new Map([["master_repl_offset", "10"], ["slave0", "ip=10.0.0.2,port=6379,state=online,offset=8,lag=0"]]);
+ * replicaOffsets(info, "10.0.0.2"); // { masterOffset: 10, replicaOffset: 8 }
+ * ```
+ */
+export function replicaOffsets(
+  info: Map<string, string>,
+  replicaHost: string,
+): { masterOffset: number | null; replicaOffset: number | null } {
+  const master = Number(info.get("master_repl_offset"));
+  let replicaOffset: number | null = null;
+  for (const [key, value] of info) {
+    if (!/^slave\d+$/.test(key)) continue;
+    const fields = new Map(value.split(",").map((kv) => kv.split("=") as [string, string]));
+    if (fields.get("ip") !== replicaHost) continue;
+    const offset = Number(fields.get("offset"));
+    if (Number.isSafeInteger(offset)) replicaOffset = Math.max(replicaOffset ?? 0, offset);
+  }
+  return { masterOffset: Number.isSafeInteger(master) ? master : null, replicaOffset };
 }
 
 /** How long one command may take before the redis counts as down, unless told otherwise. */
@@ -297,6 +337,39 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     onConnectionLost(cb: () => void): void {
       if (typeof cb !== "function") throw new TypeError("onConnectionLost: cb must be a function");
       lostCallbacks.push(cb);
+    },
+    async pauseAndSync(
+      replicaHost: string,
+      pauseMs: number,
+      timeoutMs: number,
+    ): Promise<HandoffSync> {
+      let offsets: { masterOffset: number | null; replicaOffset: number | null } = {
+        masterOffset: null,
+        replicaOffset: null,
+      };
+      if (closed || client.status !== "ready") {
+        return { ok: false, reason: "the local redis is down", ...offsets };
+      }
+      const started = Date.now();
+      try {
+        await client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE");
+        for (;;) {
+          const info = parseInfo(await client.info("replication"));
+          offsets = replicaOffsets(info, replicaHost);
+          const { masterOffset, replicaOffset } = offsets;
+          if (masterOffset !== null && replicaOffset !== null && replicaOffset >= masterOffset) {
+            return { ok: true, masterOffset, replicaOffset, waitedMs: Date.now() - started };
+          }
+          const left = timeoutMs - (Date.now() - started);
+          if (left <= 0) return { ok: false, reason: "the successor did not catch up", ...offsets };
+          // WAIT asks every replica to acknowledge now (they otherwise do once a second).
+          const replicas = Math.max(1, Number(info.get("connected_slaves") ?? "1"));
+          const stepMs = Math.max(1, Math.min(left, HANDOFF_WAIT_STEP_MS));
+          await client.call("WAIT", String(replicas), String(stepMs));
+        }
+      } catch (e) {
+        return { ok: false, reason: message(e), ...offsets };
+      }
     },
     async close(): Promise<void> {
       if (closed) return;
