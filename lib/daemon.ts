@@ -490,7 +490,15 @@ export class Hive {
       log.info("graceful shutdown: handing leadership over to {successor}", { successor });
       let sync: HandoffSync | null = null;
       await this.#redisJob(async () => {
-        sync = await this.redis.pauseAndSync(successor, HANDOFF_PAUSE_MS, HANDOFF_SYNC_TIMEOUT_MS);
+        const peer = this.election.snapshot(this.clock.now()).peers.find((p) =>
+          p.address === successor
+        );
+        const port = peer?.last?.redisPort ?? this.config.redisPort;
+        sync = await this.redis.pauseAndSync(
+          { host: successor, port },
+          HANDOFF_PAUSE_MS,
+          HANDOFF_SYNC_TIMEOUT_MS,
+        );
       });
       const s = sync as HandoffSync | null;
       if (s === null || !s.ok) {

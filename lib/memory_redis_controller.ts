@@ -438,9 +438,13 @@ export class MemoryRedisController implements RedisController {
 
   /**
    * Graceful handoff, simulated: writes are refused for `pauseMs`, and the sync succeeds when
-   * a replica announced as `replicaHost` is linked to this redis with its whole offset.
+   * the redis at `replicaAt` is a linked replica of this one with its whole offset.
    */
-  pauseAndSync(replicaHost: string, pauseMs: number, _timeoutMs: number): Promise<HandoffSync> {
+  pauseAndSync(
+    replicaAt: { host: string; port: number },
+    pauseMs: number,
+    _timeoutMs: number,
+  ): Promise<HandoffSync> {
     const redis = this.#redis();
     if (redis === undefined) {
       return Promise.resolve({
@@ -453,7 +457,7 @@ export class MemoryRedisController implements RedisController {
     redis.pausedUntilMs = Date.now() + pauseMs;
     this.network.sync();
     const replica = this.network.replicasOf(redis).find((r) =>
-      (r.config.get("replica-announce-ip") ?? r.host) === replicaHost
+      r.host === replicaAt.host && r.port === replicaAt.port
     );
     if (replica === undefined || !replica.linkUp || replica.offset < redis.offset) {
       return Promise.resolve({

@@ -43,10 +43,15 @@ export interface RedisController {
   onConnectionLost(cb: () => void): void;
   /**
    * Graceful handoff: pauses writes on the local master (`CLIENT PAUSE pauseMs WRITE`), then
-   * waits (at most `timeoutMs`) until the replica announced as `replicaHost` has acknowledged
-   * the master's whole replication offset. Never throws.
+   * waits (at most `timeoutMs`) until the redis at `replica` has processed the master's whole
+   * replication offset (its `slave_repl_offset`, read from it directly: `WAIT` is itself
+   * blocked by a write pause). Never throws.
    */
-  pauseAndSync(replicaHost: string, pauseMs: number, timeoutMs: number): Promise<HandoffSync>;
+  pauseAndSync(
+    replica: { host: string; port: number },
+    pauseMs: number,
+    timeoutMs: number,
+  ): Promise<HandoffSync>;
   /** Closes every connection; later calls observe down and enforce nothing. */
   close(): Promise<void>;
 }
@@ -56,33 +61,13 @@ export type HandoffSync =
   | { ok: true; masterOffset: number; replicaOffset: number; waitedMs: number }
   | { ok: false; reason: string; masterOffset: number | null; replicaOffset: number | null };
 
-/** Longest single `WAIT` during a handoff (it makes replicas acknowledge at once). */
-export const HANDOFF_WAIT_STEP_MS = 50;
+/** Interval between two reads of the successor's offset during a handoff. */
+export const HANDOFF_POLL_MS = 2;
 
-/**
- * Reads `master_repl_offset` and the acknowledged offset of the replica announced as
- * `replicaHost` from INFO replication (`slaveN:ip=...,port=...,state=online,offset=...`).
- *
- * @example
- * ```ts
- * const info = new Map([["master_repl_offset", "10"], ["slave0", "ip=10.0.0.2,port=6379,state=online,offset=8,lag=0"]]);
- * replicaOffsets(info, "10.0.0.2"); // { masterOffset: 10, replicaOffset: 8 }
- * ```
- */
-export function replicaOffsets(
-  info: Map<string, string>,
-  replicaHost: string,
-): { masterOffset: number | null; replicaOffset: number | null } {
-  const master = Number(info.get("master_repl_offset"));
-  let replicaOffset: number | null = null;
-  for (const [key, value] of info) {
-    if (!/^slave\d+$/.test(key)) continue;
-    const fields = new Map(value.split(",").map((kv) => kv.split("=") as [string, string]));
-    if (fields.get("ip") !== replicaHost) continue;
-    const offset = Number(fields.get("offset"));
-    if (Number.isSafeInteger(offset)) replicaOffset = Math.max(replicaOffset ?? 0, offset);
-  }
-  return { masterOffset: Number.isSafeInteger(master) ? master : null, replicaOffset };
+/** A non-negative integer INFO field, or null. */
+function offsetField(info: Map<string, string>, key: string): number | null {
+  const n = Number(info.get(key));
+  return info.has(key) && Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
 /** How long one command may take before the redis counts as down, unless told otherwise. */
@@ -339,36 +324,52 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       lostCallbacks.push(cb);
     },
     async pauseAndSync(
-      replicaHost: string,
+      replica: { host: string; port: number },
       pauseMs: number,
       timeoutMs: number,
     ): Promise<HandoffSync> {
-      let offsets: { masterOffset: number | null; replicaOffset: number | null } = {
-        masterOffset: null,
-        replicaOffset: null,
-      };
+      let masterOffset: number | null = null;
+      let replicaOffset: number | null = null;
       if (closed || client.status !== "ready") {
-        return { ok: false, reason: "the local redis is down", ...offsets };
+        return { ok: false, reason: "the local redis is down", masterOffset, replicaOffset };
       }
       const started = Date.now();
       try {
         await client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE");
+        masterOffset = offsetField(
+          parseInfo(await client.info("replication")),
+          "master_repl_offset",
+        );
+        if (masterOffset === null) {
+          return { ok: false, reason: "no master_repl_offset", masterOffset, replicaOffset };
+        }
+        const peer = guardClient(replica.host, replica.port);
+        if (!(await becameReady(peer, connectTimeoutMs))) {
+          return {
+            ok: false,
+            reason: "the successor's redis is unreachable",
+            masterOffset,
+            replicaOffset,
+          };
+        }
         for (;;) {
-          const info = parseInfo(await client.info("replication"));
-          offsets = replicaOffsets(info, replicaHost);
-          const { masterOffset, replicaOffset } = offsets;
-          if (masterOffset !== null && replicaOffset !== null && replicaOffset >= masterOffset) {
+          const info = parseInfo(await peer.info("replication"));
+          replicaOffset = offsetField(info, "slave_repl_offset");
+          if (replicaOffset !== null && replicaOffset >= masterOffset) {
             return { ok: true, masterOffset, replicaOffset, waitedMs: Date.now() - started };
           }
-          const left = timeoutMs - (Date.now() - started);
-          if (left <= 0) return { ok: false, reason: "the successor did not catch up", ...offsets };
-          // WAIT asks every replica to acknowledge now (they otherwise do once a second).
-          const replicas = Math.max(1, Number(info.get("connected_slaves") ?? "1"));
-          const stepMs = Math.max(1, Math.min(left, HANDOFF_WAIT_STEP_MS));
-          await client.call("WAIT", String(replicas), String(stepMs));
+          if (Date.now() - started >= timeoutMs) {
+            return {
+              ok: false,
+              reason: "the successor did not catch up",
+              masterOffset,
+              replicaOffset,
+            };
+          }
+          await new Promise((r) => setTimeout(r, HANDOFF_POLL_MS));
         }
       } catch (e) {
-        return { ok: false, reason: message(e), ...offsets };
+        return { ok: false, reason: message(e), masterOffset, replicaOffset };
       }
     },
     async close(): Promise<void> {
