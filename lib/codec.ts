@@ -55,7 +55,7 @@ import {
 /**
  * The largest datagram the hive sends or accepts, in bytes. 1200 fits in any path MTU (IPv6's
  * minimum is 1280 including headers), so a heartbeat is never fragmented. The largest valid
- * heartbeat (every field at its limit, worst-case JSON escaping, signed) is 931 bytes, so
+ * heartbeat (every field at its limit, worst-case JSON escaping, signed) is 1010 bytes, so
  * encode's check only fires on a programmer error.
  */
 export const MAX_DATAGRAM_BYTES = 1200;
