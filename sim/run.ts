@@ -88,7 +88,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   while (world.now < chaosEnd) {
     faults++;
     const n = rng.pick(world.nodes);
-    const kind = rng.int(0, 13);
+    const kind = rng.int(0, 14);
     switch (kind) {
       case 0:
         world.loss = rng.pick([0, 0.05, 0.1, 0.2, 0.3]);
@@ -165,6 +165,14 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
         world.setDns(n, mode);
         log(`dns of ${n.index}: ${mode}`);
         later(rng.int(500, 8000), () => world.setDns(n, "full"));
+        break;
+      }
+      case 14: {
+        // A rolling update: the leader's pod is stopped gracefully (it hands over), then returns.
+        const victim = leaderNode() ?? n;
+        const to = world.gracefulStop(victim, rng.int(50, 500));
+        log(`graceful stop of pod ${victim.index}${to === null ? "" : `, handing over to ${to}`}`);
+        later(rng.int(1000, 4000), () => world.startNode(victim));
         break;
       }
       case 12:

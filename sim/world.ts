@@ -282,6 +282,24 @@ export class World {
     this.queue.after(this.rng.int(1, SIM_OBSERVE_MS), observe);
   }
 
+  /**
+   * A graceful stop of a pod (SIGTERM, as in a rolling update): a leader hands over to its
+   * most caught-up follower first; `afterMs` later the pod is gone. Returns the successor.
+   */
+  gracefulStop(n: SimNode, afterMs: number): string | null {
+    const hive = n.hive;
+    let successor: string | null = null;
+    if (hive !== null) {
+      successor = hive.successor(this.instant(n));
+      if (successor !== null) this.#apply(n, hive.handOff(successor, this.instant(n)));
+    }
+    const gen = n.generation;
+    this.queue.after(afterMs, () => {
+      if (n.generation === gen) this.crashNode(n);
+    });
+    return successor;
+  }
+
   /** Kills the hive process (its redis lives on, in whatever role it had). */
   crashHive(n: SimNode): void {
     this.hooks.onDisturb?.();

@@ -368,3 +368,70 @@ Deno.test("restored state: the same redis process keeps its lineage across a hiv
   other.observeRedis(master(), at(0));
   assert.equal(other.lineage, null, "another redis process: the lineage is not restored");
 });
+
+Deno.test("handoff: the leader names its most caught-up follower, which takes over with no election", () => {
+  const e = new Election(options({ self: "10.0.0.1" }));
+  e.setPeers(["10.0.0.1", "10.0.0.2", "10.0.0.3"], at(0));
+  e.observeRedis(master(), at(0));
+  for (const p of ["10.0.0.2", "10.0.0.3"]) {
+    e.receive({ ...leaderHb(p, 1), role: "starting", leader: null, redis: UNKNOWN_REDIS }, at(10));
+  }
+  e.tick(at(1000));
+  e.tick(at(1400));
+  assert.equal(e.role, "leader");
+  const lineage = e.lineage;
+  const follower = (from: string, seq: number, offset: number, linkUp = true): Heartbeat => ({
+    ...leaderHb(from, seq),
+    role: "follower",
+    leader: "10.0.0.1",
+    leaderSinceMs: null,
+    redis: { ...leaderHb(from, seq).redis, role: "replica", linkUp, offset, lineage },
+  });
+  e.receive(follower("10.0.0.2", 2, 500), at(1500));
+  e.receive(follower("10.0.0.3", 2, 900), at(1500));
+  assert.equal(e.successor(at(1500)), "10.0.0.3", "the most caught-up follower");
+  e.receive(follower("10.0.0.3", 3, 900, false), at(1510));
+  assert.equal(e.successor(at(1510)), "10.0.0.2", "a follower with its link down does not qualify");
+  const actions = e.handOff("10.0.0.2", at(1520));
+  assert.equal(e.role, "follower");
+  assert.equal(e.leader, "10.0.0.2");
+  const sent = actions.find((a) => a.type === "send");
+  assert.ok(sent?.type === "send" && sent.heartbeat.handoffTo === "10.0.0.2");
+  assert.deepEqual(
+    redisTargets(actions),
+    [JSON.stringify({ kind: "parked" })],
+    "read-only at once",
+  );
+  assert.deepEqual(actions.find((a) => a.type === "proxy"), { type: "proxy", target: null });
+  // The successor has not claimed yet: the old leader waits, it does not stand.
+  e.tick(at(1600));
+  assert.equal(e.role, "follower");
+
+  // On the successor's side: a heartbeat from its leader naming it makes it lead at once.
+  const s = new Election(options({ self: "10.0.0.2" }));
+  s.setPeers(["10.0.0.1", "10.0.0.2"], at(0));
+  s.observeRedis(replicaOf("127.0.0.1", false, "run-self"), at(0));
+  s.receive(leaderHb("10.0.0.1", 1), at(10));
+  s.observeRedis(replicaOf("10.0.0.1", true, "run-self", "repl-10.0.0.1"), at(20));
+  const handing: Heartbeat = {
+    ...leaderHb("10.0.0.1", 2),
+    role: "follower",
+    leader: "10.0.0.2",
+    handoffTo: "10.0.0.2",
+  };
+  const took = s.receive(handing, at(30));
+  assert.equal(s.role, "leader");
+  assert.ok(events(took).includes("role-changed"));
+  assert.equal(s.stats.elections, 0);
+  // A third node waits for the successor instead of standing.
+  const t = new Election(options({ self: "10.0.0.3" }));
+  t.setPeers(["10.0.0.1", "10.0.0.2", "10.0.0.3"], at(0));
+  t.observeRedis(replicaOf("127.0.0.1", false, "run-self"), at(0));
+  t.receive(leaderHb("10.0.0.1", 1), at(10));
+  t.receive({ ...handing, seq: 3 }, at(40));
+  assert.equal(t.role, "follower");
+  assert.equal(t.leader, "10.0.0.1", "still waiting for the successor to claim");
+  t.receive(leaderHb("10.0.0.2", 1), at(50));
+  assert.equal(t.leader, "10.0.0.2");
+  assert.equal(t.stats.elections, 0);
+});

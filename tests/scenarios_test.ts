@@ -67,9 +67,14 @@ Deno.test("simultaneous start with equal clocks: the alphabetically first addres
 Deno.test("a newcomer hears the leader and follows it at once, with no election", () => {
   const { world, checker } = story(4);
   for (const n of world.nodes.slice(0, 3)) world.startNode(n);
-  until(world, () => leaders(world).length === 1 && world.nodes.slice(0, 3).every((n) =>
-    n.hive!.role !== "candidate"
-  ), 10_000, "first three settle (they wait for the missing fourth up to the empty-promotion delay)");
+  until(
+    world,
+    () =>
+      leaders(world).length === 1 &&
+      world.nodes.slice(0, 3).every((n) => n.hive!.role !== "candidate"),
+    10_000,
+    "first three settle (they wait for the missing fourth up to the empty-promotion delay)",
+  );
   world.run(2000);
   const leader = theLeader(world);
   const electionsBefore = world.nodes.slice(0, 3).reduce((s, n) => s + n.hive!.stats.elections, 0);
@@ -237,4 +242,34 @@ Deno.test("the checker catches a wipe: a replica that syncs from a master restar
   world.run(2000); // b's replication cron reconnects to the empty master
   assert.equal(checker.violations.length, 1);
   assert.equal(checker.violations[0]!.rule, "dataset wiped");
+});
+
+Deno.test("rolling update: the leader hands over at once, with no election, and nothing is wiped", () => {
+  const { world, checker } = story(3, 31);
+  world.startAll();
+  until(world, () => checker.converged(), 5000, "cold start");
+  world.run(1000);
+  for (let round = 0; round < 6; round++) {
+    const old = theLeader(world);
+    const dataset = originOf(old);
+    const electionsBefore = world.nodes.reduce((s, n) => s + (n.hive?.stats.elections ?? 0), 0);
+    const successor = world.gracefulStop(old, 300);
+    assert.ok(successor !== null, "a caught-up follower exists");
+    const tookMs = until(
+      world,
+      () =>
+        leaders(world).length === 1 && theLeader(world).address === successor &&
+        theLeader(world).redis?.role === "master",
+      1000,
+      "the successor leads",
+    );
+    assert.ok(tookMs < 100, `handover took ${tookMs} ms`);
+    const electionsAfter = world.nodes.reduce((s, n) => s + (n.hive?.stats.elections ?? 0), 0);
+    assert.equal(electionsAfter, electionsBefore, "no election");
+    world.run(500);
+    world.startNode(old);
+    until(world, () => checker.converged(), 5000, "the pod is back");
+    for (const n of world.nodes) assert.equal(originOf(n), dataset);
+  }
+  assert.deepEqual(checker.violations, []);
 });
