@@ -29,15 +29,17 @@
  */
 
 import { type ProxyTarget, sameProxyTarget } from "./redis_state.ts";
+import { BufferPool } from "./proxy_buffer_pool.ts";
 import { closeQuietly, ProxiedConnection } from "./proxy_connection.ts";
 import {
   MAX_PROXY_BUFFER_BYTES,
   MIN_PROXY_BUFFER_BYTES,
   PROXY_BUFFER_BYTES,
+  PROXY_IDLE_BUFFER_BYTES,
   type PumpMeter,
 } from "./proxy_pump.ts";
 
-export { PROXY_BUFFER_BYTES } from "./proxy_pump.ts";
+export { PROXY_BUFFER_BYTES, PROXY_IDLE_BUFFER_BYTES } from "./proxy_pump.ts";
 
 /** How long a connection waits for a target when none is known (`--proxy-hold-ms`). */
 export const DEFAULT_PROXY_HOLD_MS = 3000;
@@ -67,8 +69,13 @@ export interface ProxyOptions {
   maxConnections?: number;
   /** Upstream connect timeout. Default {@link DEFAULT_PROXY_CONNECT_TIMEOUT_MS}. */
   connectTimeoutMs?: number;
-  /** Buffer bytes per direction per connection. Default {@link PROXY_BUFFER_BYTES}. */
+  /** Most bytes in flight per direction per connection. Default {@link PROXY_BUFFER_BYTES}. */
   bufferBytes?: number;
+  /**
+   * Each connection's own buffer per direction, used while little data flows; at most
+   * `bufferBytes`. Default {@link PROXY_IDLE_BUFFER_BYTES}.
+   */
+  idleBufferBytes?: number;
   /** The first target. Default null (hold until {@link MasterProxy.setTarget}). */
   target?: ProxyTarget;
   /** Called synchronously for every notable event (for the log); must not throw. */
@@ -115,8 +122,10 @@ export interface ProxyStats {
 
 /** Listens on a TCP port and forwards every connection to the current {@link ProxyTarget}. */
 export class MasterProxy {
-  /** Bytes buffered per direction per connection: the memory bound of a proxied connection. */
+  /** Most bytes in flight per direction per connection (the pooled buffers' size). */
   readonly bufferBytes: number;
+  /** Size of each connection's own buffer per direction. */
+  readonly idleBufferBytes: number;
   /** The options' `holdMs`. */
   readonly holdMs: number;
   /** The options' `maxConnections`. */
@@ -153,6 +162,7 @@ export class MasterProxy {
   };
   #toUpstream: PumpMeter;
   #toClient: PumpMeter;
+  #pool: BufferPool;
 
   /**
    * Starts listening on `opts.bind`. Throws a clear error for bad options, and the listen
@@ -197,6 +207,13 @@ export class MasterProxy {
       MIN_PROXY_BUFFER_BYTES,
       MAX_PROXY_BUFFER_BYTES,
     );
+    this.idleBufferBytes = checkInteger(
+      "idleBufferBytes",
+      opts.idleBufferBytes ?? Math.min(PROXY_IDLE_BUFFER_BYTES, this.bufferBytes),
+      1,
+      this.bufferBytes,
+    );
+    this.#pool = new BufferPool(this.bufferBytes);
     if (opts.target) checkAddress("target", opts.target, 1);
     this.#onEvent = opts.onEvent ?? (() => {});
     const stats = this.#stats;
@@ -403,7 +420,7 @@ export class MasterProxy {
       const joined = new ProxiedConnection(
         client,
         upstream,
-        this.bufferBytes,
+        { idleBufferBytes: this.idleBufferBytes, pool: this.#pool },
         this.#toUpstream,
         this.#toClient,
       );

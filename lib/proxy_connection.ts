@@ -9,13 +9,16 @@
  * @example
  * ```ts
  * import { ProxiedConnection } from "./proxy_connection.ts";
+ * import { BufferPool } from "./proxy_buffer_pool.ts";
  * declare const client: Deno.TcpConn, upstream: Deno.TcpConn;
  * const meter = { onRead() {}, onWritten() {}, onDropped() {} };
- * const joined = new ProxiedConnection(client, upstream, 16 * 1024, meter, meter);
+ * const buffers = { idleBufferBytes: 1024, pool: new BufferPool(16 * 1024) };
+ * const joined = new ProxiedConnection(client, upstream, buffers, meter, meter);
  * await joined.done; // both sockets are closed now
  * ```
  */
 
+import type { BufferPool } from "./proxy_buffer_pool.ts";
 import { pump, type PumpMeter } from "./proxy_pump.ts";
 
 /** How a {@link ProxiedConnection} ended. */
@@ -36,21 +39,25 @@ export class ProxiedConnection {
   #end: ProxiedEnd | null = null;
 
   /**
-   * Starts copying at once, each direction with its own buffer of `bufferBytes`.
-   * `toUpstream` meters client-to-upstream bytes, `toClient` the replies.
+   * Starts copying at once. Each direction has its own idle buffer of `idleBufferBytes` and
+   * borrows from `pool` while data streams. `toUpstream` meters client-to-upstream bytes,
+   * `toClient` the replies.
    */
   constructor(
     client: Deno.Conn,
     upstream: Deno.Conn,
-    bufferBytes: number,
+    buffers: { idleBufferBytes: number; pool: BufferPool },
     toUpstream: PumpMeter,
     toClient: PumpMeter,
   ) {
     this.#client = client;
     this.#upstream = upstream;
     const fail = () => this.#finish("failed");
-    const up = pump(client, upstream, new Uint8Array(bufferBytes), toUpstream).catch(fail);
-    const down = pump(upstream, client, new Uint8Array(bufferBytes), toClient).catch(fail);
+    const { idleBufferBytes, pool } = buffers;
+    const up = pump(client, upstream, { idle: new Uint8Array(idleBufferBytes), pool }, toUpstream)
+      .catch(fail);
+    const down = pump(upstream, client, { idle: new Uint8Array(idleBufferBytes), pool }, toClient)
+      .catch(fail);
     this.done = Promise.all([up, down]).then(() => {
       this.#finish("finished");
       return this.#end as ProxiedEnd;

@@ -1,10 +1,13 @@
 /**
- * The byte pump of the master proxy: copies one direction of a TCP connection with one fixed
- * buffer, so the proxy never holds more than that buffer's size in flight per direction.
+ * The byte pump of the master proxy: copies one direction of a TCP connection with one buffer
+ * at a time, so the proxy never holds more than {@link PROXY_BUFFER_BYTES} in flight per
+ * direction.
  *
  * A plain read/write loop on `Deno.Conn` is the fastest copy measured here (see
  * docs/benchmarks.md): `pipeTo` on the streams, double buffering and `node:net` `pipe()` all
  * spent more CPU per request. The loop allocates nothing per chunk except the write view.
+ * It reads into a small per-connection buffer and borrows a full-size one from a shared
+ * {@link BufferPool} only while data streams, so idle connections stay cheap.
  *
  * Backpressure is the loop itself: the next read is only issued once the previous chunk has
  * been written completely, and a write only completes when the kernel accepted the bytes, so a
@@ -13,14 +16,27 @@
  * @example
  * ```ts
  * import { pump, type PumpMeter } from "./proxy_pump.ts";
+ * import { BufferPool } from "./proxy_buffer_pool.ts";
  * declare const client: Deno.Conn, upstream: Deno.Conn;
  * const meter: PumpMeter = { onRead() {}, onWritten() {}, onDropped() {} };
- * await pump(client, upstream, new Uint8Array(16 * 1024), meter); // until the client's FIN
+ * const buffers = { idle: new Uint8Array(1024), pool: new BufferPool(16 * 1024) };
+ * await pump(client, upstream, buffers, meter); // until the client's FIN
  * ```
  */
 
-/** Bytes of the buffer used per direction of a proxied connection (HAProxy's default `bufsize`). */
+import type { BufferPool } from "./proxy_buffer_pool.ts";
+
+/**
+ * Bytes in flight at most per direction of a proxied connection: the size of the pooled
+ * buffers used while data streams (HAProxy's default `bufsize`).
+ */
 export const PROXY_BUFFER_BYTES = 16 * 1024;
+
+/**
+ * Bytes of each connection's own buffer per direction, used while little data flows (a whole
+ * pipeline of 16 small commands fits). Idle connections pin only these (see BufferPool).
+ */
+export const PROXY_IDLE_BUFFER_BYTES = 1024;
 
 /** Smallest accepted pump buffer. */
 export const MIN_PROXY_BUFFER_BYTES = 512;
@@ -38,36 +54,55 @@ export interface PumpMeter {
   onDropped(bytes: number): void;
 }
 
+/** The buffers one direction of a connection copies with. */
+export interface PumpBuffers {
+  /** The connection's own small buffer, read into while little data flows. */
+  idle: Uint8Array;
+  /** Full-size buffers, borrowed while data streams. Their size is the in-flight bound. */
+  pool: BufferPool;
+}
+
 /**
  * Copies `from` to `to` until `from` reaches end of stream, then shuts down `to`'s write side
  * (forwarding the FIN: a half-closed peer keeps receiving the other direction). Rejects on any
  * read, write or shutdown error, including the other side being closed by the caller.
  *
- * At most `buffer.length` bytes are held at any time; every byte read is reported to
- * `meter.onRead`, and later to exactly one of `onWritten` or `onDropped`.
+ * Reads go to `buffers.idle`; once a read fills it, the next reads borrow a full-size buffer
+ * from `buffers.pool` until a read no longer fills that. At most `buffers.pool.bufferBytes`
+ * bytes are held at any time; every byte read is reported to `meter.onRead`, and later to
+ * exactly one of `onWritten` or `onDropped`.
  *
  * @example
  * ```ts
+ * import { BufferPool } from "./proxy_buffer_pool.ts";
  * declare const upstream: Deno.Conn, client: Deno.Conn;
- * await pump(upstream, client, new Uint8Array(PROXY_BUFFER_BYTES), {
- *   onRead() {}, onWritten() {}, onDropped() {},
- * });
+ * const buffers = { idle: new Uint8Array(1024), pool: new BufferPool(PROXY_BUFFER_BYTES) };
+ * await pump(upstream, client, buffers, { onRead() {}, onWritten() {}, onDropped() {} });
  * ```
  */
 export async function pump(
   from: Deno.Conn,
   to: Deno.Conn,
-  buffer: Uint8Array,
+  buffers: PumpBuffers,
   meter: PumpMeter,
 ): Promise<void> {
-  if (buffer.length < MIN_PROXY_BUFFER_BYTES || buffer.length > MAX_PROXY_BUFFER_BYTES) {
+  const { idle, pool } = buffers;
+  const bound = pool.bufferBytes;
+  if (bound < MIN_PROXY_BUFFER_BYTES || bound > MAX_PROXY_BUFFER_BYTES) {
     throw new RangeError(
-      `pump: buffer of ${buffer.length} bytes, expected ${MIN_PROXY_BUFFER_BYTES}..${MAX_PROXY_BUFFER_BYTES}`,
+      `pump: buffers of ${bound} bytes, expected ${MIN_PROXY_BUFFER_BYTES}..${MAX_PROXY_BUFFER_BYTES}`,
     );
   }
+  if (idle.length < 1 || idle.length > bound) {
+    throw new RangeError(`pump: idle buffer of ${idle.length} bytes, expected 1..${bound}`);
+  }
   let pending = 0;
+  let streaming = false;
   try {
     for (;;) {
+      // A borrowed buffer is only returned after its read and writes completed, so no op
+      // still uses it; after a failure it is left to the garbage collector.
+      const buffer: Uint8Array = streaming ? pool.take() : idle;
       const n = await from.read(buffer);
       if (n === null) break;
       pending = n;
@@ -82,6 +117,8 @@ export async function pump(
         pending -= written;
         meter.onWritten(written);
       }
+      streaming = n === buffer.length;
+      if (buffer !== idle) pool.give(buffer);
     }
     await to.closeWrite();
   } finally {

@@ -11,6 +11,7 @@ import {
   type ProxyEvent,
   type ProxyOptions,
 } from "../lib/proxy.ts";
+import { BufferPool } from "../lib/proxy_buffer_pool.ts";
 import { eventually, sleep, withRedis } from "./fixtures/redis_server.ts";
 import { encodeCommand, parseReply, type RespValue } from "./fixtures/resp_client.ts";
 
@@ -453,6 +454,10 @@ Deno.test("proxy: bad options and targets get clear errors", async () => {
   await assert.rejects(MasterProxy.listen({ bind, maxConnections: 0 }), /maxConnections/);
   await assert.rejects(MasterProxy.listen({ bind, bufferBytes: 1.5 }), /bufferBytes/);
   await assert.rejects(MasterProxy.listen({ bind, connectTimeoutMs: 0 }), /connectTimeoutMs/);
+  await assert.rejects(
+    MasterProxy.listen({ bind, bufferBytes: 4096, idleBufferBytes: 4097 }),
+    /idleBufferBytes must be an integer in 1\.\.4096/,
+  );
   await assert.rejects(MasterProxy.listen({ bind: { host: "", port: 1 } }), /bind\.host/);
   await assert.rejects(
     MasterProxy.listen({ bind: { host: PROXY_HOST, port: 70000 } }),
@@ -471,4 +476,19 @@ Deno.test("proxy: bad options and targets get clear errors", async () => {
     assert.equal(proxy.target, null);
     return Promise.resolve();
   });
+});
+
+Deno.test("proxy buffer pool: reuses returned buffers up to its cap, rejects foreign sizes", () => {
+  const pool = new BufferPool(1024, 1);
+  const a = pool.take();
+  const b = pool.take();
+  assert.notEqual(a, b);
+  assert.equal(a.length, 1024);
+  pool.give(a);
+  pool.give(b); // beyond the cap: dropped
+  assert.equal(pool.pooled, 1);
+  assert.equal(pool.take(), a);
+  assert.equal(pool.pooled, 0);
+  assert.throws(() => pool.give(new Uint8Array(512)), /512-byte buffer, expected 1024/);
+  assert.throws(() => new BufferPool(0), /bufferBytes/);
 });
