@@ -192,7 +192,9 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
     world.run(rng.int(50, 2500));
   }
 
-  // Heal everything and wait for agreement.
+  // Let pending graceful stops finish (they end their pod within 500 ms), then heal
+  // everything and wait for agreement.
+  world.run(600);
   world.healPartitions();
   world.loss = 0;
   world.duplicate = 0;
