@@ -20,6 +20,10 @@ export const BENCHMARKS: Record<string, { about: string; load: () => Promise<Ben
     about: "redis-benchmark direct vs through the hive proxy vs HAProxy; proxy memory",
     load: () => import("./bench_proxy.ts"),
   },
+  failover: {
+    about: "write unavailability and acked writes lost: redis crash, empty restart, node loss",
+    load: () => import("./bench_failover.ts"),
+  },
 };
 
 function usage(): string {

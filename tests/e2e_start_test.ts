@@ -1,0 +1,82 @@
+/**
+ * End to end, real processes (redis-server, hive via `deno run` with the production flags,
+ * dnsmasq): a cold start of 3 nodes with DNS discovery and with static peers, and a 4th node
+ * joining a settled cluster. Loopback addresses 127.0.3.10 to 127.0.3.29.
+ */
+
+import assert from "node:assert/strict";
+import { type DiscoveryOptions, LocalCluster } from "../tools/local_cluster.ts";
+import { assertSettledWithData, electionCounts, keysNamed } from "./fixtures/e2e.ts";
+
+const DNS_PORT = 15353;
+
+async function coldStart(addresses: string[], discovery: DiscoveryOptions): Promise<void> {
+  await LocalCluster.run({ addresses, discovery }, async (cluster) => {
+    const settled = await cluster.waitForSettled();
+    assert.equal(settled.followers.length, 2);
+    for (const [address, s] of settled.statuses) {
+      assert.equal(s.id, address);
+      assert.equal(s.leader, settled.leader, `${address} names the leader`);
+      assert.equal(s.peers.filter((p) => p.live).length, 2, `${address} hears both peers`);
+    }
+    // Writes through a follower's proxy reach the master and every replica.
+    const keys = keysNamed("cold", 200);
+    await cluster.node(settled.followers[0] as string).writeThroughProxy(keys);
+    const after = await assertSettledWithData(cluster, keys, {
+      followers: 2,
+      leader: settled.leader,
+    });
+    assert.ok(after.offset > 0, "the master's offset moved with the writes");
+  });
+}
+
+Deno.test("e2e: cold start of 3 with DNS discovery: one leader, two replicas in sync", async () => {
+  await coldStart(["127.0.3.11", "127.0.3.12", "127.0.3.13"], {
+    kind: "dns",
+    listen: "127.0.3.10",
+    port: DNS_PORT,
+  });
+});
+
+Deno.test("e2e: cold start of 3 with static peers: one leader, two replicas in sync", async () => {
+  await coldStart(["127.0.3.14", "127.0.3.15", "127.0.3.16"], { kind: "static" });
+});
+
+Deno.test("e2e: a 4th node joins: it follows at once with no election, and syncs", async () => {
+  await LocalCluster.run({
+    addresses: ["127.0.3.17", "127.0.3.18", "127.0.3.19"],
+    discovery: { kind: "dns", listen: "127.0.3.10", port: DNS_PORT },
+  }, async (cluster) => {
+    const before = await cluster.waitForSettled();
+    const keys = keysNamed("join", 200);
+    await cluster.node(before.followers[0] as string).writeThroughProxy(keys);
+    const settled = await assertSettledWithData(cluster, keys, {
+      followers: 2,
+      leader: before.leader,
+    });
+    const countsBefore = electionCounts(settled);
+
+    const newcomer = await cluster.addNode("127.0.3.20");
+    const joined = await assertSettledWithData(cluster, keys, {
+      followers: 3,
+      leader: before.leader,
+    });
+    const newStatus = joined.statuses.get(newcomer.address);
+    assert.ok(newStatus !== undefined);
+    assert.equal(newStatus.role, "follower");
+    assert.equal(newStatus.election.elections, 0, "the newcomer never stood for election");
+    assert.equal(newStatus.election.leaderChanges, 1, "the newcomer only ever followed one leader");
+    const countsAfter = electionCounts(joined);
+    for (const [address, counts] of countsBefore) {
+      assert.deepEqual(countsAfter.get(address), counts, `${address} saw no election`);
+    }
+
+    // The newcomer's proxy forwards to the master too.
+    const more = keysNamed("join-after", 50);
+    await newcomer.writeThroughProxy(more);
+    await assertSettledWithData(cluster, [...keys, ...more], {
+      followers: 3,
+      leader: before.leader,
+    });
+  });
+});

@@ -1,0 +1,383 @@
+/**
+ * Failover benchmark (`deno task bench failover`): a real 3-node cluster (redis-server and hive
+ * processes, DNS discovery through dnsmasq, see {@link LocalCluster}) and a client that writes
+ * unique keys continuously through a FOLLOWER's proxy port, one connection that reconnects on
+ * error. Each fault is repeated `--runs` times on the same cluster, re-settled between runs:
+ *
+ * - `redis-crash`: the master redis is SIGKILLed and not restarted (restarted parked afterwards
+ *   so the next run has 3 nodes again);
+ * - `empty-restart`: the master redis is SIGKILLed and a new, empty one started parked after
+ *   `--restart-delay-ms` (answering within 300 ms of the kill);
+ * - `node-loss`: the leader's hive and redis are SIGKILLed together (a lost pod); the node comes
+ *   back as a fresh pod afterwards.
+ *
+ * Per fault it reports the median and p95 write unavailability (the longest gap between two
+ * acknowledged writes of the run, the fault being in the middle) and the acknowledged writes
+ * lost (acknowledged keys missing from the final master once replication settled). Targets
+ * (PRODUCT.md): under 1 s median for a redis crash, under 2 s for a lost node, 0 writes lost to
+ * an empty restart.
+ *
+ * Loopback addresses: 127.0.3.80 (dnsmasq), 127.0.3.81 to 127.0.3.83 (nodes).
+ *
+ * @example
+ * ```sh
+ * deno task bench failover                 # 5 runs of each fault, about 2 minutes
+ * deno task bench failover --runs 10 --faults redis-crash,node-loss
+ * ```
+ */
+
+import { parseArgs } from "node:util";
+import { LocalCluster, type LocalNode, sleep } from "./local_cluster.ts";
+import { RespConnection } from "./resp_connection.ts";
+
+/** Default runs per fault. */
+export const DEFAULT_RUNS = 5;
+/** Most runs per fault. */
+export const MAX_RUNS = 100;
+/** Default pause between two writes of the client. */
+export const DEFAULT_WRITE_INTERVAL_MS = 2;
+/** Default pause between killing the master redis and starting the empty one. */
+export const DEFAULT_RESTART_DELAY_MS = 100;
+/** How long the client writes before the fault. */
+export const WRITE_BEFORE_FAULT_MS = 1_000;
+/** How long the client keeps writing once the cluster settled after the fault. */
+export const WRITE_AFTER_RECOVERY_MS = 1_000;
+/** Bound of the wait for the cluster to settle after a fault (a run past it fails). */
+export const RECOVERY_TIMEOUT_MS = 30_000;
+/** Deadline of one write, above the proxy's hold time (3 s) so a held write is waited for. */
+export const WRITE_TIMEOUT_MS = 5_000;
+/** Pause before reconnecting after a failed write or connection. */
+export const RECONNECT_DELAY_MS = 2;
+/** Most write failures kept per run (the count is exact). */
+export const MAX_FAILURES_KEPT = 1_000;
+/** The p95 target is read as this quantile. */
+const P95 = 0.95;
+
+const DNS = { kind: "dns", listen: "127.0.3.80", port: 15380 } as const;
+const ADDRESSES = ["127.0.3.81", "127.0.3.82", "127.0.3.83"];
+
+/** One fault the benchmark injects on the leader, and how the node is healed afterwards. */
+interface Fault {
+  about: string;
+  /** Median unavailability target in ms, or null. */
+  targetMedianMs: number | null;
+  /** Writes-lost target, or null. */
+  targetLost: number | null;
+  /** Injects the fault; resolves to the kill-to-answering time of a restarted redis, or null. */
+  inject(leader: LocalNode, opts: BenchOptions): Promise<number | null>;
+  heal(leader: LocalNode): Promise<void>;
+}
+
+/** The faults by name. */
+export const FAULTS: Record<string, Fault> = {
+  "redis-crash": {
+    about: "master redis SIGKILLed, not restarted",
+    targetMedianMs: 1_000,
+    targetLost: null,
+    inject: async (leader) => {
+      await leader.killRedis();
+      return null;
+    },
+    heal: (leader) => leader.startRedis({ parked: true }),
+  },
+  "empty-restart": {
+    about: "master redis SIGKILLed, restarted empty and parked",
+    targetMedianMs: null,
+    targetLost: 0,
+    inject: (leader, opts) => leader.restartRedis({ parked: true, delayMs: opts.restartDelayMs }),
+    heal: async () => {},
+  },
+  "node-loss": {
+    about: "leader's hive and redis SIGKILLed (a lost pod)",
+    targetMedianMs: 2_000,
+    targetLost: null,
+    inject: async (leader) => {
+      await leader.kill();
+      return null;
+    },
+    heal: (leader) => leader.restart({ parked: true }),
+  },
+};
+
+/** Options of one benchmark invocation. */
+export interface BenchOptions {
+  runs: number;
+  faults: string[];
+  writeIntervalMs: number;
+  restartDelayMs: number;
+}
+
+/** What the client saw during one run. */
+export interface WriteLog {
+  /** Acknowledged keys with the time of their acknowledgement (`performance.now()`). */
+  acks: { key: string; atMs: number }[];
+  /** Failed writes or connections, with their time (the first {@link MAX_FAILURES_KEPT}). */
+  failures: { atMs: number; error: string }[];
+  failureCount: number;
+}
+
+/** The result of one run. */
+export interface RunResult {
+  fault: string;
+  oldLeader: string;
+  newLeader: string;
+  /** Longest gap between two acknowledged writes. */
+  unavailableMs: number;
+  acked: number;
+  failed: number;
+  lost: number;
+  /** For a restart: milliseconds from the kill to the new redis answering. */
+  restartMs: number | null;
+}
+
+/**
+ * A client that writes unique keys (`<prefix>:<n>`, the key as value) one at a time through one
+ * connection, reconnecting after any error, until stopped.
+ */
+export class ContinuousWriter {
+  readonly log: WriteLog = { acks: [], failures: [], failureCount: 0 };
+  #stopped = false;
+  #done: Promise<void> | null = null;
+
+  constructor(
+    readonly target: { host: string; port: number },
+    readonly prefix: string,
+    readonly intervalMs: number,
+  ) {}
+
+  /** Starts writing in the background. */
+  start(): void {
+    if (this.#done !== null) throw new Error("ContinuousWriter: already started");
+    this.#done = this.#loop();
+  }
+
+  /** Stops after the write in flight and returns the log. */
+  async stop(): Promise<WriteLog> {
+    this.#stopped = true;
+    await this.#done;
+    return this.log;
+  }
+
+  #fail(error: unknown): void {
+    this.log.failureCount++;
+    if (this.log.failures.length < MAX_FAILURES_KEPT) {
+      const text = error instanceof Error ? error.message : String(error);
+      this.log.failures.push({ atMs: performance.now(), error: text });
+    }
+  }
+
+  async #loop(): Promise<void> {
+    let conn: RespConnection | null = null;
+    let n = 0;
+    try {
+      while (!this.#stopped) {
+        try {
+          conn ??= await RespConnection.open(this.target.host, this.target.port, {
+            timeoutMs: WRITE_TIMEOUT_MS,
+          });
+          const key = `${this.prefix}:${n}`;
+          const reply = await conn.command(["SET", key, key], WRITE_TIMEOUT_MS);
+          n++;
+          if (reply !== "OK") throw new Error(`SET answered ${JSON.stringify(reply)}`);
+          this.log.acks.push({ key, atMs: performance.now() });
+          if (this.intervalMs > 0) await sleep(this.intervalMs);
+        } catch (e) {
+          this.#fail(e);
+          conn?.close();
+          conn = null;
+          await sleep(RECONNECT_DELAY_MS);
+        }
+      }
+    } finally {
+      conn?.close();
+    }
+  }
+}
+
+/** The longest gap between two consecutive acknowledgements (0 with fewer than two). */
+export function longestGapMs(acks: readonly { atMs: number }[]): number {
+  let longest = 0;
+  for (let i = 1; i < acks.length; i++) {
+    longest = Math.max(longest, (acks[i] as { atMs: number }).atMs - (acks[i - 1]?.atMs ?? 0));
+  }
+  return longest;
+}
+
+/** The `q` quantile (nearest rank) of `values`; NaN when empty. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
+  return sorted[rank - 1] as number;
+}
+
+/** The median (mean of the two middle values for an even count); NaN when empty. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? sorted[mid] as number
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+async function runOnce(
+  cluster: LocalCluster,
+  faultName: string,
+  run: number,
+  opts: BenchOptions,
+): Promise<RunResult> {
+  const fault = FAULTS[faultName];
+  if (fault === undefined) throw new Error(`unknown fault ${faultName}`);
+  const before = await cluster.waitForSettled({ nodes: ADDRESSES });
+  const leader = cluster.node(before.leader);
+  const via = cluster.node(before.followers[0] as string);
+  const writer = new ContinuousWriter(
+    { host: via.address, port: via.ports.proxy },
+    `bench:${faultName}:${run}:${Date.now()}`,
+    opts.writeIntervalMs,
+  );
+  writer.start();
+  let log: WriteLog;
+  let after;
+  let restartMs: number | null;
+  try {
+    await sleep(WRITE_BEFORE_FAULT_MS);
+    restartMs = await fault.inject(leader, opts);
+    after = await cluster.waitForSettled({
+      notLeader: leader.address,
+      timeoutMs: RECOVERY_TIMEOUT_MS,
+    });
+    await sleep(WRITE_AFTER_RECOVERY_MS);
+  } finally {
+    log = await writer.stop();
+  }
+  // Every acknowledged write that survived is on the master once replicas caught up.
+  const settled = await cluster.waitForSettled({ leader: after.leader });
+  const lost = await cluster.node(settled.leader).missingKeys(log.acks.map((a) => a.key));
+  const result: RunResult = {
+    fault: faultName,
+    oldLeader: leader.address,
+    newLeader: settled.leader,
+    unavailableMs: longestGapMs(log.acks),
+    acked: log.acks.length,
+    failed: log.failureCount,
+    lost: lost.length,
+    restartMs,
+  };
+  await fault.heal(leader);
+  return result;
+}
+
+function formatMs(ms: number): string {
+  return Number.isNaN(ms) ? "-" : `${Math.round(ms)} ms`;
+}
+
+/** The summary table (markdown), one row per fault. */
+export function summaryTable(results: readonly RunResult[], faults: readonly string[]): string {
+  const rows = [
+    "| fault | runs | unavailable, median | p95 | max | acked writes | acked writes lost | target |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const name of faults) {
+    const fault = FAULTS[name];
+    const mine = results.filter((r) => r.fault === name);
+    if (fault === undefined || mine.length === 0) continue;
+    const gaps = mine.map((r) => r.unavailableMs);
+    const lost = mine.reduce((n, r) => n + r.lost, 0);
+    const lostRuns = mine.filter((r) => r.lost > 0).length;
+    const target = [
+      fault.targetMedianMs === null ? null : `median < ${fault.targetMedianMs / 1000} s`,
+      fault.targetLost === null ? null : `${fault.targetLost} lost`,
+    ].filter((t) => t !== null).join(", ");
+    rows.push(
+      `| ${name} (${fault.about}) | ${mine.length} | ${formatMs(median(gaps))} | ${
+        formatMs(quantile(gaps, P95))
+      } | ${formatMs(Math.max(...gaps))} | ${mine.reduce((n, r) => n + r.acked, 0)} | ${lost}${
+        lostRuns > 0 ? ` (in ${lostRuns} runs)` : ""
+      } | ${target} |`,
+    );
+  }
+  return rows.join("\n");
+}
+
+function parseOptions(args: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args,
+    options: {
+      runs: { type: "string", default: String(DEFAULT_RUNS) },
+      faults: { type: "string", default: Object.keys(FAULTS).join(",") },
+      "write-interval-ms": { type: "string", default: String(DEFAULT_WRITE_INTERVAL_MS) },
+      "restart-delay-ms": { type: "string", default: String(DEFAULT_RESTART_DELAY_MS) },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const integer = (flag: string, text: string, min: number, max: number) => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < min || n > max) {
+      throw new Error(`--${flag}: expected an integer ${min}..${max}, got ${JSON.stringify(text)}`);
+    }
+    return n;
+  };
+  const faults = values.faults.split(",").map((f) => f.trim()).filter((f) => f !== "");
+  for (const f of faults) {
+    if (FAULTS[f] === undefined) {
+      throw new Error(`--faults: unknown fault ${f} (known: ${Object.keys(FAULTS).join(", ")})`);
+    }
+  }
+  if (faults.length === 0) throw new Error("--faults: name at least one fault");
+  return {
+    runs: integer("runs", values.runs, 1, MAX_RUNS),
+    faults,
+    writeIntervalMs: integer("write-interval-ms", values["write-interval-ms"], 0, 1_000),
+    restartDelayMs: integer("restart-delay-ms", values["restart-delay-ms"], 0, 250),
+  };
+}
+
+/**
+ * Runs the benchmark with the arguments after `bench failover`; prints each run and the table.
+ *
+ * @example
+ * ```ts
+ * import { main } from "./bench_failover.ts";
+ * await main(["--runs", "1", "--faults", "redis-crash"]);
+ * ```
+ */
+export async function main(args: string[]): Promise<void> {
+  let opts: BenchOptions;
+  try {
+    opts = parseOptions(args);
+  } catch (e) {
+    console.error(`bench failover: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(2);
+  }
+  const command = `deno task bench failover ${args.join(" ")}`.trim();
+  console.log(`${command}: ${opts.runs} runs of ${opts.faults.join(", ")}`);
+  const results: RunResult[] = [];
+  await LocalCluster.run({ addresses: ADDRESSES, discovery: DNS }, async (cluster) => {
+    for (const fault of opts.faults) {
+      for (let run = 1; run <= opts.runs; run++) {
+        const r = await runOnce(cluster, fault, run, opts);
+        results.push(r);
+        console.log(
+          `${fault} #${run}: leader ${r.oldLeader} -> ${r.newLeader}, unavailable ${
+            formatMs(r.unavailableMs)
+          }, ${r.acked} acked, ${r.failed} failed attempts, ${r.lost} acked writes lost${
+            r.restartMs === null
+              ? ""
+              : `, empty redis answering ${formatMs(r.restartMs)} after the kill`
+          }`,
+        );
+      }
+    }
+  });
+  console.log();
+  console.log(summaryTable(results, opts.faults));
+  console.log();
+  console.log(
+    `command: ${command} (write interval ${opts.writeIntervalMs} ms, restart delay ${opts.restartDelayMs} ms)`,
+  );
+}
+
+if (import.meta.main) await main(Deno.args);
