@@ -1,24 +1,36 @@
 /**
- * The hive's HTTP surface on `--bind`:`--http-port` (`Deno.serve`): `GET /healthz` (200 while
- * the loop turns, else 503) and `GET /status` (JSON: PRODUCT.md's `id`, `role`, `leader`,
- * `peers`, `redis`, and more). Anything else is 404; a method other than GET or HEAD is 405.
+ * The hive's HTTP surface on `--bind`:`--http-port` (`Deno.serve`):
+ *
+ * - `GET /healthz`: 200 while the loop turns, else 503 (`loop stalled`).
+ * - `GET /readyz`: 200 when {@link readiness} says ready, else 503; the body is the one-line
+ *   reason either way (503 `loop stalled` too while the loop does not turn).
+ * - `GET /status`: JSON of the node's {@link HiveStatus} (PRODUCT.md's `id`, `role`, `leader`,
+ *   `peers`, `redis`, and more).
+ * - `GET /metrics`: Prometheus text format 0.0.4 ({@link metricsText}).
+ * - `GET /`: the status page ({@link STATUS_PAGE_HTML}), which polls `/status` and `/readyz`.
+ *
+ * Anything else is 404; a method other than GET or HEAD is 405. No answer is cached.
  *
  * @example
  * ```ts
  * import { startStatusServer } from "./status_server.ts";
- * const server = await startStatusServer({
- *   host: "127.0.0.1", port: 8080, hive: { healthy: () => true, status: () => ({ role: "leader" }) },
- * });
+ * const server = await startStatusServer({ host: "127.0.0.1", port: 8080, hive }); // hive: a Hive
+ * console.log(`http://${server.address.host}:${server.address.port}/`);
  * await server.close();
  * ```
  */
 
-/** What the server reports on. */
+import type { HiveStatus } from "./daemon.ts";
+import { METRICS_CONTENT_TYPE, metricsText } from "./metrics.ts";
+import { readiness } from "./readiness.ts";
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status_page.ts";
+
+/** What the server reports on (a running `Hive`, or a fake in tests). */
 export interface StatusSource {
   /** The process is alive and its loop turns. */
   healthy(): boolean;
-  /** Everything the node knows (serialized as JSON). */
-  status(): unknown;
+  /** Everything the node knows (served as JSON, and the source of readiness and metrics). */
+  status(): HiveStatus;
 }
 
 /** A running status server. */
@@ -36,28 +48,68 @@ export interface StatusServerOptions {
   hive: StatusSource;
 }
 
-const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
-const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8" };
+const NO_STORE = { "cache-control": "no-store" };
+const JSON_HEADERS = { ...NO_STORE, "content-type": "application/json; charset=utf-8" };
+const TEXT_HEADERS = { ...NO_STORE, "content-type": "text/plain; charset=utf-8" };
+const METRICS_HEADERS = { ...NO_STORE, "content-type": METRICS_CONTENT_TYPE };
+const HTML_HEADERS = {
+  ...NO_STORE,
+  "content-type": "text/html; charset=utf-8",
+  "content-security-policy": STATUS_PAGE_CSP,
+  "x-content-type-options": "nosniff",
+};
 
-/** Answers one request; exported for tests without a socket. */
+function text(body: string, status = 200): Response {
+  return new Response(body + "\n", { status, headers: TEXT_HEADERS });
+}
+
+/**
+ * Answers one request; exported for tests without a socket.
+ *
+ * @example
+ * ```ts
+ * import { handleStatusRequest } from "./status_server.ts";
+ * const res = handleStatusRequest(new Request("http://x/readyz"), hive); // hive: a Hive
+ * console.log(res.status, await res.text());
+ * ```
+ */
 export function handleStatusRequest(req: Request, hive: StatusSource): Response {
   if (req.method !== "GET" && req.method !== "HEAD") {
-    return new Response("method not allowed\n", { status: 405, headers: TEXT_HEADERS });
+    return new Response("method not allowed\n", {
+      status: 405,
+      headers: { ...TEXT_HEADERS, allow: "GET, HEAD" },
+    });
   }
   const path = new URL(req.url).pathname;
   switch (path) {
     case "/healthz":
-      return hive.healthy()
-        ? new Response("ok\n", { headers: TEXT_HEADERS })
-        : new Response("loop stalled\n", { status: 503, headers: TEXT_HEADERS });
+      return hive.healthy() ? text("ok") : text("loop stalled", 503);
+    case "/readyz": {
+      if (!hive.healthy()) return text("loop stalled", 503);
+      const r = readiness(hive.status());
+      return text(r.reason, r.ready ? 200 : 503);
+    }
     case "/status":
       return new Response(JSON.stringify(hive.status(), null, 2) + "\n", { headers: JSON_HEADERS });
+    case "/metrics":
+      return new Response(metricsText(hive.status()), { headers: METRICS_HEADERS });
+    case "/":
+      return new Response(STATUS_PAGE_HTML, { headers: HTML_HEADERS });
     default:
-      return new Response("not found\n", { status: 404, headers: TEXT_HEADERS });
+      return text("not found", 404);
   }
 }
 
-/** Starts the HTTP server; resolves once it listens. */
+/**
+ * Starts the HTTP server; resolves once it listens.
+ *
+ * @example
+ * ```ts
+ * import { startStatusServer } from "./status_server.ts";
+ * const server = await startStatusServer({ host: "127.0.0.1", port: 0, hive }); // hive: a Hive
+ * await server.close();
+ * ```
+ */
 export function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
   return new Promise((resolve, reject) => {
     try {
@@ -70,11 +122,7 @@ export function startStatusServer(options: StatusServerOptions): Promise<StatusS
             close: () => server.shutdown(),
           });
         },
-        onError: (e) =>
-          new Response(`internal error: ${e instanceof Error ? e.message : e}\n`, {
-            status: 500,
-            headers: TEXT_HEADERS,
-          }),
+        onError: (e) => text(`internal error: ${e instanceof Error ? e.message : e}`, 500),
       }, (req) => handleStatusRequest(req, options.hive));
     } catch (e) {
       reject(e);
