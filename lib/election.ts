@@ -278,6 +278,8 @@ export class Election {
   /** Parked after the replication link to the leader broke: the leader's seq at that time. */
   #parkedAfterLinkLossSeq: number | null = null;
 
+  /** Worse-ranked leaders heard while leading, and since when (bounded by the peer table). */
+  #worseLeaderSince = new Map<string, number>();
   /** This node, leading, asked this follower to take over (graceful shutdown). */
   #handoffTo: string | null = null;
   #redisTarget: RedisTarget = { kind: "parked" };
@@ -715,7 +717,24 @@ export class Election {
           compareLeaders(leaderRankOf(hb), me) < 0
         );
         const best = this.#bestLeader(better);
-        if (best !== null) this.#follow(best, `met leader ${best.from}, which ranks first`, out);
+        if (best !== null) {
+          this.#follow(best, `met leader ${best.from}, which ranks first`, out);
+          return;
+        }
+        // A worse-ranked leader that keeps leading for failureMs cannot be hearing this node
+        // (it would have yielded): a one-way cut. Yield to it, so one side does not stay split.
+        const worse = live.filter((hb) => claimsLeadership(hb) && this.#acceptable(hb));
+        for (const address of this.#worseLeaderSince.keys()) {
+          if (!worse.some((hb) => hb.from === address)) this.#worseLeaderSince.delete(address);
+        }
+        for (const hb of worse) {
+          const since = this.#worseLeaderSince.get(hb.from);
+          if (since === undefined) this.#worseLeaderSince.set(hb.from, now.monoMs);
+          else if (now.monoMs - since >= this.timing.failureMs) {
+            this.#follow(hb, `leader ${hb.from} does not hear this node (one-way cut)`, out);
+            return;
+          }
+        }
         return;
       }
     }
@@ -764,6 +783,7 @@ export class Election {
 
   #setRole(role: Role, leader: string | null, reason: string, out: ElectionAction[]): void {
     if (role === this.#role && leader === this.#leader) return;
+    this.#worseLeaderSince.clear();
     const from = this.#role;
     if (leader !== this.#leader) this.stats.leaderChanges++;
     this.#role = role;

@@ -7,9 +7,10 @@
  *   each other may compare in either order (their birth times are skewed wall clocks).
  * - An empty redis is never promoted while a peer holding the dataset has been reachable, with
  *   its hive up and a full DNS view on both sides, for the whole grace period.
- * - Once the world has been calm for `settleMs`: at most one leader per connected group, every
- *   leader's redis is a master, every follower's redis replicates its leader, every proxy
- *   forwards to its group's leader.
+ * - Once the world has been calm for `settleMs`: at most one leader per connected group (nodes
+ *   linked, directly or through others, by working two-way paths), every leader's redis is a
+ *   master, every follower that can reach its leader both ways replicates it and forwards its
+ *   proxy to it.
  *
  * @example
  * ```ts
@@ -189,6 +190,8 @@ export class Checker {
         if (n === leader || n.hive!.role !== "follower" || n.hive!.leader !== leader.address) {
           continue;
         }
+        // Across a one-way cut inside the group, no TCP connection (replication, proxy) works.
+        if (!this.world.tcp(n, leader)) continue;
         if (n.redis !== null && n.redis.master?.host !== leader.address) {
           this.#fail(
             "follower's redis does not replicate its leader",
