@@ -435,3 +435,28 @@ Deno.test("handoff: the leader names its most caught-up follower, which takes ov
   assert.equal(t.leader, "10.0.0.2");
   assert.equal(t.stats.elections, 0);
 });
+
+Deno.test("one-way cut: a worse-ranked leader that keeps leading for failureMs is followed", () => {
+  const e = new Election(options({ self: "10.0.0.1" }));
+  e.setPeers(["10.0.0.1", "10.0.0.9"], at(0));
+  e.observeRedis(master(), at(0));
+  const starting = leaderHb("10.0.0.9", 1, { role: "starting", leader: null, leaderSinceMs: null });
+  e.receive({ ...starting, redis: { ...starting.redis, lineage: null } }, at(50));
+  e.tick(at(1000));
+  e.tick(at(1400));
+  assert.equal(e.role, "leader");
+  // 10.0.0.9 leads too, ranks after this node (later leadership) and never yields: it does
+  // not hear this node.
+  const worse = (seq: number) =>
+    leaderHb("10.0.0.9", seq, {
+      groupSize: 1,
+      leaderSinceMs: WALL0 + 9000,
+      redis: { ...starting.redis, lineage: e.lineage },
+    });
+  e.receive(worse(2), at(1500));
+  e.receive(worse(3), at(2000));
+  assert.equal(e.role, "leader", "within failureMs it may still yield: keep leading");
+  e.receive(worse(4), at(2510));
+  assert.equal(e.role, "follower");
+  assert.equal(e.leader, "10.0.0.9");
+});
