@@ -87,6 +87,13 @@ export const FAULTS: Record<string, Fault> = {
     inject: (leader, opts) => leader.restartRedis({ parked: true, delayMs: opts.restartDelayMs }),
     heal: async () => {},
   },
+  "empty-restart-plain": {
+    about: "master redis SIGKILLed, restarted empty as a plain master",
+    targetMedianMs: null,
+    targetLost: 0,
+    inject: (leader, opts) => leader.restartRedis({ parked: false, delayMs: opts.restartDelayMs }),
+    heal: async () => {},
+  },
   "node-loss": {
     about: "leader's hive and redis SIGKILLed (a lost pod)",
     targetMedianMs: 2_000,

@@ -57,6 +57,14 @@ export const SETTLE_TIMEOUT_MS = 20_000;
 export const MAX_NODES = 32;
 /** Keys per `MGET` when reading keys back. */
 export const KEY_READ_BATCH = 1_000;
+/**
+ * Attempts at starting a process (redis, hive, dnsmasq) that failed with "address already in
+ * use": DNS clients bind random UDP ports on the wildcard address for a moment, so a fixed
+ * port on a loopback address is now and then taken for a few milliseconds.
+ */
+export const ADDRESS_IN_USE_ATTEMPTS = 3;
+/** Pause between two such attempts. */
+export const ADDRESS_IN_USE_RETRY_MS = 200;
 /** Default headless Service name served by dnsmasq. */
 export const DEFAULT_SERVICE_NAME = "redis-hive";
 
@@ -258,11 +266,9 @@ export class LocalNode {
   async startRedis(opts: { parked: boolean }): Promise<void> {
     if (this.redisRunning) throw new Error(`redis of ${this.address} already runs`);
     await this.#retireRedis();
-    this.redis = await startRedis({
-      host: this.address,
-      port: this.ports.redis,
-      parked: opts.parked,
-    });
+    this.redis = await retryOnAddressInUse(() =>
+      startRedis({ host: this.address, port: this.ports.redis, parked: opts.parked })
+    );
   }
 
   /** SIGKILLs this node's redis (no-op when none runs); its log is kept for {@link report}. */
@@ -280,13 +286,19 @@ export class LocalNode {
     const t0 = performance.now();
     await this.redis.kill("SIGKILL");
     if ((opts.delayMs ?? 0) > 0) await sleep(opts.delayMs ?? 0);
-    await this.redis.spawn(opts.parked);
+    const redis = this.redis;
+    await retryOnAddressInUse(() => redis.spawn(opts.parked));
     return performance.now() - t0;
   }
 
   /** Spawns this node's hive and waits until `/healthz` answers 200; it must not run. */
   async startHive(): Promise<void> {
     if (this.hiveRunning) throw new Error(`hive of ${this.address} already runs`);
+    await retryOnAddressInUse(() => this.#spawnHive());
+  }
+
+  async #spawnHive(): Promise<void> {
+    const firstLine = this.hiveLines.length;
     const hive = HiveProcess.spawn(
       this.address,
       this.#cluster.denoFlags,
@@ -297,16 +309,17 @@ export class LocalNode {
         : (line) => this.#cluster.onHiveLine?.(this.address, line),
     );
     this.hive = hive;
-    try {
-      await eventually(`hive ${this.address} answers /healthz`, async () => {
-        if (!hive.running) {
-          throw new Error(`hive ${this.address} exited: ${JSON.stringify(hive.exitStatus)}`);
-        }
-        return await this.healthy();
-      }, { timeoutMs: HIVE_START_TIMEOUT_MS, intervalMs: 50 });
-    } catch (e) {
-      await hive.kill("SIGKILL");
-      throw new Error(`${e instanceof Error ? e.message : e}\n${this.hiveLines.join("\n")}`);
+    const deadline = Date.now() + HIVE_START_TIMEOUT_MS;
+    let problem: string | null = null;
+    while (!await this.healthy()) {
+      if (!hive.running) problem = `exited (${JSON.stringify(hive.exitStatus)})`;
+      else if (Date.now() > deadline) problem = `no /healthz in ${HIVE_START_TIMEOUT_MS} ms`;
+      if (problem !== null) {
+        await hive.kill("SIGKILL");
+        const lines = this.hiveLines.slice(firstLine).join("\n");
+        throw new Error(`hive ${this.address} did not start: ${problem}; its output:\n${lines}`);
+      }
+      await sleep(50);
     }
   }
 
@@ -521,12 +534,15 @@ export class LocalCluster {
     live.add(cluster);
     installExitHandler();
     try {
-      if (opts.discovery.kind === "dns") {
-        cluster.dns = await startDnsmasq({
-          listen: opts.discovery.listen,
-          port: opts.discovery.port,
-          records: { [cluster.serviceName]: [...opts.addresses] },
-        });
+      const discovery = opts.discovery;
+      if (discovery.kind === "dns") {
+        cluster.dns = await retryOnAddressInUse(() =>
+          startDnsmasq({
+            listen: discovery.listen,
+            port: discovery.port,
+            records: { [cluster.serviceName]: [...opts.addresses] },
+          })
+        );
       }
       for (const address of opts.addresses) {
         cluster.nodes.push(new LocalNode(cluster, address, { ...cluster.ports }, stateDir));
@@ -812,6 +828,21 @@ function checkAddresses(addresses: readonly string[]): void {
   }
   if (new Set(addresses).size !== addresses.length) {
     throw new TypeError(`duplicate node address in ${addresses.join(",")}`);
+  }
+}
+
+/** Runs `start` again (up to {@link ADDRESS_IN_USE_ATTEMPTS} times) while its port is taken. */
+async function retryOnAddressInUse<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      const text = e instanceof Error ? e.message : String(e);
+      if (attempt >= ADDRESS_IN_USE_ATTEMPTS || !/address already in use|AddrInUse/i.test(text)) {
+        throw e;
+      }
+      await sleep(ADDRESS_IN_USE_RETRY_MS);
+    }
   }
 }
 
