@@ -30,6 +30,8 @@ export interface RunOptions {
   nodes?: number;
   /** Length of the chaos phase (default: 10 to 30 s drawn from the seed). */
   chaosMs?: number;
+  /** Checker validation only: run the hives without the run_id guard (see World). */
+  withoutRunIdGuard?: boolean;
   /** Receives one line per fault, for `--verbose` replays. */
   trace?: (line: string) => void;
 }
@@ -50,7 +52,7 @@ export interface RunResult {
 export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   const probe = new World({ seed, nodes: 1 });
   const nodes = options.nodes ?? (probe.rng.chance(0.03) ? 25 : probe.rng.int(3, 9));
-  const world = new World({ seed, nodes });
+  const world = new World({ seed, nodes, withoutRunIdGuard: options.withoutRunIdGuard ?? false });
   const rng = world.rng;
   const checker = new Checker(world, {
     settleMs: 3 * world.failureMs,
@@ -88,7 +90,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   while (world.now < chaosEnd) {
     faults++;
     const n = rng.pick(world.nodes);
-    const kind = rng.int(0, 14);
+    const kind = rng.int(0, 16);
     switch (kind) {
       case 0:
         world.loss = rng.pick([0, 0.05, 0.1, 0.2, 0.3]);
@@ -165,6 +167,24 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
         world.setDns(n, mode);
         log(`dns of ${n.index}: ${mode}`);
         later(rng.int(500, 8000), () => world.setDns(n, "full"));
+        break;
+      }
+      case 15:
+      case 16: {
+        // A hive stalls (CPU starvation); for the leader, its redis restarts empty meanwhile, so
+        // only the followers' own defences (link-loss parking, the run_id guard) protect them.
+        const victim = kind === 15 ? leaderNode() ?? n : n;
+        const stallMs = rng.int(200, 2000);
+        world.stallHive(victim, stallMs);
+        log(`stall hive ${victim.index} for ${stallMs} ms`);
+        if (kind === 15 && victim.redis !== null) {
+          world.crashRedis(victim);
+          const delay = rng.int(FAST_RESTART_MIN_MS, world.failureMs);
+          log(`  and crash its redis, restart in ${delay} ms`);
+          later(delay, () => {
+            if (victim.redis === null) world.startRedis(victim, victim.redisStartsParked);
+          });
+        }
         break;
       }
       case 14: {

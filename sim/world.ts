@@ -87,6 +87,11 @@ export interface SimNode {
   generation: number;
   /** The hive's state file (an emptyDir: survives a hive restart, not a pod restart). */
   persisted: PersistedState | null;
+  /**
+   * The hive process is stalled (CPU starvation, a long pause) until this time: its timers,
+   * datagrams and observations wait until then, in order; its redis goes on.
+   */
+  stalledUntilMs: number;
 }
 
 /** What the world reports to its observer (the checker). */
@@ -108,6 +113,11 @@ export interface WorldOptions {
   heartbeatMs?: number;
   failureMs?: number;
   maxPeers?: number;
+  /**
+   * Checker validation only: the modelled redis controller points a replica at its leader
+   * without the run_id guard, to show the simulator catches the wipes the guard prevents.
+   */
+  withoutRunIdGuard?: boolean;
 }
 
 /** The simulated world; see the module documentation. */
@@ -153,6 +163,7 @@ export class World {
         dns: { mode: "full", addresses: [] },
         generation: 0,
         persisted: null,
+        stalledUntilMs: 0,
       });
     }
   }
@@ -262,6 +273,7 @@ export class World {
     // The runtime's loop: resolve, observe, tick, on their own timers with a random phase.
     const tick = () => {
       if (!alive()) return;
+      if (this.#deferWhileStalled(n, tick)) return;
       this.#apply(n, n.hive!.tick(this.instant(n)));
       this.queue.after(SIM_TICK_MS, tick);
     };
@@ -272,6 +284,7 @@ export class World {
     };
     const resolve = () => {
       if (!alive()) return;
+      if (this.#deferWhileStalled(n, resolve)) return;
       const answer = this.#dnsAnswer(n);
       if (answer !== null) this.#apply(n, n.hive!.setPeers(answer, this.instant(n)));
       this.queue.after(this.#dnsRefreshMs, resolve);
@@ -366,9 +379,11 @@ export class World {
         case "redis": {
           const gen = n.generation;
           const target = a.target;
-          this.queue.after(SIM_COMMAND_MS, () => {
-            if (n.generation === gen && n.hive !== null) this.enforce(n, target);
-          });
+          const run = () => {
+            if (n.generation !== gen || n.hive === null) return;
+            if (!this.#deferWhileStalled(n, run)) this.enforce(n, target);
+          };
+          this.queue.after(SIM_COMMAND_MS, run);
           break;
         }
         case "proxy":
@@ -383,8 +398,27 @@ export class World {
     }
   }
 
+  /** Stalls the node's hive process for `ms` (its redis goes on). */
+  stallHive(n: SimNode, ms: number): void {
+    this.hooks.onDisturb?.();
+    n.stalledUntilMs = Math.max(n.stalledUntilMs, this.now + ms);
+  }
+
+  /** If the node's hive is stalled, runs `fn` when the stall ends (and returns true). */
+  #deferWhileStalled(n: SimNode, fn: () => void): boolean {
+    if (this.now >= n.stalledUntilMs) return false;
+    this.queue.at(n.stalledUntilMs, fn);
+    return true;
+  }
+
   #observe(n: SimNode): void {
     if (n.hive === null) return;
+    const gen = n.generation;
+    if (
+      this.#deferWhileStalled(n, () => {
+        if (n.generation === gen) this.#observe(n);
+      })
+    ) return;
     const obs = this.observation(n);
     this.#apply(n, n.hive.observeRedis(obs, this.instant(n)));
     // Reconcile: the runtime re-enforces the target whenever the redis disagrees with it.
@@ -458,7 +492,8 @@ export class World {
         // The run_id guard: look at the target first, point only if it is the expected process.
         const m = this.byAddress(target.host);
         const ok = m !== undefined && m.redis !== null && this.tcp(n, m) &&
-          (target.expectRunId === null || m.redis.runId === target.expectRunId);
+          (target.expectRunId === null || m.redis.runId === target.expectRunId ||
+            this.options.withoutRunIdGuard === true);
         if (ok) this.#replicaOf(n, { host: target.host, port: target.port });
         else if (!this.matches(n, { kind: "parked" })) this.#replicaOf(n, { ...PARKED_MASTER });
         break;
@@ -515,11 +550,13 @@ export class World {
     for (let i = 0; i < copies; i++) {
       if (this.rng.chance(this.loss)) continue;
       const delay = this.rng.int(this.delayMs.min, this.delayMs.max);
-      this.queue.after(delay, () => {
+      const deliver = () => {
         // Connectivity is judged at delivery too: a partition cuts what is in flight.
         if (to.hive === null || !this.reaches(from, to)) return;
+        if (this.#deferWhileStalled(to, deliver)) return;
         this.#apply(to, to.hive.receive(hb, this.instant(to)));
-      });
+      };
+      this.queue.after(delay, deliver);
     }
   }
 

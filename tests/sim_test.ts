@@ -56,3 +56,12 @@ Deno.test("simulator CLI: the last line is the contract summary", async () => {
   assert.equal(bad.code, 2);
   assert.match(new TextDecoder().decode(bad.stderr), /--seeds/);
 });
+
+Deno.test("simulator: without the run_id guard, hive stalls during empty restarts wipe datasets and the checker says so", () => {
+  let wipes = 0;
+  for (let seed = 1; seed <= 300; seed++) {
+    const r = runSeed(seed, { withoutRunIdGuard: true });
+    wipes += r.violations.filter((v) => v.rule === "dataset wiped").length;
+  }
+  assert.ok(wipes > 0, "the fault schedule exercises the guard: removing it must be caught");
+});
