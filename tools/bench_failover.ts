@@ -95,7 +95,7 @@ export const FAULTS: Record<string, Fault> = {
     heal: async () => {},
   },
   "node-loss": {
-    about: "leader's hive and redis SIGKILLed (a lost pod)",
+    about: "leader's hive and redis SIGKILLed together",
     targetMedianMs: 2_000,
     targetLost: null,
     inject: async (leader) => {
