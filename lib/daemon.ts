@@ -333,15 +333,24 @@ export class Hive {
     void this.#redisJob(() => this.#observeNow());
   }
 
-  async #observeNow(): Promise<void> {
+  /**
+   * Observes the local redis and feeds the election. `reconcile` (every periodic observation)
+   * re-enforces the target when the redis disagrees with it; the observation that follows an
+   * enforce does not, so a failing enforce (a guard that keeps refusing) is retried once per
+   * observation interval, not in a tight loop.
+   */
+  async #observeNow(reconcile = true): Promise<void> {
     if (this.#stopped) return;
     const obs = await this.redis.observe();
     if (this.#stopped) return;
     this.stats.observations++;
     this.#observation = obs;
     this.#apply(this.election.observeRedis(obs, this.clock.now()));
-    // Reconcile: whatever happened to redis behind our back, enforce the target again.
-    if (obs.up && !this.#enforcing && !observationMatches(obs, this.election.redisTarget)) {
+    // Reconcile: whatever happened to redis behind our back, enforce the target again. A
+    // replica whose link to the leader is down (and not syncing) is re-checked too: enforce runs
+    // the run_id guard, which parks it if the leader's redis is gone or is another process, so
+    // redis's own reconnection can never resync it from a master that restarted empty.
+    if (reconcile && obs.up && !this.#enforcing && needsEnforce(obs, this.election.redisTarget)) {
       this.#enforceSoon();
     }
   }
@@ -366,7 +375,7 @@ export class Hive {
           detail: result.detail,
         });
       }
-      await this.#observeNow(); // learn the result at once
+      await this.#observeNow(false); // learn the result at once
     });
   }
 
@@ -539,6 +548,15 @@ export class Hive {
     await this.#stateWrite;
     log.info("hive {id} stopped", { id: this.self });
   }
+}
+
+/**
+ * True when the runtime must enforce `target` again: the redis does not have that role, or it
+ * follows with its link down and no sync in progress (the guard must check the leader again).
+ */
+export function needsEnforce(obs: RedisObservation, target: RedisTarget): boolean {
+  if (!observationMatches(obs, target)) return true;
+  return target.kind === "follow" && !obs.linkUp && !obs.loading;
 }
 
 /** True when the observed redis already has the role the target asks for. */

@@ -49,7 +49,11 @@ export interface CheckerOptions {
 /** See the module documentation. */
 export class Checker {
   readonly violations: Violation[] = [];
-  /** Wipes that the documented limitation explains (plain-master restart, replica's hive down). */
+  /**
+   * Wipes that the documented limitation explains: a master started as a plain master (not
+   * parked) restarted empty while the replica's own hive was down or stalled, so nothing could
+   * park the replica before redis reconnected it by itself.
+   */
   knownLimitationWipes = 0;
   /** Time of the last fault, topology, DNS or process change. */
   lastDisturbanceMs = 0;
@@ -94,7 +98,8 @@ export class Checker {
     if (from.id === to.id || from.bornAt === null) return;
     const younger = to.bornAt === null || to.bornAt > from.bornAt + LINEAGE_SKEW_MARGIN_MS;
     if (!younger) return;
-    if (replica.hive === null && !master.redisStartsParked) {
+    const replicaHiveAway = replica.hive === null || this.world.now < replica.stalledUntilMs;
+    if (replicaHiveAway && !master.redisStartsParked) {
       this.knownLimitationWipes++;
       return;
     }

@@ -411,19 +411,21 @@ export class World {
     return true;
   }
 
-  #observe(n: SimNode): void {
+  /** Observes like the runtime: `reconcile` is false for the observation right after a command. */
+  #observe(n: SimNode, reconcile = true): void {
     if (n.hive === null) return;
     const gen = n.generation;
     if (
       this.#deferWhileStalled(n, () => {
-        if (n.generation === gen) this.#observe(n);
+        if (n.generation === gen) this.#observe(n, reconcile);
       })
     ) return;
     const obs = this.observation(n);
     this.#apply(n, n.hive.observeRedis(obs, this.instant(n)));
     // Reconcile: the runtime re-enforces the target whenever the redis disagrees with it.
     const target = n.hive?.redisTarget;
-    if (target !== undefined && obs.up && !this.matches(n, target)) {
+    const recheck = target?.kind === "follow" && n.redis?.link === "down";
+    if (reconcile && target !== undefined && obs.up && (!this.matches(n, target) || recheck)) {
       const gen = n.generation;
       this.queue.after(SIM_COMMAND_MS, () => {
         if (n.generation === gen && n.hive !== null && n.hive.redisTarget === target) {
@@ -469,11 +471,13 @@ export class World {
   /** Carries out a redis target on a node, as the runtime's redis controller does. */
   enforce(n: SimNode, target: RedisTarget): void {
     const r = n.redis;
-    if (r === null || this.matches(n, target)) return;
+    if (r === null) return;
+    // A follow target is checked through the run_id guard even when already pointed.
+    if (target.kind !== "follow" && this.matches(n, target)) return;
     // The runtime observes right after a command, so the election learns the result at once.
     const gen = n.generation;
     this.queue.after(1, () => {
-      if (n.generation === gen && n.hive !== null) this.#observe(n);
+      if (n.generation === gen && n.hive !== null) this.#observe(n, false);
     });
     switch (target.kind) {
       case "leader":
@@ -494,8 +498,11 @@ export class World {
         const ok = m !== undefined && m.redis !== null && this.tcp(n, m) &&
           (target.expectRunId === null || m.redis.runId === target.expectRunId ||
             this.options.withoutRunIdGuard === true);
-        if (ok) this.#replicaOf(n, { host: target.host, port: target.port });
-        else if (!this.matches(n, { kind: "parked" })) this.#replicaOf(n, { ...PARKED_MASTER });
+        if (ok) {
+          if (!this.matches(n, target)) {
+            this.#replicaOf(n, { host: target.host, port: target.port });
+          }
+        } else if (!this.matches(n, { kind: "parked" })) this.#replicaOf(n, { ...PARKED_MASTER });
         break;
       }
     }
