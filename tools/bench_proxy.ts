@@ -22,9 +22,9 @@ import { parseArgs } from "node:util";
 /** Default number of interleaved rounds. */
 export const DEFAULT_ROUNDS = 5;
 /** Default requests per redis-benchmark test, unpipelined. */
-export const DEFAULT_REQUESTS = 100_000;
+export const DEFAULT_REQUESTS = 60_000;
 /** Default requests per redis-benchmark test with `-P 16`. */
-export const DEFAULT_PIPELINED_REQUESTS = 1_000_000;
+export const DEFAULT_PIPELINED_REQUESTS = 600_000;
 /** redis-benchmark parallel clients (`-c`). */
 export const BENCH_CLIENTS = 50;
 /** Pipeline depth of the pipelined runs (`-P`). */
@@ -221,6 +221,25 @@ export function median(values: number[]): number {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+/** User and system CPU time of a process (all threads), in clock ticks (/proc/<pid>/stat). */
+async function cpuTicks(pid: number): Promise<{ user: number; sys: number }> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { user: Number(fields[11]), sys: Number(fields[12]) };
+}
+
+/** Clock ticks per second (`getconf CLK_TCK`), 100 when getconf is missing. */
+async function clockTicks(): Promise<number> {
+  try {
+    const out = await new Deno.Command("getconf", { args: ["CLK_TCK"], stderr: "null" }).output();
+    const n = Number(new TextDecoder().decode(out.stdout).trim());
+    return Number.isInteger(n) && n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+}
+
 /** VmRSS of a process, in KiB. */
 async function rssKiB(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
@@ -316,22 +335,41 @@ export async function main(args: string[]): Promise<void> {
     const hive = startHive(HIVE);
     children.push(hive);
     await waitForPong(HIVE, hive);
+    const pidOf: Partial<Record<Contestant, number>> = { hive: hive.pid };
     if (withHaproxy) {
       const haproxy = await startHaproxy(dir, HAPROXY, "bench");
       children.push(haproxy);
       await waitForPong(HAPROXY, haproxy);
+      pidOf.haproxy = haproxy.pid;
     }
+    const clockTicksPerSecond = await clockTicks();
 
     for (let round = 0; round < rounds; round++) {
       for (const mode of ["plain", "pipelined"] as Mode[]) {
         const order = contestants.map((_, i) => contestants[(i + round) % contestants.length]!);
         const line: string[] = [];
         for (const who of order) {
+          const pid = pidOf[who];
+          const cpuBefore = pid === undefined ? undefined : await cpuTicks(pid);
           const run = await redisBenchmark(
             addrOf[who],
             requests[mode],
             mode === "plain" ? 1 : BENCH_PIPELINE,
           );
+          if (pid !== undefined && cpuBefore !== undefined) {
+            const cpuAfter = await cpuTicks(pid);
+            const usPerTick = 1e6 / clockTicksPerSecond;
+            const perRequest = (ticks: number) => (ticks * usPerTick) / (2 * requests[mode]);
+            for (
+              const [part, ticks] of [
+                ["user", cpuAfter.user - cpuBefore.user],
+                ["sys", cpuAfter.sys - cpuBefore.sys],
+              ] as const
+            ) {
+              const k = key(mode, who, `cpu-${part}`);
+              results.set(k, [...(results.get(k) ?? []), perRequest(ticks)]);
+            }
+          }
           for (const [test, rps] of run) {
             const k = key(mode, who, test);
             results.set(k, [...(results.get(k) ?? []), rps]);
@@ -384,6 +422,26 @@ export async function main(args: string[]): Promise<void> {
           `${fmtRatio(ratio(mode, "hive", "haproxy", test))} |`,
       );
     }
+  }
+  out.push(
+    "",
+    "CPU time of the proxy process per request (µs, user + system, median over rounds; SET and",
+    "GET together): the measure least disturbed by other load on the machine.",
+    "",
+    "| run | hive proxy user | hive proxy sys | HAProxy user | HAProxy sys |",
+    "|---|---|---|---|---|",
+  );
+  const cpu = (mode: Mode, who: Contestant, part: string) => {
+    const v = results.get(key(mode, who, `cpu-${part}`));
+    return v === undefined ? "-" : median(v).toFixed(2);
+  };
+  for (const mode of ["plain", "pipelined"] as Mode[]) {
+    out.push(
+      `| ${mode === "plain" ? "plain" : `-P ${BENCH_PIPELINE}`} | ${cpu(mode, "hive", "user")} | ` +
+        `${cpu(mode, "hive", "sys")} | ${cpu(mode, "haproxy", "user")} | ${
+          cpu(mode, "haproxy", "sys")
+        } |`,
+    );
   }
   const mib = (kib: number) => (kib / 1024).toFixed(1);
   out.push(
