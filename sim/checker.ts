@@ -28,6 +28,11 @@ import type { Origin, SimNode, World } from "./world.ts";
 
 /** Twice the largest clock skew the simulator injects. */
 export const LINEAGE_SKEW_MARGIN_MS = 10_000;
+/**
+ * A node's redis and proxy are judged only once its role and leader have been stable this long
+ * (a leader elected during a calm period promotes its redis a few milliseconds later).
+ */
+export const ROLE_SETTLE_MS = 300;
 /** How often the periodic checks run, in simulated milliseconds. */
 export const CHECK_INTERVAL_MS = 25;
 
@@ -62,6 +67,8 @@ export class Checker {
   #holderSince = new Map<number, number>();
   #hiveSince = new Map<number, number>();
   #hiveBoots = new Map<number, number>();
+  /** Per node: its last (role, leader) and since when. */
+  #roleSince = new Map<number, { key: string; since: number }>();
 
   /** Attaches to the world's hooks and starts the periodic checks. */
   constructor(readonly world: World, readonly options: CheckerOptions) {
@@ -142,6 +149,10 @@ export class Checker {
         this.#hiveBoots.set(n.index, n.hiveBoots);
         this.#hiveSince.set(n.index, now);
       }
+      const key = n.hive === null ? "down" : `${n.hive.role}/${n.hive.leader}/${n.hiveBoots}`;
+      if (this.#roleSince.get(n.index)?.key !== key) {
+        this.#roleSince.set(n.index, { key, since: now });
+      }
       const holds = n.hive !== null && n.hive.lineage !== null && n.redis !== null;
       if (!holds) this.#holderSince.delete(n.index);
       else if (!this.#holderSince.has(n.index)) this.#holderSince.set(n.index, now);
@@ -185,6 +196,9 @@ export class Checker {
       }
       const leader = leaders[0];
       if (leader === undefined) continue;
+      const stable = (n: SimNode) =>
+        this.world.now - (this.#roleSince.get(n.index)?.since ?? this.world.now) >= ROLE_SETTLE_MS;
+      if (!stable(leader)) continue;
       if (leader.redis !== null && leader.redis.role !== "master") {
         this.#fail("leader's redis is not a master", leader.address);
       }
@@ -195,6 +209,7 @@ export class Checker {
         if (n === leader || n.hive!.role !== "follower" || n.hive!.leader !== leader.address) {
           continue;
         }
+        if (!stable(n)) continue;
         // Across a one-way cut inside the group, no TCP connection (replication, proxy) works.
         if (!this.world.tcp(n, leader)) continue;
         if (n.redis !== null && n.redis.master?.host !== leader.address) {
