@@ -24,6 +24,10 @@ export const BENCHMARKS: Record<string, { about: string; load: () => Promise<Ben
     about: "write unavailability and acked writes lost: redis crash, empty restart, node loss",
     load: () => import("./bench_failover.ts"),
   },
+  rolling: {
+    about: "write pause and acked writes lost across rolling restarts (graceful handoff)",
+    load: () => import("./bench_rolling.ts"),
+  },
 };
 
 function usage(): string {
