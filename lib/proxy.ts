@@ -477,14 +477,36 @@ function errorText(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
 
-function checkInteger(name: string, value: number, min: number, max: number): number {
+/**
+ * `value` when it is an integer in `min..max`, else a RangeError naming the option (shared by
+ * the proxy engines).
+ *
+ * @example
+ * ```ts
+ * checkInteger("holdMs", 3000, 0, MAX_PROXY_WAIT_MS); // 3000
+ * ```
+ */
+export function checkInteger(name: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(`MasterProxy: ${name} must be an integer in ${min}..${max}, got ${value}`);
   }
   return value;
 }
 
-function checkAddress(name: string, addr: { host: string; port: number }, minPort: number): void {
+/**
+ * Throws a clear error unless `addr` is `{ host, port }` with a non-empty host and a port in
+ * `minPort..65535` (shared by the proxy engines).
+ *
+ * @example
+ * ```ts
+ * checkAddress("target", { host: "127.0.0.1", port: 6379 }, 1);
+ * ```
+ */
+export function checkAddress(
+  name: string,
+  addr: { host: string; port: number },
+  minPort: number,
+): void {
   if (typeof addr !== "object" || addr === null) {
     throw new TypeError(`MasterProxy: ${name} must be { host, port }, got ${String(addr)}`);
   }

@@ -1,14 +1,15 @@
 /**
  * Proxy benchmark (`deno task bench proxy`): `redis-benchmark -c 50 -t set,get` against one
- * redis-server directly, through a {@link MasterProxy} running in its own process
- * (tools/proxy_server.ts) and, when `haproxy` is installed, through HAProxy in TCP mode with
+ * redis-server directly, through a master proxy running in its own process
+ * (tools/proxy_server.ts), once with the Deno engine ("hive") and once with the epoll engine
+ * ("epoll", lib/proxy_epoll.ts) and, when `haproxy` is installed, through HAProxy in TCP mode with
  * its defaults. Rounds interleave the three (in a rotating order), plain and with `-P 16`; each
  * result is printed as a ratio of the direct run of the same round, median over rounds.
  * Then it measures the resident memory (VmRSS) of a fresh proxy process, idle and holding
  * 1000 idle proxied connections (HAProxy alongside for reference).
  *
  * Loopback addresses used: 127.0.1.40 (redis), .41 (hive proxy), .42 (HAProxy), .43 (the
- * memory measurement's proxies).
+ * memory measurement's proxies), .44 (hive proxy, epoll engine).
  *
  * @example
  * ```sh
@@ -39,14 +40,18 @@ const HIVE = { host: "127.0.1.41", port: 16380 };
 const HAPROXY = { host: "127.0.1.42", port: 16381 };
 const MEMORY_HIVE = { host: "127.0.1.43", port: 16382 };
 const MEMORY_HAPROXY = { host: "127.0.1.43", port: 16383 };
+const EPOLL = { host: "127.0.1.44", port: 16384 };
+const MEMORY_EPOLL = { host: "127.0.1.43", port: 16385 };
 
 type Addr = { host: string; port: number };
-type Contestant = "direct" | "hive" | "haproxy";
+type Contestant = "direct" | "hive" | "epoll" | "haproxy";
 type Mode = "plain" | "pipelined";
 /** rps of one redis-benchmark run, by test name (SET, GET). */
 type RunResult = Map<string, number>;
 
 const PROXY_SERVER = new URL("./proxy_server.ts", import.meta.url).pathname;
+/** The epoll engine's worker loads its modules (lib/) from disk when run from source. */
+const LIB_DIR = new URL("../lib/", import.meta.url).pathname;
 
 /** A child process this benchmark started; stopped in `finally`. */
 class Child {
@@ -125,12 +130,16 @@ function startRedis(dir: string): Child {
   return new Child("redis-server", process);
 }
 
-function startHive(bind: Addr): Child {
+function startHive(bind: Addr, engine: "deno" | "epoll" = "deno"): Child {
   const process = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-net",
+      // The epoll engine calls libc (FFI) and loads its worker module from disk.
+      ...(engine === "epoll" ? ["--allow-ffi", `--allow-read=${LIB_DIR}`] : []),
       PROXY_SERVER,
+      "--engine",
+      engine,
       "--bind",
       `${bind.host}:${bind.port}`,
       "--target",
@@ -140,7 +149,7 @@ function startHive(bind: Addr): Child {
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  return new Child("hive proxy", process);
+  return new Child(engine === "epoll" ? "hive proxy (epoll)" : "hive proxy", process);
 }
 
 async function haproxyInstalled(): Promise<boolean> {
@@ -317,9 +326,14 @@ export async function main(args: string[]): Promise<void> {
   const idleConnections = positive("idle-connections", values["idle-connections"]);
   const withHaproxy = !values["no-haproxy"] && await haproxyInstalled();
   const contestants: Contestant[] = withHaproxy
-    ? ["direct", "hive", "haproxy"]
-    : ["direct", "hive"];
-  const addrOf: Record<Contestant, Addr> = { direct: REDIS, hive: HIVE, haproxy: HAPROXY };
+    ? ["direct", "hive", "epoll", "haproxy"]
+    : ["direct", "hive", "epoll"];
+  const addrOf: Record<Contestant, Addr> = {
+    direct: REDIS,
+    hive: HIVE,
+    epoll: EPOLL,
+    haproxy: HAPROXY,
+  };
 
   const dir = await Deno.makeTempDir({ prefix: "redis-hive-bench-proxy-" });
   const children: Child[] = [];
@@ -327,7 +341,11 @@ export async function main(args: string[]): Promise<void> {
   // results[mode][contestant][test] = rps per round
   const results = new Map<string, number[]>();
   const key = (mode: Mode, who: Contestant, test: string) => `${mode}/${who}/${test}`;
-  let memory: { hive: { idleKiB: number; loadedKiB: number }; haproxy?: typeof memory.hive };
+  let memory: {
+    hive: { idleKiB: number; loadedKiB: number };
+    epoll?: typeof memory.hive;
+    haproxy?: typeof memory.hive;
+  };
   try {
     const redis = startRedis(dir);
     children.push(redis);
@@ -335,7 +353,10 @@ export async function main(args: string[]): Promise<void> {
     const hive = startHive(HIVE);
     children.push(hive);
     await waitForPong(HIVE, hive);
-    const pidOf: Partial<Record<Contestant, number>> = { hive: hive.pid };
+    const epoll = startHive(EPOLL, "epoll");
+    children.push(epoll);
+    await waitForPong(EPOLL, epoll);
+    const pidOf: Partial<Record<Contestant, number>> = { hive: hive.pid, epoll: epoll.pid };
     if (withHaproxy) {
       const haproxy = await startHaproxy(dir, HAPROXY, "bench");
       children.push(haproxy);
@@ -384,6 +405,9 @@ export async function main(args: string[]): Promise<void> {
     const memoryHive = startHive(MEMORY_HIVE);
     children.push(memoryHive);
     memory = { hive: await measureIdleMemory(memoryHive, MEMORY_HIVE, idleConnections) };
+    const memoryEpoll = startHive(MEMORY_EPOLL, "epoll");
+    children.push(memoryEpoll);
+    memory.epoll = await measureIdleMemory(memoryEpoll, MEMORY_EPOLL, idleConnections);
     if (withHaproxy) {
       const memoryHaproxy = await startHaproxy(dir, MEMORY_HAPROXY, "memory");
       children.push(memoryHaproxy);
@@ -407,8 +431,8 @@ export async function main(args: string[]): Promise<void> {
       `${requests.plain} requests plain, ${requests.pipelined} with -P ${BENCH_PIPELINE}; ` +
       `ratios of direct, median over rounds (${((Date.now() - startedAt) / 1000).toFixed(0)} s)`,
     "",
-    "| run | direct rps (median) | hive proxy / direct | HAProxy / direct | hive / HAProxy |",
-    "|---|---|---|---|---|",
+    "| run | direct rps (median) | hive proxy / direct | epoll engine / direct | HAProxy / direct | hive / HAProxy | epoll / HAProxy |",
+    "|---|---|---|---|---|---|---|",
   );
   for (const mode of ["plain", "pipelined"] as Mode[]) {
     for (const test of ["SET", "GET"]) {
@@ -417,9 +441,10 @@ export async function main(args: string[]): Promise<void> {
       out.push(
         `| ${label} | ${median(direct).toFixed(0)} | ${
           fmtRatio(ratio(mode, "hive", "direct", test))
-        } | ` +
+        } | ${fmtRatio(ratio(mode, "epoll", "direct", test))} | ` +
           `${fmtRatio(ratio(mode, "haproxy", "direct", test))} | ` +
-          `${fmtRatio(ratio(mode, "hive", "haproxy", test))} |`,
+          `${fmtRatio(ratio(mode, "hive", "haproxy", test))} | ` +
+          `${fmtRatio(ratio(mode, "epoll", "haproxy", test))} |`,
       );
     }
   }
@@ -428,8 +453,8 @@ export async function main(args: string[]): Promise<void> {
     "CPU time of the proxy process per request (µs, user + system, median over rounds; SET and",
     "GET together): the measure least disturbed by other load on the machine.",
     "",
-    "| run | hive proxy user | hive proxy sys | HAProxy user | HAProxy sys |",
-    "|---|---|---|---|---|",
+    "| run | hive proxy user | hive proxy sys | epoll engine user | epoll engine sys | HAProxy user | HAProxy sys |",
+    "|---|---|---|---|---|---|---|",
   );
   const cpu = (mode: Mode, who: Contestant, part: string) => {
     const v = results.get(key(mode, who, `cpu-${part}`));
@@ -438,9 +463,9 @@ export async function main(args: string[]): Promise<void> {
   for (const mode of ["plain", "pipelined"] as Mode[]) {
     out.push(
       `| ${mode === "plain" ? "plain" : `-P ${BENCH_PIPELINE}`} | ${cpu(mode, "hive", "user")} | ` +
-        `${cpu(mode, "hive", "sys")} | ${cpu(mode, "haproxy", "user")} | ${
-          cpu(mode, "haproxy", "sys")
-        } |`,
+        `${cpu(mode, "hive", "sys")} | ${cpu(mode, "epoll", "user")} | ${
+          cpu(mode, "epoll", "sys")
+        } | ${cpu(mode, "haproxy", "user")} | ${cpu(mode, "haproxy", "sys")} |`,
     );
   }
   const mib = (kib: number) => (kib / 1024).toFixed(1);
@@ -455,7 +480,9 @@ export async function main(args: string[]): Promise<void> {
     if (m === undefined) continue;
     const perConnKiB = (m.loadedKiB - m.idleKiB) / idleConnections;
     out.push(
-      `| ${name === "hive" ? "hive proxy" : "HAProxy"} | ${mib(m.idleKiB)} MiB | ` +
+      `| ${
+        ({ hive: "hive proxy", epoll: "hive proxy (epoll engine)", haproxy: "HAProxy" })[name]
+      } | ${mib(m.idleKiB)} MiB | ` +
         `${mib(m.loadedKiB)} MiB | ${perConnKiB.toFixed(1)} KiB |`,
     );
   }

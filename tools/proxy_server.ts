@@ -1,16 +1,23 @@
 /**
- * Runs one {@link MasterProxy} on its own, in its own process, for benchmarks (so the proxy does
+ * Runs one master proxy (either engine, `--engine deno|epoll`, default deno) on its own, in its own process, for benchmarks (so the proxy does
  * not share an event loop with the benchmark client). Prints one JSON line
  * `{"listening":{"host":...,"port":...}}` on stdout once ready; exits cleanly on SIGINT/SIGTERM.
  *
  * @example
  * ```sh
  * deno run --allow-net tools/proxy_server.ts --bind 127.0.1.41:7000 --target 127.0.1.40:6379
+ * deno run --allow-net --allow-ffi tools/proxy_server.ts --engine epoll --bind 127.0.1.44:7000
  * ```
  */
 
 import { parseArgs } from "node:util";
-import { MasterProxy, PROXY_BUFFER_BYTES } from "../lib/proxy.ts";
+import { PROXY_BUFFER_BYTES } from "../lib/proxy.ts";
+import {
+  DEFAULT_PROXY_ENGINE,
+  listenProxy,
+  PROXY_ENGINES,
+  type ProxyEngine,
+} from "../lib/proxy_engine.ts";
 
 /** Parses `host:port` (IPv6 as `[addr]:port`); throws naming the flag on bad input. */
 export function parseHostPort(flag: string, text: string): { host: string; port: number } {
@@ -30,11 +37,17 @@ async function main(args: string[]): Promise<void> {
       target: { type: "string" },
       "buffer-bytes": { type: "string", default: String(PROXY_BUFFER_BYTES) },
       "max-connections": { type: "string", default: "100000" },
+      engine: { type: "string", default: DEFAULT_PROXY_ENGINE },
     },
     strict: true,
   });
   if (values.bind === undefined) throw new Error("--bind HOST:PORT is required");
-  const proxy = await MasterProxy.listen({
+  const engine = values.engine as ProxyEngine;
+  if (!PROXY_ENGINES.includes(engine)) {
+    throw new Error(`--engine: one of ${PROXY_ENGINES.join(", ")}, got ${values.engine}`);
+  }
+  const proxy = await listenProxy({
+    engine,
     bind: parseHostPort("bind", values.bind),
     target: values.target === undefined ? null : parseHostPort("target", values.target),
     bufferBytes: Number(values["buffer-bytes"]),
