@@ -1,0 +1,249 @@
+/**
+ * The fault scenarios of `deno task chaos`, each with the safety rules a run must keep. A
+ * scenario's `inject` runs while the clients write; it does its fault and heals it (the runner
+ * then requires the cluster to converge and checks every acknowledged write).
+ *
+ * Which losses a scenario accepts follows what the hive promises (docs/reliability.md):
+ * asynchronous replication loses the writes a killed master acknowledged but had not yet sent
+ * (`async-window`), and a partition loses the writes the merge loser accepted (`partition`);
+ * an `unexplained` loss is always a violation, and so is any loss where the product promises
+ * none (an empty restart, a rolling restart).
+ *
+ * @example
+ * ```ts
+ * import { SCENARIOS } from "./scenarios.ts";
+ * console.log(SCENARIOS.map((s) => s.name));
+ * ```
+ */
+
+import { epochNowMs, POD_PORTS } from "./agent_protocol.ts";
+import type { LossCause } from "./checker.ts";
+import { type ChaosCluster, type Settled, sleep } from "./cluster.ts";
+import { setFirewall } from "./firewall.ts";
+import type { Pod } from "./pod.ts";
+
+/** How long a partition lasts: several failure timeouts (1 s), so the majority elects. */
+export const PARTITION_MS = 3_000;
+/** How long the election port loses datagrams in the loss scenario. */
+export const LOSS_MS = 8_000;
+/** Share of election datagrams dropped in the loss scenario. */
+export const LOSS_PERCENT = 20;
+/** Empty restarts of the master redis in one run of that scenario. */
+export const EMPTY_RESTARTS_PER_RUN = 5;
+/** An empty redis comes back within this range after the kill: faster than failure detection. */
+export const EMPTY_RESTART_DELAY_MS = { min: 20, max: 200 } as const;
+
+/** The rules one run must keep. */
+export interface SafetyRules {
+  /** Causes of lost acknowledged writes this scenario accepts ("unexplained" never is). */
+  acceptedLoss: readonly Exclude<LossCause, "unexplained">[];
+  /** At most this many acknowledged writes lost in one run (null: no cap beyond the causes). */
+  maxLost: number | null;
+  /** At most this much split-brain time in one run (null: measured, not limited). */
+  maxSplitBrainMs: number | null;
+}
+
+/** What a scenario can do to the cluster, and what it must record. */
+export interface ScenarioContext {
+  cluster: ChaosCluster;
+  /** 1-based run number. */
+  run: number;
+  /** Seeded random numbers in [0, 1). */
+  random: () => number;
+  /** The settled cluster before the fault. */
+  before: Settled;
+  /** Records a redis process killed at this instant (explains async losses). */
+  crashed(pod: Pod): void;
+  /** Records that `pod` is cut off from the others from now until the cluster settles again. */
+  cutOff(pod: Pod): void;
+  /** Logs a step. */
+  note(text: string): void;
+}
+
+/** One scenario. */
+export interface Scenario {
+  name: string;
+  about: string;
+  rules: SafetyRules;
+  /** Injects the fault, heals it, and returns what it did in one line. */
+  inject(ctx: ScenarioContext): Promise<string>;
+}
+
+const NO_SPLIT_BRAIN = 0;
+
+function others(cluster: ChaosCluster, pod: Pod): string[] {
+  return cluster.running().filter((p) => p !== pod).map((p) => p.ip);
+}
+
+/** Every scenario, in the order `deno task chaos` runs them. */
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: "master-pod-killed",
+    about: "the leader's pod is SIGKILLed (hive and redis); a replacement pod with a new " +
+      "address joins after the failover, as a ReplicaSet would",
+    rules: { acceptedLoss: ["async-window"], maxLost: null, maxSplitBrainMs: NO_SPLIT_BRAIN },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const victim = ctx.before.leader;
+      ctx.crashed(victim);
+      await victim.kill();
+      // The Service stops sending clients to it; the DNS still lists it (endpoint lag).
+      await cluster.setEndpoints(cluster.endpoints.filter((ip) => ip !== victim.ip));
+      const after = await cluster.waitSettled({ notLeader: victim });
+      ctx.note(`${after.leader.ip} leads; replacing the lost pod`);
+      await cluster.removePod(victim);
+      const fresh = await cluster.addPod();
+      return `killed leader pod ${victim.ip}; ${after.leader.ip} took over; new pod ${fresh.ip}`;
+    },
+  },
+  {
+    name: "master-redis-restarted-empty",
+    about: `the master redis is SIGKILLed and restarted empty (parked) within ` +
+      `${EMPTY_RESTART_DELAY_MS.min}-${EMPTY_RESTART_DELAY_MS.max} ms, faster than failure ` +
+      `detection, ${EMPTY_RESTARTS_PER_RUN} times in a row`,
+    rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const steps: string[] = [];
+      for (let i = 0; i < EMPTY_RESTARTS_PER_RUN; i++) {
+        const { leader } = i === 0 ? ctx.before : await cluster.waitSettled();
+        const span = EMPTY_RESTART_DELAY_MS.max - EMPTY_RESTART_DELAY_MS.min;
+        const delayMs = EMPTY_RESTART_DELAY_MS.min + Math.floor(ctx.random() * span);
+        ctx.crashed(leader);
+        await cluster.restartRedis(leader, delayMs);
+        steps.push(`${leader.ip}+${delayMs}ms`);
+      }
+      return `restarted the master redis empty: ${steps.join(", ")}`;
+    },
+  },
+  {
+    name: "leader-isolated",
+    about: `the leader is cut off from every other pod (symmetric partition, ` +
+      `${PARTITION_MS / 1000} s; clients still reach every pod), then healed`,
+    rules: { acceptedLoss: ["async-window", "partition"], maxLost: null, maxSplitBrainMs: null },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const leader = ctx.before.leader;
+      const peers = others(cluster, leader);
+      ctx.cutOff(leader);
+      await setFirewall(leader.namespace, [
+        { kind: "drop-from", addresses: peers },
+        { kind: "drop-to", addresses: peers },
+      ]);
+      await sleep(PARTITION_MS);
+      await setFirewall(leader.namespace, []);
+      return `isolated leader ${leader.ip} from ${peers.join(", ")} for ${PARTITION_MS} ms`;
+    },
+  },
+  {
+    name: "one-way-partition",
+    about: `odd runs: the leader's packets to the others are dropped (it hears them, they do ` +
+      `not hear it); even runs: the other way round; ${PARTITION_MS / 1000} s, then healed`,
+    rules: { acceptedLoss: ["async-window", "partition"], maxLost: null, maxSplitBrainMs: null },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const leader = ctx.before.leader;
+      const peers = others(cluster, leader);
+      const mute = ctx.run % 2 === 1;
+      ctx.cutOff(leader);
+      await setFirewall(leader.namespace, [
+        mute ? { kind: "drop-to", addresses: peers } : { kind: "drop-from", addresses: peers },
+      ]);
+      await sleep(PARTITION_MS);
+      await setFirewall(leader.namespace, []);
+      return `leader ${leader.ip} ${mute ? "unheard by" : "deaf to"} ${peers.join(", ")} ` +
+        `for ${PARTITION_MS} ms`;
+    },
+  },
+  {
+    name: "rolling-restart",
+    about: "every pod replaced in turn, as a Deployment rolling update with maxSurge 1 and " +
+      "maxUnavailable 0: a new pod (new address) becomes ready, then an old one gets SIGTERM " +
+      "(the hive hands over if it leads), then its redis",
+    rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const old = [...cluster.running()];
+      const steps: string[] = [];
+      for (const pod of old) {
+        const fresh = await cluster.addPod();
+        await cluster.waitSettled();
+        await cluster.setEndpoints([
+          ...cluster.endpoints.filter((ip) => ip !== pod.ip),
+          fresh.ip,
+        ]);
+        const leading = (await cluster.currentLeader()) === pod;
+        ctx.note(`stopping ${pod.ip}${leading ? " (the leader)" : ""}`);
+        await cluster.dns.setAddresses(cluster.dns.addresses.filter((ip) => ip !== pod.ip));
+        const inTime = await pod.stopGracefully();
+        await cluster.removePod(pod);
+        steps.push(
+          `${pod.ip}${leading ? "*" : ""}->${fresh.ip}${inTime ? "" : " (hive SIGKILLed)"}`,
+        );
+        await cluster.waitSettled();
+      }
+      return `replaced ${steps.join(", ")} (* = was leading)`;
+    },
+  },
+  {
+    name: "pod-new-address",
+    about: "odd runs the leader's pod, even runs a follower's, is SIGKILLed and deleted; it " +
+      "returns at once as a new pod with a new address, and the DNS answer changes with it",
+    rules: { acceptedLoss: ["async-window"], maxLost: null, maxSplitBrainMs: NO_SPLIT_BRAIN },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const victim = ctx.run % 2 === 1 ? ctx.before.leader : ctx.before.followers[0];
+      if (victim === undefined) throw new Error("pod-new-address needs at least two pods");
+      const wasLeader = victim === ctx.before.leader;
+      ctx.crashed(victim);
+      await victim.kill();
+      await cluster.removePod(victim);
+      const fresh = await cluster.addPod();
+      return `${wasLeader ? "leader" : "follower"} ${victim.ip} came back as ${fresh.ip}`;
+    },
+  },
+  {
+    name: "election-loss-20",
+    about: `${LOSS_PERCENT}% of the datagrams to the election port (UDP ${POD_PORTS.election}) ` +
+      `dropped at random in every pod for ${LOSS_MS / 1000} s`,
+    rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const pods = cluster.running();
+      const leader = ctx.before.leader;
+      for (const pod of pods) {
+        await setFirewall(pod.namespace, [
+          { kind: "loss", udpPort: POD_PORTS.election, percent: LOSS_PERCENT },
+        ]);
+      }
+      const startedMs = epochNowMs();
+      await sleep(LOSS_MS);
+      for (const pod of pods) await setFirewall(pod.namespace, []);
+      const now = await cluster.currentLeader();
+      return `${LOSS_PERCENT}% election loss on ${pods.length} pods for ` +
+        `${Math.round(epochNowMs() - startedMs)} ms; leader ${leader.ip} -> ${
+          now?.ip ?? "none yet"
+        }`;
+    },
+  },
+];
+
+/**
+ * The scenario called `name`.
+ *
+ * @throws {Error} naming the known scenarios when there is none
+ * @example
+ * ```ts
+ * import { scenarioNamed } from "./scenarios.ts";
+ * scenarioNamed("leader-isolated").rules.maxLost; // null
+ * ```
+ */
+export function scenarioNamed(name: string): Scenario {
+  const s = SCENARIOS.find((s) => s.name === name);
+  if (s === undefined) {
+    throw new Error(
+      `unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(", ")})`,
+    );
+  }
+  return s;
+}

@@ -1,0 +1,178 @@
+/**
+ * Runs a list of scenarios, each on a fresh cluster of `pods` pods, `runs` times, inside one
+ * {@link ChaosSession} (which removes everything at the end, also on failure or Ctrl-C).
+ *
+ * @example
+ * ```ts
+ * import { runSuite } from "./suite.ts";
+ * const result = await runSuite({ scenarios: ["leader-isolated"], runs: 1, pods: 3, seed: 42 });
+ * console.log(result.broken);
+ * ```
+ */
+
+import { ChaosCluster } from "./cluster.ts";
+import { runLine } from "./report.ts";
+import { runFailed } from "./report.ts";
+import { type RunReport, runScenarioOnce } from "./runner.ts";
+import { scenarioNamed } from "./scenarios.ts";
+import { ChaosSession } from "./session.ts";
+
+/** Most runs per scenario. */
+export const MAX_RUNS = 50;
+/** Hive log lines shown per pod for a run that broke a rule. */
+export const LOG_LINES_ON_FAILURE = 40;
+
+/** Options of {@link runSuite}. */
+export interface SuiteOptions {
+  scenarios: readonly string[];
+  runs: number;
+  pods: number;
+  /** Seed of the scenarios' random choices (delays, victims). */
+  seed: number;
+  /** Where to copy every log of a scenario with a broken run (null: print a digest instead). */
+  logsDir?: string | null;
+  /** Progress output (default: stdout). */
+  log?: (line: string) => void;
+}
+
+/** What the suite found. */
+export interface SuiteResult {
+  reports: RunReport[];
+  /** True when any run broke a rule or failed. */
+  broken: boolean;
+}
+
+/**
+ * A small seeded generator (mulberry32): the same seed gives the same delays and choices.
+ *
+ * @example
+ * ```ts
+ * import { seededRandom } from "./suite.ts";
+ * const random = seededRandom(42);
+ * random(); // always the same first number for seed 42
+ * ```
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Runs the suite; see the module doc.
+ *
+ * @example
+ * ```ts
+ * import { runSuite } from "./suite.ts";
+ * const { broken } = await runSuite({ scenarios: ["master-pod-killed"], runs: 1, pods: 3, seed: 1 });
+ * ```
+ */
+export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  if (!Number.isInteger(opts.runs) || opts.runs < 1 || opts.runs > MAX_RUNS) {
+    throw new RangeError(`runs must be 1..${MAX_RUNS}, got ${opts.runs}`);
+  }
+  const scenarios = opts.scenarios.map(scenarioNamed);
+  const random = seededRandom(opts.seed);
+  const reports: RunReport[] = [];
+  const session = await ChaosSession.open({ log });
+  try {
+    for (const scenario of scenarios) {
+      if (session.closed) break; // interrupted
+      log(`${scenario.name}: ${scenario.about}`);
+      const started = Date.now();
+      let cluster: ChaosCluster;
+      try {
+        cluster = await ChaosCluster.start(session, { pods: opts.pods });
+      } catch (e) {
+        if (session.closed) break;
+        const error = `cannot start the cluster: ${e instanceof Error ? e.message : e}`;
+        log(`  ERROR: ${error}`);
+        reports.push(failedReport(scenario.name, 1, error));
+        continue;
+      }
+      const mine: RunReport[] = [];
+      try {
+        for (let run = 1; run <= opts.runs && !session.closed; run++) {
+          const report = await runScenarioOnce(cluster, scenario, run, random, log);
+          if (session.closed) break; // interrupted: the run's failures mean nothing
+          mine.push(report);
+          log(runLine(report));
+          if (report.error !== null) break; // the cluster may be unusable: next scenario
+        }
+        if (mine.some(runFailed)) await keepLogs(session, cluster, scenario.name, opts, log);
+      } finally {
+        await cluster.close();
+      }
+      reports.push(...mine);
+      log(`  (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    }
+  } finally {
+    await session.close();
+  }
+  return { reports, broken: reports.some(runFailed) };
+}
+
+function failedReport(scenario: string, run: number, error: string): RunReport {
+  return {
+    scenario,
+    run,
+    detail: "",
+    notes: [],
+    acked: 0,
+    attempts: 0,
+    failures: 0,
+    windows: [],
+    lost: 0,
+    lostByCause: { partition: 0, discarded: 0, "async-window": 0, unexplained: 0 },
+    lostSamples: [],
+    splitBrainMs: 0,
+    twoMastersMs: 0,
+    convergedMs: null,
+    violations: [],
+    error,
+  };
+}
+
+async function keepLogs(
+  session: ChaosSession,
+  cluster: ChaosCluster,
+  scenario: string,
+  opts: SuiteOptions,
+  log: (line: string) => void,
+): Promise<void> {
+  if (opts.logsDir !== undefined && opts.logsDir !== null) {
+    const dest = `${opts.logsDir}/${scenario}`;
+    await Deno.mkdir(dest, { recursive: true });
+    for (const pod of cluster.pods) {
+      for (const file of ["hive.log", "redis.log"]) {
+        await Deno.copyFile(`${pod.dir}/${file}`, `${dest}/${pod.ip}-${file}`).catch(() => {});
+      }
+    }
+    await Deno.copyFile(`${session.dir}/agent.log`, `${dest}/agent.log`).catch(() => {});
+    log(`  logs of ${scenario} copied to ${dest}`);
+    return;
+  }
+  for (const pod of cluster.pods) {
+    const tail = await pod.hiveLogTail(LOG_LINES_ON_FAILURE);
+    log(`  --- last hive log lines of ${pod.ip} (${pod.state}) ---`);
+    for (const line of tail.split("\n")) if (line !== "") log(`  ${digest(line)}`);
+  }
+  log("  (pass --logs-dir DIR to keep every log of a scenario with a broken run)");
+}
+
+/** A JSON log line as `time level message`, other lines as they are. */
+function digest(line: string): string {
+  try {
+    const rec = JSON.parse(line) as Record<string, unknown>;
+    const time = String(rec["time"] ?? "").replace(/^.*T/, "");
+    return `${time} ${rec["level"]} ${rec["message"]}`;
+  } catch {
+    return line;
+  }
+}
