@@ -51,10 +51,15 @@ export const MAX_OBSERVE_INTERVAL_MS = 100;
 export const HEALTHY_TICK_LAG = 20;
 /** Graceful handoff: writes stay paused at most this long if the hive dies mid-handoff. */
 export const HANDOFF_PAUSE_MS = 2000;
-/** Graceful handoff: the longest wait for the successor to acknowledge every write. */
-export const HANDOFF_SYNC_TIMEOUT_MS = 300;
-/** Graceful handoff: the longest wait for the successor to lead before exiting anyway. */
-export const HANDOFF_TAKEOVER_TIMEOUT_MS = 2000;
+/**
+ * Graceful handoff: the longest wait (writes paused) for a follower to process every write.
+ * Usually a few ms; up to about a second when the only follower was just resynced (redis 7.0
+ * holds a fresh replica's stream until its next acknowledgement): losing no write is worth the
+ * longer pause in that rare case.
+ */
+export const HANDOFF_SYNC_TIMEOUT_MS = 1200;
+/** Graceful handoff: the longest wait (from the pause) for the successor to lead. */
+export const HANDOFF_TAKEOVER_TIMEOUT_MS = 3000;
 /** Most entries kept in {@link HiveStatus.history}. */
 export const MAX_HISTORY = 50;
 /** Upper bounds of the failover-duration histogram buckets. */
@@ -486,37 +491,49 @@ export class Hive {
   }
 
   /**
-   * Graceful shutdown (SIGTERM): a leader hands over first. It picks the most caught-up
-   * follower, pauses writes on its redis (`CLIENT PAUSE ... WRITE`), waits (bounded) until that
-   * follower acknowledged every write, tells it to take over, parks its own redis and holds its
-   * proxy, and waits (bounded) until the successor leads. A follower just leaves. Then stops.
+   * Graceful shutdown (SIGTERM): a leader hands over first. It pauses writes on its redis
+   * (`CLIENT PAUSE ... WRITE`), reads every eligible follower's processed offset until one has
+   * processed every write (bounded by {@link HANDOFF_SYNC_TIMEOUT_MS}), tells that one to take
+   * over, parks its own redis and holds its proxy, and waits (bounded) until the successor leads.
+   * A follower just leaves. Then stops.
    */
   async shutdown(): Promise<void> {
     if (this.#stopped) return;
-    const successor = this.election.successor(this.clock.now());
-    if (successor !== null) {
+    const candidates = this.election.successors(this.clock.now());
+    if (candidates.length > 0) {
       const started = this.clock.now().monoMs;
-      log.info("graceful shutdown: handing leadership over to {successor}", { successor });
+      log.info("graceful shutdown: handing leadership over, candidates {candidates}", {
+        candidates: candidates.map((c) => c.address),
+      });
       let sync: HandoffSync | null = null;
       await this.#redisJob(async () => {
-        const peer = this.election.snapshot(this.clock.now()).peers.find((p) =>
-          p.address === successor
-        );
-        const port = peer?.last?.redisPort ?? this.config.redisPort;
         sync = await this.redis.pauseAndSync(
-          { host: successor, port },
+          candidates.map((c) => ({ host: c.address, port: c.redisPort })),
           HANDOFF_PAUSE_MS,
           HANDOFF_SYNC_TIMEOUT_MS,
         );
       });
       const s = sync as HandoffSync | null;
-      if (s === null || !s.ok) {
-        log.warn("handoff: {successor} has not acknowledged every write: {reason}", {
-          successor,
-          reason: s?.reason ?? "no answer",
-          ...(s ?? {}),
-        });
-      } else log.info("handoff: {successor} caught up", { successor, ...s });
+      let successor = candidates[0]!.address;
+      if (s !== null && s.ok) {
+        successor = s.chosen.host;
+        log.info("handoff: {successor} processed every write", { successor, ...s });
+      } else {
+        // Nobody caught up in time: the most caught-up one still loses the least.
+        const best = s?.offsets.filter((o) => o.offset !== null).sort((a, b) =>
+          b.offset! - a.offset!
+        )[0];
+        if (best !== undefined) successor = best.host;
+        log.warn(
+          "handoff: no follower processed every write: {reason}; handing over to {successor}",
+          {
+            successor,
+            reason: s?.reason ?? "no answer",
+            masterOffset: s?.masterOffset ?? null,
+            offsets: s?.offsets ?? [],
+          },
+        );
+      }
       this.#apply(this.election.handOff(successor, this.clock.now()));
       const deadline = started + HANDOFF_TAKEOVER_TIMEOUT_MS;
       while (this.clock.now().monoMs < deadline) {
@@ -526,10 +543,9 @@ export class Hive {
       const tookMs = this.clock.now().monoMs - started;
       if (this.election.proxyTarget?.host === successor) {
         log.info("handoff done: {successor} leads after {tookMs} ms", { successor, tookMs });
-      } else {log.warn("handoff: {successor} did not take over in {tookMs} ms", {
-          successor,
-          tookMs,
-        });}
+      } else {
+        log.warn("handoff: {successor} did not take over in {tookMs} ms", { successor, tookMs });
+      }
     }
     await this.stop();
   }

@@ -390,19 +390,23 @@ export class Election {
    * reported offset), then the first address. Null when not leading or nobody qualifies.
    */
   successor(now: Instant): string | null {
-    if (this.#role !== "leader") return null;
-    let best: Heartbeat | null = null;
-    for (const hb of this.#liveHeartbeats(now)) {
-      if (hb.role !== "follower" || hb.leader !== this.options.self) continue;
-      if (!hb.redis.up || !hb.redis.linkUp || !sameLineage(hb.redis.lineage, this.#lineage)) {
-        continue;
-      }
-      if (
-        best === null || hb.redis.offset > best.redis.offset ||
-        (hb.redis.offset === best.redis.offset && compareAddress(hb.from, best.from) < 0)
-      ) best = hb;
-    }
-    return best?.from ?? null;
+    return this.successors(now)[0]?.address ?? null;
+  }
+
+  /**
+   * Every follower that may take over (see {@link successor}), best first, with its redis port:
+   * the runtime reads their real offsets once writes are paused and picks the first caught up
+   * (reported offsets can be stale).
+   */
+  successors(now: Instant): { address: string; redisPort: number }[] {
+    if (this.#role !== "leader") return [];
+    return this.#liveHeartbeats(now)
+      .filter((hb) =>
+        hb.role === "follower" && hb.leader === this.options.self && hb.redis.up &&
+        hb.redis.linkUp && sameLineage(hb.redis.lineage, this.#lineage)
+      )
+      .sort((a, b) => b.redis.offset - a.redis.offset || compareAddress(a.from, b.from))
+      .map((hb) => ({ address: hb.from, redisPort: hb.redisPort }));
   }
 
   /**

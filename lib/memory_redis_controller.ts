@@ -276,13 +276,6 @@ export class MemoryRedisNetwork {
     return this.#redis.get(`${host}:${port}`);
   }
 
-  /** The redis servers that are replicas of `master` (linked or not). */
-  replicasOf(master: MemoryRedis): MemoryRedis[] {
-    return [...this.#redis.values()].filter((r) =>
-      r.role === "replica" && r.masterHost === master.host && r.masterPort === master.port
-    );
-  }
-
   /** A controller for the redis at `opts.host:opts.port` (which may be added later). */
   controller(
     opts: { host: string; port: number; password: string | null; announceIp: string },
@@ -437,42 +430,44 @@ export class MemoryRedisController implements RedisController {
   }
 
   /**
-   * Graceful handoff, simulated: writes are refused for `pauseMs`, and the sync succeeds when
-   * the redis at `replicaAt` is a linked replica of this one with its whole offset.
+   * Graceful handoff, simulated: writes are refused for `pauseMs`, and the first candidate that
+   * is a linked replica of this redis with its whole offset is chosen.
    */
   pauseAndSync(
-    replicaAt: { host: string; port: number },
+    candidates: readonly { host: string; port: number }[],
     pauseMs: number,
     _timeoutMs: number,
   ): Promise<HandoffSync> {
     const redis = this.#redis();
+    const offsets = candidates.map((c) => ({ ...c, offset: null as number | null }));
     if (redis === undefined) {
       return Promise.resolve({
         ok: false,
         reason: "the local redis is down",
         masterOffset: null,
-        replicaOffset: null,
+        offsets,
       });
     }
     redis.pausedUntilMs = Date.now() + pauseMs;
     this.network.sync();
-    const replica = this.network.replicasOf(redis).find((r) =>
-      r.host === replicaAt.host && r.port === replicaAt.port
-    );
-    if (replica === undefined || !replica.linkUp || replica.offset < redis.offset) {
-      return Promise.resolve({
-        ok: false,
-        reason: "the successor did not catch up",
-        masterOffset: redis.offset,
-        replicaOffset: replica?.offset ?? null,
-      });
+    for (const o of offsets) {
+      const r = this.network.redisAt(o.host, o.port);
+      const linked = r !== undefined && r.reachable && r.linkUp && r.masterHost === redis.host &&
+        r.masterPort === redis.port;
+      o.offset = linked ? r.offset : null;
     }
-    return Promise.resolve({
-      ok: true,
-      masterOffset: redis.offset,
-      replicaOffset: replica.offset,
-      waitedMs: 0,
-    });
+    const done = offsets.find((o) => o.offset !== null && o.offset >= redis.offset);
+    return Promise.resolve(
+      done === undefined
+        ? { ok: false, reason: "no candidate caught up", masterOffset: redis.offset, offsets }
+        : {
+          ok: true,
+          chosen: { host: done.host, port: done.port },
+          masterOffset: redis.offset,
+          replicaOffset: done.offset!,
+          waitedMs: 0,
+        },
+    );
   }
 
   /** Registers `cb`, called when the simulated redis crashes. */

@@ -43,12 +43,14 @@ export interface RedisController {
   onConnectionLost(cb: () => void): void;
   /**
    * Graceful handoff: pauses writes on the local master (`CLIENT PAUSE pauseMs WRITE`), then
-   * waits (at most `timeoutMs`) until the redis at `replica` has processed the master's whole
-   * replication offset (its `slave_repl_offset`, read from it directly: `WAIT` is itself
-   * blocked by a write pause). Never throws.
+   * waits (at most `timeoutMs`) until one of the `candidates` (replicas' redis addresses) has
+   * processed the master's whole replication offset, and names it. Offsets are read from each
+   * candidate directly (`slave_repl_offset`): `WAIT` is itself blocked by a write pause, and a
+   * replica's reported offset can lag (redis 7.0 may hold a freshly synced replica's stream
+   * until its next `REPLCONF ACK`, up to a second). Never throws.
    */
   pauseAndSync(
-    replica: { host: string; port: number },
+    candidates: readonly { host: string; port: number }[],
     pauseMs: number,
     timeoutMs: number,
   ): Promise<HandoffSync>;
@@ -58,8 +60,21 @@ export interface RedisController {
 
 /** The outcome of {@link RedisController.pauseAndSync}. */
 export type HandoffSync =
-  | { ok: true; masterOffset: number; replicaOffset: number; waitedMs: number }
-  | { ok: false; reason: string; masterOffset: number | null; replicaOffset: number | null };
+  | {
+    ok: true;
+    /** The first candidate that processed every write. */
+    chosen: { host: string; port: number };
+    masterOffset: number;
+    replicaOffset: number;
+    waitedMs: number;
+  }
+  | {
+    ok: false;
+    reason: string;
+    masterOffset: number | null;
+    /** Each candidate's last read offset (null: unreadable). */
+    offsets: { host: string; port: number; offset: number | null }[];
+  };
 
 /** Interval between two reads of the successor's offset during a handoff. */
 export const HANDOFF_POLL_MS = 2;
@@ -324,16 +339,20 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       lostCallbacks.push(cb);
     },
     async pauseAndSync(
-      replica: { host: string; port: number },
+      candidates: readonly { host: string; port: number }[],
       pauseMs: number,
       timeoutMs: number,
     ): Promise<HandoffSync> {
       let masterOffset: number | null = null;
-      let replicaOffset: number | null = null;
+      const offsets = candidates.map((c) => ({ ...c, offset: null as number | null }));
       if (closed || client.status !== "ready") {
-        return { ok: false, reason: "the local redis is down", masterOffset, replicaOffset };
+        return { ok: false, reason: "the local redis is down", masterOffset, offsets };
+      }
+      if (candidates.length === 0) {
+        return { ok: false, reason: "no candidate", masterOffset, offsets };
       }
       const started = Date.now();
+      const peers = candidates.map((c) => connect(c.host, c.port, false));
       try {
         await client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE");
         masterOffset = offsetField(
@@ -341,35 +360,42 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
           "master_repl_offset",
         );
         if (masterOffset === null) {
-          return { ok: false, reason: "no master_repl_offset", masterOffset, replicaOffset };
+          return { ok: false, reason: "no master_repl_offset", masterOffset, offsets };
         }
-        const peer = guardClient(replica.host, replica.port);
-        if (!(await becameReady(peer, connectTimeoutMs))) {
-          return {
-            ok: false,
-            reason: "the successor's redis is unreachable",
-            masterOffset,
-            replicaOffset,
-          };
-        }
+        await Promise.all(peers.map((p) => becameReady(p, connectTimeoutMs)));
         for (;;) {
-          const info = parseInfo(await peer.info("replication"));
-          replicaOffset = offsetField(info, "slave_repl_offset");
-          if (replicaOffset !== null && replicaOffset >= masterOffset) {
-            return { ok: true, masterOffset, replicaOffset, waitedMs: Date.now() - started };
+          // Each candidate's processed offset, read from it directly (WAIT is blocked by the
+          // pause); the first to reach the master's offset is the successor.
+          await Promise.all(peers.map(async (p, i) => {
+            if (p.status !== "ready") return;
+            try {
+              offsets[i]!.offset = offsetField(
+                parseInfo(await p.info("replication")),
+                "slave_repl_offset",
+              );
+            } catch {
+              offsets[i]!.offset = null;
+            }
+          }));
+          const done = offsets.find((o) => o.offset !== null && o.offset >= masterOffset!);
+          if (done !== undefined) {
+            return {
+              ok: true,
+              chosen: { host: done.host, port: done.port },
+              masterOffset,
+              replicaOffset: done.offset!,
+              waitedMs: Date.now() - started,
+            };
           }
           if (Date.now() - started >= timeoutMs) {
-            return {
-              ok: false,
-              reason: "the successor did not catch up",
-              masterOffset,
-              replicaOffset,
-            };
+            return { ok: false, reason: "no candidate caught up", masterOffset, offsets };
           }
           await new Promise((r) => setTimeout(r, HANDOFF_POLL_MS));
         }
       } catch (e) {
-        return { ok: false, reason: message(e), masterOffset, replicaOffset };
+        return { ok: false, reason: message(e), masterOffset, offsets };
+      } finally {
+        for (const p of peers) p.disconnect();
       }
     },
     async close(): Promise<void> {

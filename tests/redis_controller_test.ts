@@ -488,3 +488,36 @@ Deno.test("guard-unreachable parks; bad targets are refused; enforces run one at
     });
   });
 });
+
+Deno.test("pauseAndSync: pauses writes and names the first candidate that processed every write", async () => {
+  await withRedis([
+    { host: "127.0.2.33", port: PORT },
+    { host: "127.0.2.34", port: PORT },
+    { host: "127.0.2.35", port: PORT, parked: true },
+  ], async ([master, linked, parked]) => {
+    assert.ok(master && linked && parked);
+    await linked.command("REPLICAOF", master.host, String(master.port));
+    await withController(master, {}, async (ctl) => {
+      await connected(ctl);
+      await writeKeys(master, "h", 50);
+      await eventually("replica caught up", async () => {
+        const m = Number((await master.info("replication")).get("master_repl_offset"));
+        const r = Number((await linked.info("replication")).get("slave_repl_offset"));
+        return m > 0 && r === m;
+      });
+      // The parked one comes first in the list: it never catches up, the linked one does.
+      const sync = await ctl.pauseAndSync([parked, linked], 1000, 500);
+      assert.ok(sync.ok, JSON.stringify(sync));
+      assert.deepEqual(sync.chosen, { host: linked.host, port: linked.port });
+      assert.equal(sync.replicaOffset, sync.masterOffset);
+      // Writes are paused: a SET waits until the pause ends.
+      const started = Date.now();
+      assert.equal(await master.command("SET", "during-pause", "x"), "OK");
+      assert.ok(Date.now() - started >= 300, "the write waited for the pause to end");
+      // Only a candidate that is not linked: no successor, its offset is reported.
+      const none = await ctl.pauseAndSync([parked], 200, 100);
+      assert.equal(none.ok, false);
+      assert.ok(!none.ok && none.offsets.length === 1 && none.masterOffset !== null);
+    });
+  });
+});
