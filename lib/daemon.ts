@@ -114,6 +114,12 @@ export interface HiveStatus {
   redis: ElectionSnapshot["redis"] & {
     target: RedisTarget;
     observation: RedisObservation | null;
+    /**
+     * Followers: the local redis has reached an offset the leader reported after this
+     * replication link came up (a link can be up while redis still holds back the stream, up
+     * to a second after a full sync); null when not a linked follower.
+     */
+    caughtUpWithLeader: boolean | null;
   };
   eligible: boolean;
   lineage: ElectionSnapshot["lineage"];
@@ -178,6 +184,13 @@ export class Hive {
   #enforcing = false;
   #stateWrite: Promise<void> = Promise.resolve();
   #observation: RedisObservation | null = null;
+  /** Catching up with the leader after the link came up (see HiveStatus.redis). */
+  #catchUp: {
+    leader: string | null;
+    linkUpMono: number | null;
+    targetOffset: number | null;
+    caughtUp: boolean;
+  } = { leader: null, linkUpMono: null, targetOffset: null, caughtUp: false };
   #server: StatusServer | null = null;
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
@@ -351,6 +364,7 @@ export class Hive {
     this.stats.observations++;
     this.#observation = obs;
     this.#apply(this.election.observeRedis(obs, this.clock.now()));
+    this.#trackCatchUp(obs);
     // Reconcile: whatever happened to redis behind our back, enforce the target again. A
     // replica whose link to the leader is down (and not syncing) is re-checked too: enforce runs
     // the run_id guard, which parks it if the leader's redis is gone or is another process, so
@@ -358,6 +372,34 @@ export class Hive {
     if (reconcile && obs.up && !this.#enforcing && needsEnforce(obs, this.election.redisTarget)) {
       this.#enforceSoon();
     }
+  }
+
+  #trackCatchUp(obs: RedisObservation): void {
+    const now = this.clock.now();
+    const target = this.election.redisTarget;
+    const leader = this.election.leader;
+    const linked = this.election.role === "follower" && target.kind === "follow" && obs.up &&
+      obs.role === "replica" && obs.masterHost === target.host && obs.linkUp && !obs.loading;
+    const c = this.#catchUp;
+    if (!linked || leader !== c.leader) {
+      this.#catchUp = {
+        leader,
+        linkUpMono: linked ? now.monoMs : null,
+        targetOffset: null,
+        caughtUp: false,
+      };
+      return;
+    }
+    if (c.linkUpMono === null) c.linkUpMono = now.monoMs;
+    if (c.caughtUp) return;
+    if (c.targetOffset === null) {
+      const peer = this.election.snapshot(now).peers.find((p) => p.address === leader);
+      const heardAt = peer?.lastHeardAgoMs == null ? null : now.monoMs - peer.lastHeardAgoMs;
+      if (peer?.last && heardAt !== null && heardAt > c.linkUpMono) {
+        c.targetOffset = peer.last.redis.offset;
+      }
+    }
+    if (c.targetOffset !== null && obs.offset >= c.targetOffset) c.caughtUp = true;
   }
 
   #enforceSoon(): void {
@@ -470,7 +512,12 @@ export class Hive {
         inPeerSet: p.inPeerSet,
         redis: p.last?.redis ?? null,
       })),
-      redis: { ...snap.redis, target: snap.redisTarget, observation: this.#observation },
+      redis: {
+        ...snap.redis,
+        target: snap.redisTarget,
+        observation: this.#observation,
+        caughtUpWithLeader: this.#catchUp.linkUpMono === null ? null : this.#catchUp.caughtUp,
+      },
       eligible: snap.eligible,
       lineage: snap.lineage,
       electionStartMs: snap.electionStartMs,

@@ -168,6 +168,11 @@ function followerReadiness(status: HiveStatus, maxLagBytes: number): Readiness {
   if (peer.redis.replId !== null && obs.replId !== null && peer.redis.replId !== obs.replId) {
     return notReady(`follower: replication id differs from leader ${leader}'s (sync not done)`);
   }
+  if (status.redis.caughtUpWithLeader === false) {
+    return notReady(
+      `follower: link to ${leader} up, not yet at an offset the leader reported since`,
+    );
+  }
   const lagBytes = Math.max(0, peer.redis.offset - obs.offset);
   if (lagBytes > maxLagBytes) {
     return notReady(`follower: ${lagBytes} bytes behind leader ${leader} (max ${maxLagBytes})`);

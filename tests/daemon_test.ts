@@ -95,6 +95,14 @@ Deno.test("three hives on in-memory parts: elect, replicate, fail over, hand ove
     const firstRedis = redis[ADDRESSES.indexOf(first.self)]!;
     firstRedis.write("k", "v");
     await until(() => redis.every((r) => r.data.get("k") === "v"), 2000, "replication");
+    await until(
+      () =>
+        hives.filter((h) => h.status().role === "follower").every((h) =>
+          h.status().redis.caughtUpWithLeader === true
+        ),
+      2000,
+      "followers reach an offset the leader reported after their link came up",
+    );
 
     // The leader's redis crashes: it says so at once and a follower takes over.
     firstRedis.crash();

@@ -206,3 +206,14 @@ Deno.test("replicationLag: follower, leader, and when it cannot be told", () => 
   obs(s).replId = "another";
   assert.equal(replicationLag(s), null);
 });
+
+Deno.test("readiness: a linked follower not yet at an offset the leader reported since the link came up", () => {
+  const s = followerStatus();
+  s.redis.caughtUpWithLeader = false;
+  expectNotReady(
+    s,
+    `follower: link to ${LEADER} up, not yet at an offset the leader reported since`,
+  );
+  s.redis.caughtUpWithLeader = true;
+  assert.equal(readiness(s).ready, true);
+});
