@@ -55,6 +55,17 @@ async function status(ip: string): Promise<HiveStatus | null> {
   }
 }
 
+async function ready(ip: string): Promise<{ ready: boolean; reason: string }> {
+  try {
+    const res = await fetch(`http://${ip}:${POD_PORTS.http}/readyz`, {
+      signal: AbortSignal.timeout(QUERY_TIMEOUT_MS),
+    });
+    return { ready: res.status === 200, reason: (await res.text()).trim() };
+  } catch (e) {
+    return { ready: false, reason: e instanceof Error ? e.message : String(e) };
+  }
+}
+
 async function redis(ip: string): Promise<RedisView> {
   let conn: RespConnection | null = null;
   try {
@@ -110,6 +121,8 @@ async function handle(req: AgentRequest): Promise<unknown> {
   switch (req.op) {
     case "status":
       return await status(req.ip);
+    case "ready":
+      return await ready(req.ip);
     case "redis":
       return await redis(req.ip);
     case "command": {

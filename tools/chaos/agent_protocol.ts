@@ -102,6 +102,8 @@ export function ackKey(prefix: string, writer: number, n: number): string {
 export type AgentRequest =
   /** The hive's `/status` at `ip` (null when unreachable). */
   | { op: "status"; ip: string }
+  /** The hive's `/readyz` at `ip`: whether it answered 200, and its one-line reason. */
+  | { op: "ready"; ip: string }
   /** `INFO` of the redis at `ip`. */
   | { op: "redis"; ip: string }
   /** Any command to the redis at `ip` (tests use it to sabotage on purpose). */
@@ -126,6 +128,7 @@ export type AgentRequest =
 /** The result type of each operation. */
 export interface AgentResults {
   status: HiveStatus | null;
+  ready: { ready: boolean; reason: string };
   redis: RedisView;
   command: unknown;
   resolve: string[];

@@ -192,6 +192,19 @@ export class ChaosCluster {
     pod.startRedis();
   }
 
+  /**
+   * Waits until the pod's `/readyz` answers 200, as Kubernetes waits for a new pod's readiness
+   * before a rolling update removes an old one; throws with the last reason after `timeoutMs`.
+   */
+  async waitReady(pod: Pod, timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
+    let reason = "";
+    await this.#waitFor(() => `/readyz of ${pod.ip} (last: ${reason})`, timeoutMs, async () => {
+      const answer = await this.agent.call({ op: "ready", ip: pod.ip });
+      reason = answer.reason;
+      return answer.ready;
+    });
+  }
+
   async #waitRedisUp(pod: Pod): Promise<void> {
     await this.#waitFor(`redis of ${pod.ip} answers`, POD_START_TIMEOUT_MS, async () => {
       if (pod.redis !== null && !pod.redis.running) {
@@ -213,10 +226,18 @@ export class ChaosCluster {
     });
   }
 
-  async #waitFor(what: string, timeoutMs: number, ok: () => Promise<boolean>): Promise<void> {
+  async #waitFor(
+    what: string | (() => string),
+    timeoutMs: number,
+    ok: () => Promise<boolean>,
+  ): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!(await ok())) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+      if (Date.now() > deadline) {
+        throw new Error(
+          `timed out after ${timeoutMs} ms: ${typeof what === "string" ? what : what()}`,
+        );
+      }
       await sleep(POLL_INTERVAL_MS);
     }
   }

@@ -158,8 +158,8 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: "rolling-restart",
     about: "every pod replaced in turn, as a Deployment rolling update with maxSurge 1 and " +
-      "maxUnavailable 0: a new pod (new address) becomes ready, then an old one gets SIGTERM " +
-      "(the hive hands over if it leads), then its redis",
+      "maxUnavailable 0: a new pod (new address) becomes ready (/readyz), then an old one gets " +
+      "SIGTERM (the hive hands over if it leads), then its redis",
     rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
     async inject(ctx) {
       const { cluster } = ctx;
@@ -168,6 +168,7 @@ export const SCENARIOS: readonly Scenario[] = [
       for (const pod of old) {
         const fresh = await cluster.addPod();
         await cluster.waitSettled();
+        await cluster.waitReady(fresh); // maxUnavailable 0: the new pod is ready first
         await cluster.setEndpoints([
           ...cluster.endpoints.filter((ip) => ip !== pod.ip),
           fresh.ip,

@@ -29,7 +29,10 @@ export interface SuiteOptions {
   pods: number;
   /** Seed of the scenarios' random choices (delays, victims). */
   seed: number;
-  /** Where to copy every log of a scenario with a broken run (null: print a digest instead). */
+  /**
+   * Where to copy every log of every scenario (null: none; a scenario with a broken run then
+   * prints a digest of the hive logs instead).
+   */
   logsDir?: string | null;
   /** Progress output (default: stdout). */
   log?: (line: string) => void;
@@ -105,7 +108,10 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
           log(runLine(report));
           if (report.error !== null) break; // the cluster may be unusable: next scenario
         }
-        if (mine.some(runFailed)) await keepLogs(session, cluster, scenario.name, opts, log);
+        const keep = opts.logsDir !== undefined && opts.logsDir !== null;
+        if (keep || mine.some(runFailed)) {
+          await keepLogs(session, cluster, scenario.name, opts, log);
+        }
       } finally {
         await cluster.close();
       }
@@ -163,7 +169,7 @@ async function keepLogs(
     log(`  --- last hive log lines of ${pod.ip} (${pod.state}) ---`);
     for (const line of tail.split("\n")) if (line !== "") log(`  ${digest(line)}`);
   }
-  log("  (pass --logs-dir DIR to keep every log of a scenario with a broken run)");
+  log("  (pass --logs-dir DIR to keep every log)");
 }
 
 /** A JSON log line as `time level message`, other lines as they are. */
