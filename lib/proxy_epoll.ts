@@ -230,10 +230,11 @@ export class EpollMasterProxy {
     return this.#target === null ? null : { ...this.#target };
   }
 
-  /** A snapshot of the counters and gauges (first delivering the worker's pending events). */
+  /** A snapshot of the counters and gauges (also delivering the worker's pending events). */
   get stats(): Readonly<ProxyStats> {
+    const stats = this.#control.stats; // first: the worker posts each event before its counter
     this.#drainEvents();
-    return this.#control.stats;
+    return stats;
   }
 
   /**

@@ -377,13 +377,13 @@ class EpollLoop {
       }
       stats[STAT.total]!++;
       if (stats[ACTIVE]! >= this.#opts.maxConnections) {
-        stats[STAT.refused]!++;
-        c.close(fd);
         this.#emit({
           kind: "refused",
           openConnections: stats[ACTIVE]!,
           maxConnections: this.#opts.maxConnections,
         });
+        stats[STAT.refused]!++;
+        c.close(fd);
         continue;
       }
       if (!this.#tune(fd)) {
@@ -420,9 +420,9 @@ class EpollLoop {
   }
 
   #holdTimeout(p: Pair, now: number): void {
+    this.#emit({ kind: "hold-timeout", heldMs: now - p.acceptedAt });
     this.#stats[STAT.holdTimeouts]!++;
     this.#close(p);
-    this.#emit({ kind: "hold-timeout", heldMs: now - p.acceptedAt });
   }
 
   #connect(p: Pair): void {
@@ -476,9 +476,9 @@ class EpollLoop {
 
   #upstreamFailure(p: Pair, error: string): void {
     const target = p.target;
+    if (target !== null) this.#emit({ kind: "upstream-failure", target: { ...target }, error });
     this.#stats[STAT.upstreamFailures]!++;
     this.#close(p);
-    if (target !== null) this.#emit({ kind: "upstream-failure", target: { ...target }, error });
   }
 
   /** Closes both sockets of a pair and forgets it. Idempotent. */
@@ -633,6 +633,11 @@ class EpollLoop {
     return result;
   }
 
+  /**
+   * Posts an event. Called before the counter that goes with it changes and before the client is
+   * closed: the main thread reads the stats first and then drains the events, so it never sees
+   * a counter without its event.
+   */
   #emit(event: ProxyEvent): void {
     this.#control.postEvent(event);
     post({ kind: "events" });
