@@ -185,13 +185,6 @@ export class ChaosCluster {
     await this.agent.call({ op: "endpoints", ips: this.#endpoints });
   }
 
-  /** Restarts a pod's redis (a new, empty process, parked) after SIGKILL. */
-  async restartRedis(pod: Pod, delayMs: number): Promise<void> {
-    await pod.killRedis();
-    if (delayMs > 0) await sleep(delayMs);
-    pod.startRedis();
-  }
-
   /**
    * Waits until the pod's `/readyz` answers 200, as Kubernetes waits for a new pod's readiness
    * before a rolling update removes an old one; throws with the last reason after `timeoutMs`.

@@ -52,7 +52,7 @@ export interface ScenarioContext {
   random: () => number;
   /** The settled cluster before the fault. */
   before: Settled;
-  /** Records a redis process killed at this instant (explains async losses). */
+  /** Records that a redis process was killed (call it once the process is gone). */
   crashed(pod: Pod): void;
   /** Records that `pod` is cut off from the others from now until the cluster settles again. */
   cutOff(pod: Pod): void;
@@ -85,8 +85,8 @@ export const SCENARIOS: readonly Scenario[] = [
     async inject(ctx) {
       const { cluster } = ctx;
       const victim = ctx.before.leader;
-      ctx.crashed(victim);
       await victim.kill();
+      ctx.crashed(victim);
       // The Service stops sending clients to it; the DNS still lists it (endpoint lag).
       await cluster.setEndpoints(cluster.endpoints.filter((ip) => ip !== victim.ip));
       const after = await cluster.waitSettled({ notLeader: victim });
@@ -109,8 +109,10 @@ export const SCENARIOS: readonly Scenario[] = [
         const { leader } = i === 0 ? ctx.before : await cluster.waitSettled();
         const span = EMPTY_RESTART_DELAY_MS.max - EMPTY_RESTART_DELAY_MS.min;
         const delayMs = EMPTY_RESTART_DELAY_MS.min + Math.floor(ctx.random() * span);
+        await leader.killRedis();
         ctx.crashed(leader);
-        await cluster.restartRedis(leader, delayMs);
+        await sleep(delayMs);
+        leader.startRedis();
         steps.push(`${leader.ip}+${delayMs}ms`);
       }
       return `restarted the master redis empty: ${steps.join(", ")}`;
@@ -196,8 +198,8 @@ export const SCENARIOS: readonly Scenario[] = [
       const victim = ctx.run % 2 === 1 ? ctx.before.leader : ctx.before.followers[0];
       if (victim === undefined) throw new Error("pod-new-address needs at least two pods");
       const wasLeader = victim === ctx.before.leader;
-      ctx.crashed(victim);
       await victim.kill();
+      ctx.crashed(victim);
       await cluster.removePod(victim);
       const fresh = await cluster.addPod();
       return `${wasLeader ? "leader" : "follower"} ${victim.ip} came back as ${fresh.ip}`;
