@@ -203,13 +203,22 @@ export function compareAddress(a: string, b: string): number {
 export interface CandidateRank {
   address: string;
   lineage: Lineage | null;
+  /** Its redis's replication offset (frozen: a candidate's redis is parked). */
+  offset: number;
   electionStartMs: number;
 }
 
-/** Orders candidates: negative when `a` should win. */
+/**
+ * Orders candidates: negative when `a` should win. The oldest lineage first; within one lineage
+ * the redis with the most data (highest replication offset: the replicas of one master share
+ * its offset space), so a replica that missed writes never wins over one that has them; then
+ * the seed's rule: the first to start, then the alphabetically first address.
+ */
 export function compareCandidates(a: CandidateRank, b: CandidateRank): number {
-  return compareLineage(a.lineage, b.lineage) || a.electionStartMs - b.electionStartMs ||
-    compareAddress(a.address, b.address);
+  const lineage = compareLineage(a.lineage, b.lineage);
+  if (lineage !== 0) return lineage;
+  if (a.lineage !== null && a.offset !== b.offset) return b.offset - a.offset;
+  return a.electionStartMs - b.electionStartMs || compareAddress(a.address, b.address);
 }
 
 /** What two leaders that meet are ranked by. */
@@ -697,6 +706,7 @@ export class Election {
         const me: CandidateRank = {
           address: this.options.self,
           lineage: this.#lineage,
+          offset: this.#observation?.offset ?? 0,
           electionStartMs: this.#electionStartMs!,
         };
         const rivals = live.filter((hb) =>
@@ -962,7 +972,12 @@ function event(e: ElectionEvent): ElectionAction {
 }
 
 function candidateRankOf(hb: Heartbeat): CandidateRank {
-  return { address: hb.from, lineage: hb.redis.lineage, electionStartMs: hb.electionStartMs! };
+  return {
+    address: hb.from,
+    lineage: hb.redis.lineage,
+    offset: hb.redis.offset,
+    electionStartMs: hb.electionStartMs!,
+  };
 }
 
 function leaderRankOf(hb: Heartbeat): LeaderRank {

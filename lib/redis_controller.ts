@@ -362,7 +362,8 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
         if (masterOffset === null) {
           return { ok: false, reason: "no master_repl_offset", masterOffset, offsets };
         }
-        await Promise.all(peers.map((p) => becameReady(p, connectTimeoutMs)));
+        // Connections come up in the background: a candidate that does not answer (a pod that
+        // just left) must not hold the others back.
         for (;;) {
           // Each candidate's processed offset, read from it directly (WAIT is blocked by the
           // pause); the first to reach the master's offset is the successor.

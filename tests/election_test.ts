@@ -112,10 +112,14 @@ Deno.test("ranking: older lineage first, then larger group, earlier leadership, 
   assert.ok(compareLeaders({ ...base, groupSize: 3 }, base) < 0, "larger group wins");
   assert.ok(compareLeaders({ ...base, leaderSinceMs: 5 }, base) < 0, "earlier leadership wins");
   assert.ok(compareLeaders({ ...base, address: "10.0.0.1" }, base) < 0, "first address wins");
-  const c = { address: "10.0.0.2", lineage: null, electionStartMs: 100 };
+  const c = { address: "10.0.0.2", lineage: null, offset: 0, electionStartMs: 100 };
   assert.ok(compareCandidates({ ...c, electionStartMs: 99 }, c) < 0, "first to start wins");
   assert.ok(compareCandidates({ ...c, address: "10.0.0.10" }, c) < 0, "alphabetical tie-break");
   assert.ok(compareCandidates({ ...c, lineage: young, electionStartMs: 500 }, c) < 0);
+  // Within one lineage, the redis with more data wins, whoever started first.
+  const d = { ...c, lineage: old, offset: 5000 };
+  assert.ok(compareCandidates({ ...d, offset: 6000, electionStartMs: 900 }, d) < 0, "more data");
+  assert.ok(compareCandidates({ ...d, lineage: young, offset: 9999 }, d) > 0, "lineage first");
 });
 
 Deno.test("bad options fail loudly", () => {
