@@ -29,6 +29,9 @@
 import { parseArgs } from "node:util";
 import { LocalCluster, type LocalNode, sleep } from "./local_cluster.ts";
 import { RespConnection } from "./resp_connection.ts";
+import { longestGapMs, median, quantile } from "./bench_stats.ts";
+
+export { longestGapMs, median, quantile };
 
 /** Default runs per fault. */
 export const DEFAULT_RUNS = 5;
@@ -199,33 +202,6 @@ export class ContinuousWriter {
       conn?.close();
     }
   }
-}
-
-/** The longest gap between two consecutive acknowledgements (0 with fewer than two). */
-export function longestGapMs(acks: readonly { atMs: number }[]): number {
-  let longest = 0;
-  for (let i = 1; i < acks.length; i++) {
-    longest = Math.max(longest, (acks[i] as { atMs: number }).atMs - (acks[i - 1]?.atMs ?? 0));
-  }
-  return longest;
-}
-
-/** The `q` quantile (nearest rank) of `values`; NaN when empty. */
-export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
-  return sorted[rank - 1] as number;
-}
-
-/** The median (mean of the two middle values for an even count); NaN when empty. */
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? sorted[mid] as number
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 async function runOnce(

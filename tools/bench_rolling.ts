@@ -39,6 +39,9 @@
 import { parseArgs } from "node:util";
 import { LocalCluster, type LocalNode, sleep } from "./local_cluster.ts";
 import { RespConnection } from "./resp_connection.ts";
+import { longestGapMs, quantile } from "./bench_stats.ts";
+
+export { longestGapMs, quantile };
 
 /** Default rolling restarts (each restarts every pod once). */
 export const DEFAULT_RESTARTS = 20;
@@ -212,48 +215,6 @@ export class RotatingWriter {
       conn?.close();
     }
   }
-}
-
-/**
- * The longest gap between two consecutive acknowledgements that overlaps `[fromMs, toMs]`
- * (the whole log when no window is given); 0 with fewer than two acknowledgements.
- *
- * @example
- * ```ts
- * import { longestGapMs } from "./bench_rolling.ts";
- * longestGapMs([{ key: "a", atMs: 0 }, { key: "b", atMs: 300 }, { key: "c", atMs: 310 }]); // 300
- * ```
- */
-export function longestGapMs(
-  acks: readonly Ack[],
-  fromMs = -Infinity,
-  toMs = Infinity,
-): number {
-  let longest = 0;
-  for (let i = 1; i < acks.length; i++) {
-    const a = (acks[i - 1] as Ack).atMs;
-    const b = (acks[i] as Ack).atMs;
-    if (b < a) throw new Error("longestGapMs: acknowledgements out of order");
-    if (b >= fromMs && a <= toMs) longest = Math.max(longest, b - a);
-  }
-  return longest;
-}
-
-/**
- * The `q` quantile (nearest rank) of `values`; NaN when empty.
- *
- * @example
- * ```ts
- * import { quantile } from "./bench_rolling.ts";
- * quantile([1, 2, 3, 4], 0.5); // 2
- * ```
- */
-export function quantile(values: readonly number[], q: number): number {
-  if (!(q > 0 && q <= 1)) throw new RangeError(`quantile: q must be in (0, 1], got ${q}`);
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length)));
-  return sorted[rank - 1] as number;
 }
 
 /**
