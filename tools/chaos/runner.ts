@@ -71,6 +71,35 @@ export interface RunReport {
 }
 
 /**
+ * A report with nothing measured yet (or, with `error`, of a run that could not run).
+ *
+ * @example
+ * ```ts
+ * const r = emptyReport("master-pod-killed", 1, "cluster did not settle");
+ * ```
+ */
+export function emptyReport(scenario: string, run: number, error: string | null = null): RunReport {
+  return {
+    scenario,
+    run,
+    detail: "",
+    notes: [],
+    acked: 0,
+    attempts: 0,
+    failures: 0,
+    windows: [],
+    lost: 0,
+    lostByCause: { partition: 0, discarded: 0, "async-window": 0, unexplained: 0 },
+    lostSamples: [],
+    splitBrainMs: 0,
+    twoMastersMs: 0,
+    convergedMs: null,
+    violations: [],
+    error,
+  };
+}
+
+/**
  * Runs `scenario` once. A harness failure is reported in `error` (and the cluster may be
  * unusable afterwards); a broken rule in `violations`.
  *
@@ -87,24 +116,7 @@ export async function runScenarioOnce(
   random: () => number,
   log: (line: string) => void = () => {},
 ): Promise<RunReport> {
-  const report: RunReport = {
-    scenario: scenario.name,
-    run,
-    detail: "",
-    notes: [],
-    acked: 0,
-    attempts: 0,
-    failures: 0,
-    windows: [],
-    lost: 0,
-    lostByCause: { partition: 0, discarded: 0, "async-window": 0, unexplained: 0 },
-    lostSamples: [],
-    splitBrainMs: 0,
-    twoMastersMs: 0,
-    convergedMs: null,
-    violations: [],
-    error: null,
-  };
+  const report = emptyReport(scenario.name, run);
   const crashes: LossContext["crashes"] = [];
   const cutOff: LossContext["cutOff"] = [];
   const agent = cluster.agent;

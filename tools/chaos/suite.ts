@@ -13,7 +13,7 @@
 import { ChaosCluster } from "./cluster.ts";
 import { runLine } from "./report.ts";
 import { runFailed } from "./report.ts";
-import { type RunReport, runScenarioOnce } from "./runner.ts";
+import { emptyReport, type RunReport, runScenarioOnce } from "./runner.ts";
 import { scenarioNamed } from "./scenarios.ts";
 import { ChaosSession } from "./session.ts";
 
@@ -96,7 +96,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         if (session.closed) break;
         const error = `cannot start the cluster: ${e instanceof Error ? e.message : e}`;
         log(`  ERROR: ${error}`);
-        reports.push(failedReport(scenario.name, 1, error));
+        reports.push(emptyReport(scenario.name, 1, error));
         continue;
       }
       const mine: RunReport[] = [];
@@ -122,27 +122,6 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     await session.close();
   }
   return { reports, broken: reports.some(runFailed) };
-}
-
-function failedReport(scenario: string, run: number, error: string): RunReport {
-  return {
-    scenario,
-    run,
-    detail: "",
-    notes: [],
-    acked: 0,
-    attempts: 0,
-    failures: 0,
-    windows: [],
-    lost: 0,
-    lostByCause: { partition: 0, discarded: 0, "async-window": 0, unexplained: 0 },
-    lostSamples: [],
-    splitBrainMs: 0,
-    twoMastersMs: 0,
-    convergedMs: null,
-    violations: [],
-    error,
-  };
 }
 
 async function keepLogs(
