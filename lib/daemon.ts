@@ -36,6 +36,7 @@ import {
   type HandoffSync,
   type RedisController,
 } from "./redis_controller.ts";
+import { inTargetState } from "./redis_enforce.ts";
 import type { RedisObservation, RedisTarget } from "./redis_state.ts";
 import { DnsResolver } from "./resolver.ts";
 import { detectSelfAddress } from "./self_address.ts";
@@ -393,7 +394,7 @@ export class Hive {
     if (c.linkUpMono === null) c.linkUpMono = now.monoMs;
     if (c.caughtUp) return;
     if (c.targetOffset === null) {
-      const peer = this.election.snapshot(now).peers.find((p) => p.address === leader);
+      const peer = leader === null ? null : this.election.peer(leader, now);
       const heardAt = peer?.lastHeardAgoMs == null ? null : now.monoMs - peer.lastHeardAgoMs;
       if (peer?.last && heardAt !== null && heardAt > c.linkUpMono) {
         c.targetOffset = peer.last.redis.offset;
@@ -618,22 +619,8 @@ export class Hive {
  * follows with its link down and no sync in progress (the guard must check the leader again).
  */
 export function needsEnforce(obs: RedisObservation, target: RedisTarget): boolean {
-  if (!observationMatches(obs, target)) return true;
+  if (!inTargetState(obs, target)) return true;
   return target.kind === "follow" && !obs.linkUp && !obs.loading;
-}
-
-/** True when the observed redis already has the role the target asks for. */
-export function observationMatches(obs: RedisObservation, target: RedisTarget): boolean {
-  if (!obs.up) return false;
-  switch (target.kind) {
-    case "leader":
-      return obs.role === "master";
-    case "parked":
-      return obs.role === "replica" && obs.masterHost === "127.0.0.1" && obs.masterPort === 1;
-    case "follow":
-      return obs.role === "replica" && obs.masterHost === target.host &&
-        obs.masterPort === target.port;
-  }
 }
 
 async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery): Promise<string> {

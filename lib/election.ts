@@ -447,16 +447,26 @@ export class Election {
       proxyTarget: this.#proxyTarget,
       redis: this.#redisReport(),
       peers: [...this.#peers.values()].sort((a, b) => compareAddress(a.address, b.address)).map(
-        (p) => ({
-          address: p.address,
-          electionPort: p.electionPort,
-          inPeerSet: p.inPeerSet,
-          lastHeardAgoMs: p.lastHeardMono === null ? null : now.monoMs - p.lastHeardMono,
-          live: this.#live(p, now),
-          last: p.last,
-        }),
+        (p) => this.#view(p, now),
       ),
       stats: { ...this.stats },
+    };
+  }
+
+  /** One peer as in {@link snapshot}, or null when it is not tracked. */
+  peer(address: string, now: Instant): PeerView | null {
+    const p = this.#peers.get(address);
+    return p === undefined ? null : this.#view(p, now);
+  }
+
+  #view(p: PeerState, now: Instant): PeerView {
+    return {
+      address: p.address,
+      electionPort: p.electionPort,
+      inPeerSet: p.inPeerSet,
+      lastHeardAgoMs: p.lastHeardMono === null ? null : now.monoMs - p.lastHeardMono,
+      live: this.#live(p, now),
+      last: p.last,
     };
   }
 

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Hive, needsEnforce, observationMatches } from "../lib/daemon.ts";
+import { Hive, needsEnforce } from "../lib/daemon.ts";
 import { parseConfig } from "../lib/config.ts";
 import { MemoryNetwork } from "../lib/udp_transport.ts";
 import { MemoryRedisNetwork } from "../lib/memory_redis_controller.ts";
@@ -39,10 +39,10 @@ Deno.test("needsEnforce: a mismatch, or a follower whose link is down and not sy
     needsEnforce({ ...replica("127.0.0.1", false), masterPort: 1 }, { kind: "parked" }),
     false,
   );
-  assert.equal(observationMatches(REDIS_DOWN, { kind: "leader" }), false);
+  assert.equal(needsEnforce(REDIS_DOWN, { kind: "leader" }), true, "down: enforce when back");
   assert.equal(
-    observationMatches({ ...replica("x", false), role: "master" }, { kind: "leader" }),
-    true,
+    needsEnforce({ ...replica("x", false), role: "master" }, { kind: "leader" }),
+    false,
   );
 });
 
