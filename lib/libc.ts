@@ -94,6 +94,8 @@ export const AF_INET = 2;
 export const AF_INET6 = 10;
 /** Any family (getaddrinfo hint). */
 export const AF_UNSPEC = 0;
+/** Unix domain sockets. */
+export const AF_UNIX = 1;
 /** TCP. */
 export const SOCK_STREAM = 1;
 /** Socket type flag: non-blocking. */
@@ -149,9 +151,40 @@ export const EINPROGRESS = 115;
 
 /** A socket address ready for `bind`/`connect`. */
 export interface SocketAddress {
-  family: typeof AF_INET | typeof AF_INET6;
-  /** `struct sockaddr_in` (16 bytes) or `struct sockaddr_in6` (28 bytes). */
+  family: typeof AF_INET | typeof AF_INET6 | typeof AF_UNIX;
+  /**
+   * `struct sockaddr_in` (16 bytes), `struct sockaddr_in6` (28 bytes) or `struct sockaddr_un`
+   * (the family, the path and its NUL: pass `bytes.length` as the address length).
+   */
   bytes: Uint8Array<ArrayBuffer>;
+}
+
+/** Bytes of `sockaddr_un.sun_path`, its terminating NUL included. */
+export const UNIX_PATH_BYTES = 108;
+
+/**
+ * Encodes a Unix socket path. Throws a clear error for a path longer than `sun_path` allows
+ * (107 bytes of UTF-8) or holding a NUL.
+ *
+ * @example
+ * ```ts
+ * import { unixSocketAddress } from "./libc.ts";
+ * unixSocketAddress("/run/redis/redis.sock").bytes.length; // 2 + 21 + 1
+ * ```
+ */
+export function unixSocketAddress(path: string): SocketAddress {
+  const encoded = new TextEncoder().encode(path);
+  if (encoded.length === 0 || encoded.length >= UNIX_PATH_BYTES || encoded.includes(0)) {
+    throw new RangeError(
+      `unix socket path must be 1..${UNIX_PATH_BYTES - 1} bytes without NUL, got ${
+        JSON.stringify(path)
+      }`,
+    );
+  }
+  const bytes = new Uint8Array(2 + encoded.length + 1);
+  new DataView(bytes.buffer).setUint16(0, AF_UNIX, true);
+  bytes.set(encoded, 2);
+  return { family: AF_UNIX, bytes };
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The master proxy: every client TCP connection on the proxy port is forwarded, byte for byte
- * (no RESP parsing), to the current master redis, the {@link ProxyTarget} the daemon sets.
+ * (no RESP parsing), to the current master redis, the {@link ProxyUpstream} the daemon sets.
  *
  * - Every change of target closes both sides of every proxied connection, so clients reconnect
  *   to the new master and nothing more reaches a demoted redis.
@@ -28,7 +28,6 @@
  * ```
  */
 
-import { type ProxyTarget, sameProxyTarget } from "./redis_state.ts";
 import { BufferPool } from "./proxy_buffer_pool.ts";
 import { closeQuietly, ProxiedConnection } from "./proxy_connection.ts";
 import {
@@ -59,6 +58,100 @@ export const MAX_PROXY_WAIT_MS = 3_600_000;
 /** Largest accepted `maxConnections`. */
 export const MAX_PROXY_CONNECTIONS = 1_000_000;
 
+/** A redis reached over TCP. */
+export type TcpUpstream = { host: string; port: number };
+
+/**
+ * A redis reached over its Unix socket: only ever the hive's own redis, through a socket file
+ * the two containers of a pod share (`--redis-socket`). Cheaper than TCP on loopback: no TCP
+ * stack on either side (docs/benchmarks.md).
+ */
+export type UnixUpstream = { path: string };
+
+/** Where a proxy forwards new connections, or null to hold them (no master known). */
+export type ProxyUpstream = TcpUpstream | UnixUpstream | null;
+
+/**
+ * Longest Unix socket path, in bytes of UTF-8: `sun_path` is 108 bytes on Linux, one of them
+ * the terminating NUL.
+ */
+export const MAX_UNIX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * True when two upstreams are the same address (or both null).
+ *
+ * @example
+ * ```ts
+ * sameUpstream({ path: "/run/redis/redis.sock" }, { path: "/run/redis/redis.sock" }); // true
+ * sameUpstream({ host: "127.0.0.1", port: 6379 }, null); // false
+ * ```
+ */
+export function sameUpstream(a: ProxyUpstream, b: ProxyUpstream): boolean {
+  if (a === null || b === null) return a === b;
+  if ("path" in a || "path" in b) return "path" in a && "path" in b && a.path === b.path;
+  return a.host === b.host && a.port === b.port;
+}
+
+/**
+ * A copy of `upstream` holding only its address fields (so later changes to the caller's
+ * object cannot reach the proxy).
+ *
+ * @example
+ * ```ts
+ * copyUpstream({ host: "127.0.0.1", port: 6379 }); // { host: "127.0.0.1", port: 6379 }
+ * ```
+ */
+export function copyUpstream(upstream: ProxyUpstream): ProxyUpstream {
+  if (upstream === null) return null;
+  return "path" in upstream
+    ? { path: upstream.path }
+    : { host: upstream.host, port: upstream.port };
+}
+
+/**
+ * `host:port` (IPv6 in brackets) or `unix:<path>`, for logs.
+ *
+ * @example
+ * ```ts
+ * describeUpstream({ path: "/run/redis/redis.sock" }); // "unix:/run/redis/redis.sock"
+ * ```
+ */
+export function describeUpstream(upstream: ProxyUpstream): string {
+  if (upstream === null) return "none";
+  if ("path" in upstream) return `unix:${upstream.path}`;
+  const host = upstream.host.includes(":") ? `[${upstream.host}]` : upstream.host;
+  return `${host}:${upstream.port}`;
+}
+
+/**
+ * Throws a clear error unless `upstream` is a valid target: `{ host, port }` as
+ * {@link checkAddress} with a port of at least 1, or `{ path }` with an absolute path of at most
+ * {@link MAX_UNIX_SOCKET_PATH_BYTES} bytes and no NUL (shared by the proxy engines).
+ *
+ * @example
+ * ```ts
+ * checkUpstream("target", { path: "/run/redis/redis.sock" });
+ * ```
+ */
+export function checkUpstream(name: string, upstream: TcpUpstream | UnixUpstream): void {
+  if (typeof upstream === "object" && upstream !== null && "path" in upstream) {
+    const path = upstream.path;
+    if (typeof path !== "string" || !path.startsWith("/") || path.includes("\0")) {
+      throw new TypeError(
+        `MasterProxy: ${name}.path must be an absolute socket path, got ${JSON.stringify(path)}`,
+      );
+    }
+    const bytes = new TextEncoder().encode(path).length;
+    if (bytes > MAX_UNIX_SOCKET_PATH_BYTES) {
+      throw new RangeError(
+        `MasterProxy: ${name}.path must be at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes, got ${bytes}`,
+      );
+    }
+    return;
+  }
+  checkAddress(name, upstream as TcpUpstream, 1);
+}
+
 /** What {@link MasterProxy.listen} needs. */
 export interface ProxyOptions {
   /** Address to listen on; port 0 picks a free port (see {@link MasterProxy.address}). */
@@ -77,15 +170,15 @@ export interface ProxyOptions {
    */
   idleBufferBytes?: number;
   /** The first target. Default null (hold until {@link MasterProxy.setTarget}). */
-  target?: ProxyTarget;
+  target?: ProxyUpstream;
   /** Called synchronously for every notable event (for the log); must not throw. */
   onEvent?: (event: ProxyEvent) => void;
 }
 
 /** Something the operator may want to see in the log. */
 export type ProxyEvent =
-  | { kind: "target-change"; from: ProxyTarget; to: ProxyTarget; closedConnections: number }
-  | { kind: "upstream-failure"; target: { host: string; port: number }; error: string }
+  | { kind: "target-change"; from: ProxyUpstream; to: ProxyUpstream; closedConnections: number }
+  | { kind: "upstream-failure"; target: TcpUpstream | UnixUpstream; error: string }
   | { kind: "hold-timeout"; heldMs: number }
   | { kind: "refused"; openConnections: number; maxConnections: number }
   | { kind: "accept-error"; error: string };
@@ -120,7 +213,7 @@ export interface ProxyStats {
   bufferedBytes: number;
 }
 
-/** Listens on a TCP port and forwards every connection to the current {@link ProxyTarget}. */
+/** Listens on a TCP port and forwards every connection to the current {@link ProxyUpstream}. */
 export class MasterProxy {
   /** Most bytes in flight per direction per connection (the pooled buffers' size). */
   readonly bufferBytes: number;
@@ -135,7 +228,7 @@ export class MasterProxy {
 
   #listener: Deno.TcpListener;
   #onEvent: (event: ProxyEvent) => void;
-  #target: ProxyTarget = null;
+  #target: ProxyUpstream = null;
   /** Aborts upstream connects to the current target when the target changes or on close. */
   #targetAbort = new AbortController();
   /** Resolves when a target is set or the proxy closes; replaced whenever the target goes null. */
@@ -214,7 +307,7 @@ export class MasterProxy {
       this.bufferBytes,
     );
     this.#pool = new BufferPool(this.bufferBytes);
-    if (opts.target) checkAddress("target", opts.target, 1);
+    if (opts.target) checkUpstream("target", opts.target);
     this.#onEvent = opts.onEvent ?? (() => {});
     const stats = this.#stats;
     this.#toUpstream = {
@@ -242,7 +335,7 @@ export class MasterProxy {
       },
     };
     this.#listener = Deno.listen({ hostname: opts.bind.host, port: opts.bind.port });
-    if (opts.target) this.#target = { host: opts.target.host, port: opts.target.port };
+    if (opts.target) this.#target = copyUpstream(opts.target);
     if (this.#target !== null) this.#targetReady.resolve();
     this.#acceptLoop = this.#accept();
   }
@@ -259,8 +352,8 @@ export class MasterProxy {
   }
 
   /** The current target (null: holding new connections). */
-  get target(): ProxyTarget {
-    return this.#target === null ? null : { ...this.#target };
+  get target(): ProxyUpstream {
+    return copyUpstream(this.#target);
   }
 
   /** A snapshot of the counters and gauges. */
@@ -280,12 +373,12 @@ export class MasterProxy {
    * proxy.setTarget({ host: "127.0.0.12", port: 6379 }); // a failover: old connections close
    * ```
    */
-  setTarget(target: ProxyTarget): void {
+  setTarget(target: ProxyUpstream): void {
     if (this.#closed) throw new Error("MasterProxy.setTarget: the proxy is closed");
-    if (target !== null) checkAddress("target", target, 1);
-    if (sameProxyTarget(target, this.#target)) return;
+    if (target !== null) checkUpstream("target", target);
+    if (sameUpstream(target, this.#target)) return;
     const from = this.#target;
-    this.#target = target === null ? null : { host: target.host, port: target.port };
+    this.#target = copyUpstream(target);
     this.#stats.targetChanges++;
     this.#targetAbort.abort();
     this.#targetAbort = new AbortController();
@@ -402,7 +495,7 @@ export class MasterProxy {
         continue;
       }
       const abort = this.#targetAbort;
-      let upstream: Deno.TcpConn;
+      let upstream: Deno.Conn;
       try {
         upstream = await this.#connect(target, abort.signal);
       } catch (e) {
@@ -455,11 +548,13 @@ export class MasterProxy {
     }
   }
 
+  /** Connects to `target`: TCP with no-delay and keepalive, or its Unix socket. */
   async #connect(
-    target: { host: string; port: number },
+    target: TcpUpstream | UnixUpstream,
     targetChanged: AbortSignal,
-  ): Promise<Deno.TcpConn> {
+  ): Promise<Deno.Conn> {
     const signal = AbortSignal.any([targetChanged, AbortSignal.timeout(this.connectTimeoutMs)]);
+    if ("path" in target) return await connectUnix(target.path, signal);
     const upstream = await Deno.connect({ hostname: target.host, port: target.port, signal });
     try {
       upstream.setNoDelay(true);
@@ -469,6 +564,26 @@ export class MasterProxy {
       throw e;
     }
     return upstream;
+  }
+}
+
+/**
+ * `Deno.connect` to a Unix socket, which takes no abort signal: an abort rejects at once and
+ * closes the connection should it complete later.
+ */
+async function connectUnix(path: string, signal: AbortSignal): Promise<Deno.Conn> {
+  signal.throwIfAborted();
+  const connecting = Deno.connect({ transport: "unix", path });
+  const aborted = Promise.withResolvers<never>();
+  const onAbort = () => aborted.reject(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await Promise.race([connecting, aborted.promise]);
+  } catch (e) {
+    connecting.then(closeQuietly, () => {});
+    throw e;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
   }
 }
 

@@ -29,6 +29,8 @@ import { libc } from "./libc.ts";
 import {
   checkAddress,
   checkInteger,
+  checkUpstream,
+  copyUpstream,
   DEFAULT_PROXY_CONNECT_TIMEOUT_MS,
   DEFAULT_PROXY_HOLD_MS,
   DEFAULT_PROXY_MAX_CONNECTIONS,
@@ -39,11 +41,12 @@ import {
   type ProxyEvent,
   type ProxyOptions,
   type ProxyStats,
+  type ProxyUpstream,
+  sameUpstream,
 } from "./proxy.ts";
 import { MAX_PROXY_BUFFER_BYTES, MIN_PROXY_BUFFER_BYTES } from "./proxy_pump.ts";
 import { type EpollCommand, EpollControl } from "./proxy_epoll_control.ts";
 import type { EpollWorkerInit, EpollWorkerMessage } from "./proxy_epoll_worker.ts";
-import { type ProxyTarget, sameProxyTarget } from "./redis_state.ts";
 
 /** Longest wait for the worker to apply a command (or to start, or to stop). */
 export const EPOLL_CALL_TIMEOUT_MS = 10_000;
@@ -72,7 +75,7 @@ export class EpollMasterProxy {
   readonly #wakeFd: number;
   readonly #onEvent: (event: ProxyEvent) => void;
   readonly #stopped: Promise<void>;
-  #target: ProxyTarget;
+  #target: ProxyUpstream;
   #closing: Promise<void> | null = null;
   #crash: string | null = null;
 
@@ -117,8 +120,8 @@ export class EpollMasterProxy {
       1,
       bufferBytes,
     );
-    if (opts.target) checkAddress("target", opts.target, 1);
-    const target = opts.target ? { host: opts.target.host, port: opts.target.port } : null;
+    if (opts.target) checkUpstream("target", opts.target);
+    const target = copyUpstream(opts.target ?? null);
     libc(); // fails here, clearly, without --allow-ffi or off x86_64 Linux
 
     const control = new EpollControl(EpollControl.allocate());
@@ -191,7 +194,7 @@ export class EpollMasterProxy {
     wakeFd: number;
     onEvent: (event: ProxyEvent) => void;
     stopped: Promise<void>;
-    target: ProxyTarget;
+    target: ProxyUpstream;
     settings: {
       bufferBytes: number;
       idleBufferBytes: number;
@@ -226,8 +229,8 @@ export class EpollMasterProxy {
   }
 
   /** The current target (null: holding new connections). */
-  get target(): ProxyTarget {
-    return this.#target === null ? null : { ...this.#target };
+  get target(): ProxyUpstream {
+    return copyUpstream(this.#target);
   }
 
   /** A snapshot of the counters and gauges (also delivering the worker's pending events). */
@@ -247,12 +250,12 @@ export class EpollMasterProxy {
    * proxy.setTarget({ host: "127.0.0.12", port: 6379 });
    * ```
    */
-  setTarget(target: ProxyTarget): void {
+  setTarget(target: ProxyUpstream): void {
     if (this.#closing !== null) throw new Error("MasterProxy.setTarget: the proxy is closed");
-    if (target !== null) checkAddress("target", target, 1);
-    if (sameProxyTarget(target, this.#target)) return;
+    if (target !== null) checkUpstream("target", target);
+    if (sameUpstream(target, this.#target)) return;
     const from = this.#target;
-    this.#target = target === null ? null : { host: target.host, port: target.port };
+    this.#target = copyUpstream(target);
     const closed = this.#call({ op: "target", target: this.#target });
     this.#drainEvents();
     this.#emit({ kind: "target-change", from, to: this.target, closedConnections: closed });

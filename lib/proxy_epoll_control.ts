@@ -20,7 +20,7 @@
  * ```
  */
 
-import type { ProxyEvent, ProxyStats } from "./proxy.ts";
+import type { ProxyEvent, ProxyStats, ProxyUpstream } from "./proxy.ts";
 
 /** The stats fields, in their order in shared memory. */
 export const STAT_FIELDS = [
@@ -44,7 +44,7 @@ export const STAT = Object.fromEntries(STAT_FIELDS.map((name, i) => [name, i])) 
   readonly [K in keyof ProxyStats]: number;
 };
 
-/** Largest encoded command (JSON: a target's host is at most a DNS name). */
+/** Largest encoded command (JSON: a target's host is at most a DNS name, a path 107 bytes). */
 export const EPOLL_COMMAND_BYTES = 4096;
 /** Slots of the event mailbox: events not yet drained by the main thread. */
 export const EPOLL_EVENT_SLOTS = 1024;
@@ -53,7 +53,7 @@ export const EPOLL_EVENT_BYTES = 512;
 
 /** A command from the main thread to the worker. */
 export type EpollCommand =
-  | { op: "target"; target: { host: string; port: number } | null }
+  | { op: "target"; target: ProxyUpstream }
   | { op: "close" };
 
 // Int32 slots of the control area.

@@ -24,6 +24,7 @@
 
 import {
   AF_INET6,
+  AF_UNIX,
   EAGAIN,
   EFD_NONBLOCK,
   EINPROGRESS,
@@ -56,10 +57,11 @@ import {
   socketAddressPort,
   SOL_SOCKET,
   TCP_NODELAY,
+  unixSocketAddress,
 } from "./libc.ts";
 import { BufferPool } from "./proxy_buffer_pool.ts";
 import { type EpollCommand, EpollControl, STAT } from "./proxy_epoll_control.ts";
-import type { ProxyEvent } from "./proxy.ts";
+import type { ProxyEvent, ProxyUpstream, TcpUpstream, UnixUpstream } from "./proxy.ts";
 
 /** Most events taken from one `epoll_wait`. */
 export const EPOLL_MAX_EVENTS = 256;
@@ -74,7 +76,7 @@ export const EPOLL_ACCEPT_RETRY_MS = 100;
 export interface EpollWorkerInit {
   control: SharedArrayBuffer;
   bind: { host: string; port: number };
-  target: { host: string; port: number } | null;
+  target: ProxyUpstream;
   holdMs: number;
   maxConnections: number;
   connectTimeoutMs: number;
@@ -126,7 +128,7 @@ class Pair {
   held = false;
   connectDeadline = 0;
   /** The target this pair connects (or is connected) to. */
-  target: { host: string; port: number } | null = null;
+  target: TcpUpstream | UnixUpstream | null = null;
   readonly toUpstream = new Flow();
   readonly toClient = new Flow();
   constructor(
@@ -158,7 +160,7 @@ class EpollLoop {
   readonly #waiting = new Set<Pair>();
   readonly #connecting = new Set<Pair>();
   #generation = 0;
-  #target: { host: string; port: number } | null = null;
+  #target: ProxyUpstream = null;
   #targetAddress: SocketAddress | null = null;
   #targetError = "";
   #acceptResumeAt = 0;
@@ -441,7 +443,9 @@ class EpollLoop {
     if (fd < 0) return this.#upstreamFailure(p, `socket: ${errorText(errno())}`);
     p.upstream = fd;
     this.#byFd[fd] = p;
-    if (!this.#tune(fd)) return this.#upstreamFailure(p, `setsockopt: ${errorText(errno())}`);
+    if (address.family !== AF_UNIX && !this.#tune(fd)) {
+      return this.#upstreamFailure(p, `setsockopt: ${errorText(errno())}`);
+    }
     if (c.connect(fd, address.bytes, address.bytes.length) === 0) return this.#joined(p);
     const e = errno();
     if (e !== EINPROGRESS) return this.#upstreamFailure(p, errorText(e));
@@ -560,7 +564,7 @@ class EpollLoop {
   }
 
   /** Points new connections at `target`; returns how many proxied connections it closed. */
-  #setTarget(target: { host: string; port: number } | null): number {
+  #setTarget(target: ProxyUpstream): number {
     this.#useTarget(target);
     this.#stats[STAT.targetChanges]!++;
     let closed = 0;
@@ -583,13 +587,15 @@ class EpollLoop {
   }
 
   /** Resolves `target` once (a failure is reported by every connect until the next target). */
-  #useTarget(target: { host: string; port: number } | null): void {
+  #useTarget(target: ProxyUpstream): void {
     this.#target = target;
     this.#targetAddress = null;
     this.#targetError = "";
     if (target === null) return;
     try {
-      this.#targetAddress = resolveSocketAddress(target.host, target.port);
+      this.#targetAddress = "path" in target
+        ? unixSocketAddress(target.path)
+        : resolveSocketAddress(target.host, target.port);
     } catch (e) {
       this.#targetError = e instanceof Error ? e.message : String(e);
     }

@@ -4,7 +4,13 @@
  * 127.0.1.61-.69, plus what is particular to this engine. Needs `--allow-ffi`.
  */
 import assert from "node:assert/strict";
-import { ipSocketAddress, resolveSocketAddress, socketAddressPort } from "../lib/libc.ts";
+import {
+  AF_UNIX,
+  ipSocketAddress,
+  resolveSocketAddress,
+  socketAddressPort,
+  unixSocketAddress,
+} from "../lib/libc.ts";
 import { listenProxy } from "../lib/proxy_engine.ts";
 import { proxySuite } from "./proxy_suite.ts";
 
@@ -33,6 +39,13 @@ Deno.test("libc: socket addresses from IP literals and names", () => {
   assert.equal(resolveSocketAddress("localhost", 6380).bytes.length > 0, true);
   assert.equal(socketAddressPort(resolveSocketAddress("localhost", 6380).bytes), 6380);
   assert.throws(() => resolveSocketAddress("no-such-host.invalid", 1), /cannot resolve/);
+  const unix = unixSocketAddress("/run/r.sock");
+  assert.equal(unix.family, AF_UNIX);
+  assert.deepEqual([...unix.bytes], [1, 0, ...new TextEncoder().encode("/run/r.sock"), 0]);
+  assert.equal(unixSocketAddress(`/${"x".repeat(106)}`).bytes.length, 2 + 107 + 1);
+  assert.throws(() => unixSocketAddress(`/${"x".repeat(107)}`), /1\.\.107 bytes/);
+  assert.throws(() => unixSocketAddress(""), /1\.\.107 bytes/);
+  assert.throws(() => unixSocketAddress("/a\0b"), /without NUL/);
 });
 
 Deno.test("proxy epoll: a listen failure is a clear error; unknown engines are refused", async () => {

@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import {
   DEFAULT_PROXY_HOLD_MS,
   DEFAULT_PROXY_MAX_CONNECTIONS,
+  MAX_UNIX_SOCKET_PATH_BYTES,
   PROXY_BUFFER_BYTES,
   type ProxyEvent,
   type ProxyOptions,
@@ -385,6 +386,69 @@ export function proxySuite(
     });
   });
 
+  Deno.test(`${name}: a Unix socket target: writes land on that redis; changes to and from it close connections`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "hive-proxy-unix-" });
+    const path = `${dir}/redis.sock`;
+    try {
+      const unixRedis = {
+        ...REDIS_A,
+        extraArgs: ["--unixsocket", path, "--unixsocketperm", "700"],
+      };
+      await withRedis([unixRedis, REDIS_B], async ([a, b]) => {
+        await withProxy({ target: { path } }, async (proxy, events) => {
+          assert.deepEqual(proxy.target, { path });
+          const viaSocket = await Client.connect(proxy.address);
+          try {
+            assert.equal(await viaSocket.command("SET", "k", "via-socket"), "OK");
+            assert.equal(await viaSocket.command("GET", "k"), "via-socket");
+            proxy.setTarget({ path }); // the same target: nothing happens
+            assert.equal(proxy.stats.targetChanges, 0);
+            proxy.setTarget(REDIS_B);
+            assert.equal(await closedWithin(viaSocket.conn, PROMPT_MS), "closed");
+          } finally {
+            viaSocket.close();
+          }
+          assert.equal(await a!.command("GET", "k"), "via-socket");
+          const viaTcp = await Client.connect(proxy.address);
+          try {
+            assert.equal(await viaTcp.command("SET", "k", "via-tcp"), "OK");
+            proxy.setTarget({ path });
+            assert.equal(await closedWithin(viaTcp.conn, PROMPT_MS), "closed");
+          } finally {
+            viaTcp.close();
+          }
+          assert.equal(await b!.command("GET", "k"), "via-tcp");
+          const changes = events.filter((e) => e.kind === "target-change");
+          assert.deepEqual(changes.map((e) => e.kind === "target-change" && [e.from, e.to]), [
+            [{ path }, REDIS_B],
+            [REDIS_B, { path }],
+          ]);
+          const again = await Client.connect(proxy.address);
+          try {
+            assert.equal(await again.command("GET", "k"), "via-socket");
+          } finally {
+            again.close();
+          }
+        });
+      });
+      // No one listens on the socket any more: the client is closed, the failure reported.
+      await withProxy({ target: { path } }, async (proxy, events) => {
+        const client = await Client.connect(proxy.address);
+        try {
+          assert.equal(await closedWithin(client.conn, PROMPT_MS), "closed");
+        } finally {
+          client.close();
+        }
+        const failure = events.find((e) => e.kind === "upstream-failure");
+        assert.ok(failure?.kind === "upstream-failure", JSON.stringify(events));
+        assert.deepEqual(failure.target, { path });
+        assert.equal(proxy.stats.upstreamFailures, 1);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
   Deno.test(`${name}: half-close is forwarded and the answer still arrives`, async () => {
     // Upstream: reads until the client's FIN, then answers with the byte count and closes.
     const server = Deno.listen({ hostname: HALF_CLOSE_SERVER.host, port: HALF_CLOSE_SERVER.port });
@@ -508,6 +572,14 @@ export function proxySuite(
       assert.equal(proxy.bufferBytes, PROXY_BUFFER_BYTES);
       assert.throws(() => proxy.setTarget({ host: "127.0.1.2", port: 0 }), /target\.port/);
       assert.throws(() => proxy.setTarget({ host: "", port: 6379 }), /target\.host/);
+      assert.throws(
+        () => proxy.setTarget({ path: "redis.sock" }),
+        /target\.path must be an absolute/,
+      );
+      assert.throws(
+        () => proxy.setTarget({ path: `/${"x".repeat(MAX_UNIX_SOCKET_PATH_BYTES)}` }),
+        /target\.path must be at most 107 bytes, got 108/,
+      );
       assert.equal(proxy.target, null);
       return Promise.resolve();
     });
