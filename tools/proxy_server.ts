@@ -7,6 +7,8 @@
  * ```sh
  * deno run --allow-net tools/proxy_server.ts --bind 127.0.1.41:7000 --target 127.0.1.40:6379
  * deno run --allow-net --allow-ffi tools/proxy_server.ts --engine epoll --bind 127.0.1.44:7000
+ * deno run --allow-net --allow-read --allow-write tools/proxy_server.ts --bind 127.0.1.45:7000 \
+ *   --target-socket /tmp/redis.sock     # forward to a redis's Unix socket
  * ```
  */
 
@@ -35,6 +37,7 @@ async function main(args: string[]): Promise<void> {
     options: {
       bind: { type: "string" },
       target: { type: "string" },
+      "target-socket": { type: "string" },
       "buffer-bytes": { type: "string", default: String(PROXY_BUFFER_BYTES) },
       "max-connections": { type: "string", default: "100000" },
       engine: { type: "string", default: DEFAULT_PROXY_ENGINE },
@@ -42,6 +45,9 @@ async function main(args: string[]): Promise<void> {
     strict: true,
   });
   if (values.bind === undefined) throw new Error("--bind HOST:PORT is required");
+  if (values.target !== undefined && values["target-socket"] !== undefined) {
+    throw new Error("--target and --target-socket: give one of them");
+  }
   const engine = values.engine as ProxyEngine;
   if (!PROXY_ENGINES.includes(engine)) {
     throw new Error(`--engine: one of ${PROXY_ENGINES.join(", ")}, got ${values.engine}`);
@@ -49,7 +55,11 @@ async function main(args: string[]): Promise<void> {
   const proxy = await listenProxy({
     engine,
     bind: parseHostPort("bind", values.bind),
-    target: values.target === undefined ? null : parseHostPort("target", values.target),
+    target: values["target-socket"] !== undefined
+      ? { path: values["target-socket"] }
+      : values.target === undefined
+      ? null
+      : parseHostPort("target", values.target),
     bufferBytes: Number(values["buffer-bytes"]),
     maxConnections: Number(values["max-connections"]),
     onEvent: (event) => console.error(JSON.stringify(event)),
