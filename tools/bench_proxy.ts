@@ -1,20 +1,33 @@
 /**
  * Proxy benchmark (`deno task bench proxy`): `redis-benchmark -c 50 -t set,get` against one
- * redis-server directly, through a master proxy running in its own process
- * (tools/proxy_server.ts), once with the Deno engine ("hive") and once with the epoll engine
- * ("epoll", lib/proxy_epoll.ts) and, when `haproxy` is installed, through HAProxy in TCP mode with
- * its defaults. Rounds interleave the three (in a rotating order), plain and with `-P 16`; each
- * result is printed as a ratio of the direct run of the same round, median over rounds.
- * Then it measures the resident memory (VmRSS) of a fresh proxy process, idle and holding
- * 1000 idle proxied connections (HAProxy alongside for reference).
+ * redis-server, directly and through proxies that each run in their own process:
  *
- * Loopback addresses used: 127.0.1.40 (redis), .41 (hive proxy), .42 (HAProxy), .43 (the
- * memory measurement's proxies), .44 (hive proxy, epoll engine).
+ * - `direct`: TCP straight to redis (the base of every ratio);
+ * - `hive`: a master proxy (tools/proxy_server.ts) with the Deno engine, TCP upstream;
+ * - `epoll`: the same with the epoll engine (lib/proxy_epoll.ts), TCP upstream;
+ * - `epoll-unix`: the epoll engine forwarding to redis's Unix socket (`--target-socket`), as the
+ *   leader's hive does in a pod (the socket file in a volume shared with the redis container);
+ * - `haproxy`: HAProxy in TCP mode with its defaults, TCP upstream (the issue's target);
+ * - `haproxy-unix`: the same HAProxy forwarding to redis's Unix socket.
+ *
+ * The HAProxy contestants run only when `haproxy` is installed (and not with `--no-haproxy`).
+ * Rounds interleave the contestants (in a rotating order), plain and with `-P 16`; each result is
+ * a ratio of the direct run of the same round (or of the HAProxy run), median over rounds. The
+ * CPU time of each proxy process per request is measured around each of its runs. Then it
+ * measures the resident memory (VmRSS) of a fresh proxy process (both engines), idle and holding
+ * 1000 idle proxied connections (HAProxy alongside for reference). Progress goes to stderr, the
+ * markdown report to stdout.
+ *
+ * Redis listens on TCP and on `<temp dir>/redis.sock`. Loopback addresses used: 127.0.1.40:16379
+ * (redis), 127.0.1.41:16380 (hive), .42:16381 (HAProxy), .43:16382/16383/16385 (the memory
+ * measurement's proxies), .44:16384 (epoll), .45:16386 (epoll-unix), .46:16387 (haproxy-unix).
  *
  * @example
  * ```sh
- * deno task bench proxy                      # defaults: 5 rounds, about 2 minutes
+ * deno task bench proxy                      # defaults: 5 rounds, about 3 minutes
  * deno task bench proxy --rounds 3 --requests 50000 --pipelined-requests 500000
+ * deno task bench proxy --rounds 1 --requests 5000 --pipelined-requests 20000 --idle-connections 50
+ * deno task bench proxy --no-haproxy         # the hive contestants only
  * ```
  */
 
@@ -35,6 +48,314 @@ export const DEFAULT_IDLE_CONNECTIONS = 1000;
 /** How long to wait for a started process to accept connections. */
 export const START_TIMEOUT_MS = 10_000;
 
+/**
+ * A way the benchmark client reaches redis: `direct`, or through one proxy process (see the
+ * module doc).
+ *
+ * @example
+ * ```ts
+ * const who: ContestantId = "epoll-unix";
+ * ```
+ */
+export type ContestantId =
+  | "direct"
+  | "hive"
+  | "epoll"
+  | "epoll-unix"
+  | "haproxy"
+  | "haproxy-unix";
+
+/**
+ * The proxy contestants (all but `direct`), in the order the report lists them.
+ *
+ * @example
+ * ```ts
+ * PROXY_CONTESTANTS.includes("haproxy"); // true
+ * ```
+ */
+export const PROXY_CONTESTANTS: readonly ContestantId[] = [
+  "hive",
+  "epoll",
+  "epoll-unix",
+  "haproxy",
+  "haproxy-unix",
+];
+
+/**
+ * Every contestant: `direct`, then the proxies.
+ *
+ * @example
+ * ```ts
+ * CONTESTANTS[0]; // "direct"
+ * ```
+ */
+export const CONTESTANTS: readonly ContestantId[] = ["direct", ...PROXY_CONTESTANTS];
+
+/**
+ * The contestants the report compares with the TCP HAProxy (the issue's target).
+ *
+ * @example
+ * ```ts
+ * HAPROXY_COMPARED.includes("haproxy-unix"); // true
+ * ```
+ */
+export const HAPROXY_COMPARED: readonly ContestantId[] = [
+  "hive",
+  "epoll",
+  "epoll-unix",
+  "haproxy-unix",
+];
+
+/**
+ * How the report names each contestant.
+ *
+ * @example
+ * ```ts
+ * CONTESTANT_LABELS.epoll; // "hive (epoll engine)"
+ * ```
+ */
+export const CONTESTANT_LABELS: Readonly<Record<ContestantId, string>> = {
+  direct: "direct",
+  hive: "hive (deno engine)",
+  epoll: "hive (epoll engine)",
+  "epoll-unix": "hive (epoll, Unix socket upstream)",
+  haproxy: "HAProxy",
+  "haproxy-unix": "HAProxy (Unix socket upstream)",
+};
+
+/**
+ * A redis-benchmark mode: unpipelined, or with `-P BENCH_PIPELINE`.
+ *
+ * @example
+ * ```ts
+ * const mode: Mode = "pipelined";
+ * ```
+ */
+export type Mode = "plain" | "pipelined";
+
+/**
+ * The modes, in the order they run and are reported.
+ *
+ * @example
+ * ```ts
+ * MODES.length; // 2
+ * ```
+ */
+export const MODES: readonly Mode[] = ["plain", "pipelined"];
+
+/**
+ * The redis-benchmark tests (`-t set,get`), named as in its CSV output.
+ *
+ * @example
+ * ```ts
+ * BENCH_TESTS[0]; // "SET"
+ * ```
+ */
+export const BENCH_TESTS = ["SET", "GET"] as const;
+
+/**
+ * What one sample measures: requests per second of a test, or the proxy process's CPU time per
+ * request (µs) in user or system mode.
+ *
+ * @example
+ * ```ts
+ * const metric: Metric = "cpu-sys";
+ * ```
+ */
+export type Metric = (typeof BENCH_TESTS)[number] | "cpu-user" | "cpu-sys";
+
+/**
+ * Samples, one per round, by `resultKey(mode, contestant, metric)`.
+ *
+ * @example
+ * ```ts
+ * const results: BenchResults = new Map();
+ * addSample(results, "plain", "direct", "SET", 80_000);
+ * ```
+ */
+export type BenchResults = Map<string, number[]>;
+
+/**
+ * The key of one series of samples in `BenchResults`.
+ *
+ * @example
+ * ```ts
+ * resultKey("plain", "hive", "GET"); // "plain/hive/GET"
+ * ```
+ */
+export function resultKey(mode: Mode, who: ContestantId, metric: Metric): string {
+  return `${mode}/${who}/${metric}`;
+}
+
+/**
+ * Appends the sample of the current round to its series.
+ *
+ * @example
+ * ```ts
+ * const results: BenchResults = new Map();
+ * addSample(results, "pipelined", "epoll", "cpu-user", 1.5);
+ * ```
+ */
+export function addSample(
+  results: BenchResults,
+  mode: Mode,
+  who: ContestantId,
+  metric: Metric,
+  value: number,
+): void {
+  if (!Number.isFinite(value)) throw new RangeError(`sample ${who} ${metric}: ${value}`);
+  const k = resultKey(mode, who, metric);
+  const series = results.get(k);
+  if (series === undefined) results.set(k, [value]);
+  else series.push(value);
+}
+
+/**
+ * The median of a non-empty list.
+ *
+ * @example
+ * ```ts
+ * median([3, 1, 2, 10]); // 2.5
+ * ```
+ */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError("median of nothing");
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? sorted[mid] as number
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/**
+ * The ratio of two series taken round by round, then the median over rounds (so a round that
+ * was slow for everyone cancels out); `undefined` when either series is missing. The series
+ * must have one sample per round each.
+ *
+ * @example
+ * ```ts
+ * medianRatio([10, 20, 90], [10, 40, 30]); // 1 (the ratio of the medians would be 0.67)
+ * medianRatio([10], undefined); // undefined
+ * ```
+ */
+export function medianRatio(
+  num: readonly number[] | undefined,
+  den: readonly number[] | undefined,
+): number | undefined {
+  if (num === undefined || den === undefined) return undefined;
+  if (num.length !== den.length || num.length === 0) {
+    throw new Error(`medianRatio: ${num.length} samples against ${den.length}`);
+  }
+  return median(num.map((v, i) => v / (den[i] as number)));
+}
+
+/**
+ * Lines of a markdown table; every row must have one cell per header cell.
+ *
+ * @example
+ * ```ts
+ * markdownTable(["a", "b"], [["1", "2"]]); // ["| a | b |", "|---|---|", "| 1 | 2 |"]
+ * ```
+ */
+export function markdownTable(header: readonly string[], rows: readonly string[][]): string[] {
+  const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
+  for (const row of rows) {
+    if (row.length !== header.length) {
+      throw new Error(`markdownTable: a row of ${row.length} cells under ${header.length}`);
+    }
+  }
+  return [line(header), `|${header.map(() => "---|").join("")}`, ...rows.map(line)];
+}
+
+/** The columns of the rps tables: every mode and test, e.g. `SET`, `GET -P 16`. */
+function runColumns(): { mode: Mode; test: (typeof BENCH_TESTS)[number]; label: string }[] {
+  return MODES.flatMap((mode) =>
+    BENCH_TESTS.map((test) => ({
+      mode,
+      test,
+      label: `${test}${mode === "pipelined" ? ` -P ${BENCH_PIPELINE}` : ""}`,
+    }))
+  );
+}
+
+function fmtRatio(x: number | undefined): string {
+  return x === undefined ? "-" : x.toFixed(2);
+}
+
+/**
+ * Lines of a markdown table of throughput ratios: one row `<label> / <base label>` per
+ * contestant in `whos`, one column per mode and test, each the per-round ratio to `base`,
+ * median over rounds (`medianRatio`), "-" for a contestant (or base) that did not run. With
+ * `baseRps`, a first row holds the base's own rps, median over rounds.
+ *
+ * @example
+ * ```ts
+ * const results: BenchResults = new Map();
+ * addSample(results, "plain", "direct", "SET", 100);
+ * ratioTable(results, ["hive"], "direct", { baseRps: true });
+ * ```
+ */
+export function ratioTable(
+  results: BenchResults,
+  whos: readonly ContestantId[],
+  base: ContestantId,
+  opts: { baseRps?: boolean } = {},
+): string[] {
+  const columns = runColumns();
+  const rows: string[][] = [];
+  if (opts.baseRps) {
+    rows.push([
+      `${CONTESTANT_LABELS[base]} rps (median)`,
+      ...columns.map(({ mode, test }) => {
+        const series = results.get(resultKey(mode, base, test));
+        return series === undefined ? "-" : median(series).toFixed(0);
+      }),
+    ]);
+  }
+  for (const who of whos) {
+    rows.push([
+      `${CONTESTANT_LABELS[who]} / ${CONTESTANT_LABELS[base]}`,
+      ...columns.map(({ mode, test }) =>
+        fmtRatio(medianRatio(
+          results.get(resultKey(mode, who, test)),
+          results.get(resultKey(mode, base, test)),
+        ))
+      ),
+    ]);
+  }
+  return markdownTable(["", ...columns.map((c) => c.label)], rows);
+}
+
+/**
+ * Lines of a markdown table of CPU time per request (µs, median over rounds): one row per
+ * contestant in `whos`, user and system time per mode; "-" for one that did not run.
+ *
+ * @example
+ * ```ts
+ * const results: BenchResults = new Map();
+ * addSample(results, "plain", "hive", "cpu-user", 3.2);
+ * cpuTable(results, ["hive", "epoll"]);
+ * ```
+ */
+export function cpuTable(results: BenchResults, whos: readonly ContestantId[]): string[] {
+  const parts = ["cpu-user", "cpu-sys"] as const;
+  const modeLabel = (mode: Mode) => mode === "plain" ? "plain" : `-P ${BENCH_PIPELINE}`;
+  const header = [
+    "proxy process",
+    ...MODES.flatMap((mode) => parts.map((p) => `${modeLabel(mode)} ${p.slice(4)}`)),
+  ];
+  const rows = whos.map((who) => [
+    CONTESTANT_LABELS[who],
+    ...MODES.flatMap((mode) =>
+      parts.map((part) => {
+        const series = results.get(resultKey(mode, who, part));
+        return series === undefined ? "-" : median(series).toFixed(2);
+      })
+    ),
+  ]);
+  return markdownTable(header, rows);
+}
+
 const REDIS = { host: "127.0.1.40", port: 16379 };
 const HIVE = { host: "127.0.1.41", port: 16380 };
 const HAPROXY = { host: "127.0.1.42", port: 16381 };
@@ -42,10 +363,24 @@ const MEMORY_HIVE = { host: "127.0.1.43", port: 16382 };
 const MEMORY_HAPROXY = { host: "127.0.1.43", port: 16383 };
 const EPOLL = { host: "127.0.1.44", port: 16384 };
 const MEMORY_EPOLL = { host: "127.0.1.43", port: 16385 };
+const EPOLL_UNIX = { host: "127.0.1.45", port: 16386 };
+const HAPROXY_UNIX = { host: "127.0.1.46", port: 16387 };
+/** The socket file redis listens on, in the run's temp dir. */
+const REDIS_SOCKET_NAME = "redis.sock";
+
+/** Where the benchmark client connects for each contestant. */
+const ADDRESS_OF: Readonly<Record<ContestantId, Addr>> = {
+  direct: REDIS,
+  hive: HIVE,
+  epoll: EPOLL,
+  "epoll-unix": EPOLL_UNIX,
+  haproxy: HAPROXY,
+  "haproxy-unix": HAPROXY_UNIX,
+};
 
 type Addr = { host: string; port: number };
-type Contestant = "direct" | "hive" | "epoll" | "haproxy";
-type Mode = "plain" | "pipelined";
+/** Where a proxy forwards to: redis over TCP, or its Unix socket. */
+type Upstream = Addr | { path: string };
 /** rps of one redis-benchmark run, by test name (SET, GET). */
 type RunResult = Map<string, number>;
 
@@ -112,6 +447,10 @@ function startRedis(dir: string): Child {
       REDIS.host,
       "--port",
       String(REDIS.port),
+      "--unixsocket",
+      `${dir}/${REDIS_SOCKET_NAME}`,
+      "--unixsocketperm",
+      "700",
       "--save",
       "",
       "--appendonly",
@@ -130,26 +469,31 @@ function startRedis(dir: string): Child {
   return new Child("redis-server", process);
 }
 
-function startHive(bind: Addr, engine: "deno" | "epoll" = "deno"): Child {
+function startHive(name: string, bind: Addr, engine: "deno" | "epoll", upstream: Upstream): Child {
   const process = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-net",
-      // The epoll engine calls libc (FFI) and loads its worker module from disk.
+      // The epoll engine calls libc (FFI, also to connect to a Unix socket) and loads its worker
+      // module from disk; the Deno engine needs read and write permission on a socket path.
       ...(engine === "epoll" ? ["--allow-ffi", `--allow-read=${LIB_DIR}`] : []),
+      ...(engine === "deno" && "path" in upstream
+        ? [`--allow-read=${upstream.path}`, `--allow-write=${upstream.path}`]
+        : []),
       PROXY_SERVER,
       "--engine",
       engine,
       "--bind",
       `${bind.host}:${bind.port}`,
-      "--target",
-      `${REDIS.host}:${REDIS.port}`,
+      ...("path" in upstream
+        ? ["--target-socket", upstream.path]
+        : ["--target", `${upstream.host}:${upstream.port}`]),
     ], // deno-fmt-ignore
     stdin: "null",
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  return new Child(engine === "epoll" ? "hive proxy (epoll)" : "hive proxy", process);
+  return new Child(name, process);
 }
 
 async function haproxyInstalled(): Promise<boolean> {
@@ -162,7 +506,12 @@ async function haproxyInstalled(): Promise<boolean> {
   }
 }
 
-async function startHaproxy(dir: string, bind: Addr, name: string): Promise<Child> {
+async function startHaproxy(
+  dir: string,
+  name: string,
+  bind: Addr,
+  upstream: Upstream,
+): Promise<Child> {
   const config = [
     "global",
     "  maxconn 4000",
@@ -173,10 +522,11 @@ async function startHaproxy(dir: string, bind: Addr, name: string): Promise<Chil
     "  timeout server 1h",
     "listen redis",
     `  bind ${bind.host}:${bind.port}`,
-    `  server redis ${REDIS.host}:${REDIS.port}`,
+    // An address starting with "/" is a Unix socket to HAProxy.
+    `  server redis ${"path" in upstream ? upstream.path : `${upstream.host}:${upstream.port}`}`,
     "",
   ].join("\n");
-  const path = `${dir}/${name}.cfg`;
+  const path = `${dir}/haproxy-${name}.cfg`;
   await Deno.writeTextFile(path, config);
   const process = new Deno.Command("haproxy", {
     args: ["-f", path, "-db"],
@@ -184,7 +534,7 @@ async function startHaproxy(dir: string, bind: Addr, name: string): Promise<Chil
     stdout: "null",
     stderr: "inherit",
   }).spawn();
-  return new Child("haproxy", process);
+  return new Child(`haproxy (${name})`, process);
 }
 
 /** Runs redis-benchmark once; rps by test (SET, GET). */
@@ -218,16 +568,6 @@ async function redisBenchmark(addr: Addr, requests: number, pipeline: number): P
     throw new Error(`unexpected redis-benchmark output:\n${text}`);
   }
   return result;
-}
-
-/** The median of a non-empty list. */
-export function median(values: number[]): number {
-  if (values.length === 0) throw new RangeError("median of nothing");
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? sorted[mid] as number
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /** User and system CPU time of a process (all threads), in clock ticks (/proc/<pid>/stat). */
@@ -294,8 +634,24 @@ async function measureIdleMemory(
   }
 }
 
-function fmtRatio(x: number | undefined): string {
-  return x === undefined ? "-" : x.toFixed(2);
+/** Starts the proxy process of one contestant (not `direct`). */
+async function startContestant(who: ContestantId, dir: string): Promise<Child> {
+  const socket = { path: `${dir}/${REDIS_SOCKET_NAME}` };
+  const name = CONTESTANT_LABELS[who];
+  switch (who) {
+    case "direct":
+      throw new Error("direct has no proxy process");
+    case "hive":
+      return startHive(name, HIVE, "deno", REDIS);
+    case "epoll":
+      return startHive(name, EPOLL, "epoll", REDIS);
+    case "epoll-unix":
+      return startHive(name, EPOLL_UNIX, "epoll", socket);
+    case "haproxy":
+      return await startHaproxy(dir, who, HAPROXY, REDIS);
+    case "haproxy-unix":
+      return await startHaproxy(dir, who, HAPROXY_UNIX, socket);
+  }
 }
 
 /** Runs the benchmark and prints a markdown report on stdout (progress on stderr). */
@@ -325,75 +681,49 @@ export async function main(args: string[]): Promise<void> {
   };
   const idleConnections = positive("idle-connections", values["idle-connections"]);
   const withHaproxy = !values["no-haproxy"] && await haproxyInstalled();
-  const contestants: Contestant[] = withHaproxy
-    ? ["direct", "hive", "epoll", "haproxy"]
-    : ["direct", "hive", "epoll"];
-  const addrOf: Record<Contestant, Addr> = {
-    direct: REDIS,
-    hive: HIVE,
-    epoll: EPOLL,
-    haproxy: HAPROXY,
-  };
+  const contestants = CONTESTANTS.filter((who) => withHaproxy || !who.startsWith("haproxy"));
 
   const dir = await Deno.makeTempDir({ prefix: "redis-hive-bench-proxy-" });
   const children: Child[] = [];
   const startedAt = Date.now();
-  // results[mode][contestant][test] = rps per round
-  const results = new Map<string, number[]>();
-  const key = (mode: Mode, who: Contestant, test: string) => `${mode}/${who}/${test}`;
-  let memory: {
-    hive: { idleKiB: number; loadedKiB: number };
-    epoll?: typeof memory.hive;
-    haproxy?: typeof memory.hive;
-  };
+  const results: BenchResults = new Map();
+  const memory: { label: string; idleKiB: number; loadedKiB: number }[] = [];
   try {
     const redis = startRedis(dir);
     children.push(redis);
     await waitForPong(REDIS, redis);
-    const hive = startHive(HIVE);
-    children.push(hive);
-    await waitForPong(HIVE, hive);
-    const epoll = startHive(EPOLL, "epoll");
-    children.push(epoll);
-    await waitForPong(EPOLL, epoll);
-    const pidOf: Partial<Record<Contestant, number>> = { hive: hive.pid, epoll: epoll.pid };
-    if (withHaproxy) {
-      const haproxy = await startHaproxy(dir, HAPROXY, "bench");
-      children.push(haproxy);
-      await waitForPong(HAPROXY, haproxy);
-      pidOf.haproxy = haproxy.pid;
+    const pidOf = new Map<ContestantId, number>();
+    for (const who of contestants) {
+      if (who === "direct") continue;
+      const child = await startContestant(who, dir);
+      children.push(child);
+      await waitForPong(ADDRESS_OF[who], child);
+      pidOf.set(who, child.pid);
     }
-    const clockTicksPerSecond = await clockTicks();
+    const usPerTick = 1e6 / await clockTicks();
 
     for (let round = 0; round < rounds; round++) {
-      for (const mode of ["plain", "pipelined"] as Mode[]) {
+      for (const mode of MODES) {
         const order = contestants.map((_, i) => contestants[(i + round) % contestants.length]!);
         const line: string[] = [];
         for (const who of order) {
-          const pid = pidOf[who];
+          const pid = pidOf.get(who);
           const cpuBefore = pid === undefined ? undefined : await cpuTicks(pid);
           const run = await redisBenchmark(
-            addrOf[who],
+            ADDRESS_OF[who],
             requests[mode],
             mode === "plain" ? 1 : BENCH_PIPELINE,
           );
           if (pid !== undefined && cpuBefore !== undefined) {
             const cpuAfter = await cpuTicks(pid);
-            const usPerTick = 1e6 / clockTicksPerSecond;
-            const perRequest = (ticks: number) => (ticks * usPerTick) / (2 * requests[mode]);
-            for (
-              const [part, ticks] of [
-                ["user", cpuAfter.user - cpuBefore.user],
-                ["sys", cpuAfter.sys - cpuBefore.sys],
-              ] as const
-            ) {
-              const k = key(mode, who, `cpu-${part}`);
-              results.set(k, [...(results.get(k) ?? []), perRequest(ticks)]);
-            }
+            // SET and GET together: BENCH_TESTS.length runs of requests[mode] each.
+            const perRequest = (ticks: number) =>
+              (ticks * usPerTick) / (BENCH_TESTS.length * requests[mode]);
+            addSample(results, mode, who, "cpu-user", perRequest(cpuAfter.user - cpuBefore.user));
+            addSample(results, mode, who, "cpu-sys", perRequest(cpuAfter.sys - cpuBefore.sys));
           }
-          for (const [test, rps] of run) {
-            const k = key(mode, who, test);
-            results.set(k, [...(results.get(k) ?? []), rps]);
+          for (const test of BENCH_TESTS) {
+            addSample(results, mode, who, test, run.get(test) as number);
           }
           line.push(`${who} SET ${run.get("SET")?.toFixed(0)} GET ${run.get("GET")?.toFixed(0)}`);
         }
@@ -402,91 +732,67 @@ export async function main(args: string[]): Promise<void> {
     }
 
     console.error(`memory: ${idleConnections} idle proxied connections`);
-    const memoryHive = startHive(MEMORY_HIVE);
-    children.push(memoryHive);
-    memory = { hive: await measureIdleMemory(memoryHive, MEMORY_HIVE, idleConnections) };
-    const memoryEpoll = startHive(MEMORY_EPOLL, "epoll");
-    children.push(memoryEpoll);
-    memory.epoll = await measureIdleMemory(memoryEpoll, MEMORY_EPOLL, idleConnections);
+    const memoryRuns: [ContestantId, Addr, () => Promise<Child>][] = [
+      [
+        "hive",
+        MEMORY_HIVE,
+        () => Promise.resolve(startHive("memory hive", MEMORY_HIVE, "deno", REDIS)),
+      ],
+      [
+        "epoll",
+        MEMORY_EPOLL,
+        () => Promise.resolve(startHive("memory epoll", MEMORY_EPOLL, "epoll", REDIS)),
+      ],
+    ];
     if (withHaproxy) {
-      const memoryHaproxy = await startHaproxy(dir, MEMORY_HAPROXY, "memory");
-      children.push(memoryHaproxy);
-      memory.haproxy = await measureIdleMemory(memoryHaproxy, MEMORY_HAPROXY, idleConnections);
+      memoryRuns.push([
+        "haproxy",
+        MEMORY_HAPROXY,
+        () => startHaproxy(dir, "memory", MEMORY_HAPROXY, REDIS),
+      ]);
+    }
+    for (const [who, addr, start] of memoryRuns) {
+      const child = await start();
+      children.push(child);
+      const m = await measureIdleMemory(child, addr, idleConnections);
+      memory.push({ label: CONTESTANT_LABELS[who], ...m });
     }
   } finally {
     for (const child of children.reverse()) await child.stop().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 
-  /** Per-round ratio who/base for one mode and test, median over rounds. */
-  const ratio = (mode: Mode, who: Contestant, base: Contestant, test: string) => {
-    const num = results.get(key(mode, who, test));
-    const den = results.get(key(mode, base, test));
-    if (!num || !den) return undefined;
-    return median(num.map((v, i) => v / (den[i] as number)));
-  };
-  const out: string[] = [];
-  out.push(
+  const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+  console.log([
     `redis-benchmark -c ${BENCH_CLIENTS} -t set,get, ${rounds} interleaved rounds, ` +
-      `${requests.plain} requests plain, ${requests.pipelined} with -P ${BENCH_PIPELINE}; ` +
-      `ratios of direct, median over rounds (${((Date.now() - startedAt) / 1000).toFixed(0)} s)`,
+    `${requests.plain} requests plain, ${requests.pipelined} with -P ${BENCH_PIPELINE}; ` +
+    `per-round ratios, median over rounds (${((Date.now() - startedAt) / 1000).toFixed(0)} s)`,
     "",
-    "| run | direct rps (median) | hive proxy / direct | epoll engine / direct | HAProxy / direct | hive / HAProxy | epoll / HAProxy |",
-    "|---|---|---|---|---|---|---|",
-  );
-  for (const mode of ["plain", "pipelined"] as Mode[]) {
-    for (const test of ["SET", "GET"]) {
-      const direct = results.get(key(mode, "direct", test)) ?? [];
-      const label = `${test}${mode === "pipelined" ? ` -P ${BENCH_PIPELINE}` : ""}`;
-      out.push(
-        `| ${label} | ${median(direct).toFixed(0)} | ${
-          fmtRatio(ratio(mode, "hive", "direct", test))
-        } | ${fmtRatio(ratio(mode, "epoll", "direct", test))} | ` +
-          `${fmtRatio(ratio(mode, "haproxy", "direct", test))} | ` +
-          `${fmtRatio(ratio(mode, "hive", "haproxy", test))} | ` +
-          `${fmtRatio(ratio(mode, "epoll", "haproxy", test))} |`,
-      );
-    }
-  }
-  out.push(
+    "Throughput as a ratio of direct:",
     "",
-    "CPU time of the proxy process per request (µs, user + system, median over rounds; SET and",
+    ...ratioTable(results, PROXY_CONTESTANTS, "direct", { baseRps: true }),
+    "",
+    "Throughput as a ratio of HAProxy (TCP upstream), the target:",
+    "",
+    ...ratioTable(results, HAPROXY_COMPARED, "haproxy"),
+    "",
+    "CPU time of the proxy process per request (µs, user and system, median over rounds; SET and",
     "GET together): the measure least disturbed by other load on the machine.",
     "",
-    "| run | hive proxy user | hive proxy sys | epoll engine user | epoll engine sys | HAProxy user | HAProxy sys |",
-    "|---|---|---|---|---|---|---|",
-  );
-  const cpu = (mode: Mode, who: Contestant, part: string) => {
-    const v = results.get(key(mode, who, `cpu-${part}`));
-    return v === undefined ? "-" : median(v).toFixed(2);
-  };
-  for (const mode of ["plain", "pipelined"] as Mode[]) {
-    out.push(
-      `| ${mode === "plain" ? "plain" : `-P ${BENCH_PIPELINE}`} | ${cpu(mode, "hive", "user")} | ` +
-        `${cpu(mode, "hive", "sys")} | ${cpu(mode, "epoll", "user")} | ${
-          cpu(mode, "epoll", "sys")
-        } | ${cpu(mode, "haproxy", "user")} | ${cpu(mode, "haproxy", "sys")} |`,
-    );
-  }
-  const mib = (kib: number) => (kib / 1024).toFixed(1);
-  out.push(
+    ...cpuTable(results, PROXY_CONTESTANTS),
     "",
-    `resident memory (VmRSS) with ${idleConnections} idle proxied connections:`,
+    `Resident memory (VmRSS) with ${idleConnections} idle proxied connections:`,
     "",
-    "| process | idle | with connections | per connection |",
-    "|---|---|---|---|",
-  );
-  for (const [name, m] of Object.entries(memory)) {
-    if (m === undefined) continue;
-    const perConnKiB = (m.loadedKiB - m.idleKiB) / idleConnections;
-    out.push(
-      `| ${
-        ({ hive: "hive proxy", epoll: "hive proxy (epoll engine)", haproxy: "HAProxy" })[name]
-      } | ${mib(m.idleKiB)} MiB | ` +
-        `${mib(m.loadedKiB)} MiB | ${perConnKiB.toFixed(1)} KiB |`,
-    );
-  }
-  console.log(out.join("\n"));
+    ...markdownTable(
+      ["process", "idle", "with connections", "per connection"],
+      memory.map((m) => [
+        m.label,
+        mib(m.idleKiB),
+        mib(m.loadedKiB),
+        `${((m.loadedKiB - m.idleKiB) / idleConnections).toFixed(1)} KiB`,
+      ]),
+    ),
+  ].join("\n"));
 }
 
 if (import.meta.main) await main(Deno.args);
