@@ -3,17 +3,19 @@
  * sets up logging and runs the hive.
  *
  * Exit status: 0 after `--help`; {@link exitCodeForConfigError} (2) on a bad flag or environment
- * value, with `redis-hive: <message>` on stderr naming the flag; otherwise whatever the runtime
- * decides.
+ * value, with `redis-hive: <message>` on stderr naming the flag (also for `--proxy-engine epoll`
+ * where that engine cannot run); otherwise whatever the runtime decides.
  *
  * @example
  * ```sh
- * deno run --allow-net --allow-env --allow-read --allow-sys main.ts --peers 127.0.0.11,127.0.0.12
+ * deno run --allow-net --allow-env --allow-read --allow-write --allow-sys --allow-ffi main.ts \
+ *   --peers 127.0.0.11,127.0.0.12
  * ```
  */
 
 import { ConfigError, exitCodeForConfigError, formatHelp, parseConfig } from "./lib/config.ts";
 import { setupLogging } from "./lib/log.ts";
+import { chooseProxyEngine, currentProxyPlatform } from "./lib/proxy_engine.ts";
 import { runHive } from "./lib/daemon.ts";
 
 /**
@@ -27,6 +29,7 @@ import { runHive } from "./lib/daemon.ts";
  */
 export async function main(): Promise<void> {
   let config;
+  let proxyEngine;
   try {
     config = parseConfig(
       Deno.args,
@@ -34,6 +37,11 @@ export async function main(): Promise<void> {
       Deno.readTextFileSync,
       Deno.stdout.isTerminal(),
     );
+    // The engine is chosen with the flags, so `--proxy-engine epoll` that cannot run here
+    // exits like any bad flag, before anything starts.
+    proxyEngine = config.help
+      ? undefined
+      : chooseProxyEngine(config.proxyEngine, currentProxyPlatform());
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`redis-hive: ${error.message}`);
@@ -48,7 +56,7 @@ export async function main(): Promise<void> {
     format: config.logFormat,
     color: Deno.stdout.isTerminal() && !Deno.noColor,
   });
-  await runHive(config);
+  await runHive(config, { proxyEngine });
 }
 
 if (import.meta.main) await main();

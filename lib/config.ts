@@ -36,6 +36,15 @@ export const LOG_FORMATS = ["json", "pretty"] as const;
 /** A log output format: JSON lines for machines, or a pretty one-line text for humans. */
 export type LogFormat = typeof LOG_FORMATS[number];
 
+/**
+ * The values of `--proxy-engine`: `auto` (the epoll engine where it can run, else the Deno one;
+ * `chooseProxyEngine` in lib/proxy_engine.ts decides) or one engine by name.
+ */
+export const PROXY_ENGINE_REQUESTS = ["auto", "epoll", "deno"] as const;
+
+/** A value of `--proxy-engine`. */
+export type ProxyEngineRequest = typeof PROXY_ENGINE_REQUESTS[number];
+
 /** A DNS server address. */
 export interface HostPort {
   /** An IP address (v4, or v6 without brackets). */
@@ -76,6 +85,8 @@ export interface Config {
   proxyHoldMs: number;
   /** Most client connections the proxy holds at once. */
   maxConnections: number;
+  /** Which master proxy engine to run (`auto`: decided at start, see lib/proxy_engine.ts). */
+  proxyEngine: ProxyEngineRequest;
   /** Most peers tracked (and most addresses in `peers`). */
   maxPeers: number;
   /** Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats. */
@@ -109,6 +120,7 @@ export const DEFAULTS = {
   dnsRefreshMs: 2000,
   proxyHoldMs: 3000,
   maxConnections: 10_000,
+  proxyEngine: "auto",
   maxPeers: 64,
   logLevel: "info",
   /** Used when stdout is not a terminal (containers, files, pipes). */
@@ -118,6 +130,7 @@ export const DEFAULTS = {
   /** Port assumed when `--dns-server` names no port. */
   dnsServerPort: 53,
 } as const satisfies {
+  proxyEngine: ProxyEngineRequest;
   logLevel: LogLevel;
   logFormatNotTty: LogFormat;
   logFormatTty: LogFormat;
@@ -305,6 +318,13 @@ const FLAGS: readonly FlagSpec[] = [
     value: "N",
     help: "most client connections the proxy holds at once",
     defaultText: String(DEFAULTS.maxConnections),
+  },
+  {
+    name: "proxy-engine",
+    env: "HIVE_PROXY_ENGINE",
+    value: PROXY_ENGINE_REQUESTS.join("|"),
+    help: "master proxy engine; auto: epoll on x86_64 Linux with --allow-ffi, else deno",
+    defaultText: DEFAULTS.proxyEngine,
   },
   {
     name: "max-peers",
@@ -616,6 +636,7 @@ export function parseConfig(
     dnsRefreshMs: DEFAULTS.dnsRefreshMs,
     proxyHoldMs: DEFAULTS.proxyHoldMs,
     maxConnections: DEFAULTS.maxConnections,
+    proxyEngine: DEFAULTS.proxyEngine,
     maxPeers: DEFAULTS.maxPeers,
     secret: null,
     redisPassword: null,
@@ -712,6 +733,7 @@ export function parseConfig(
       MAX_CONNECTIONS_LIMIT,
       `an integer 1..${MAX_CONNECTIONS_LIMIT}`,
     ),
+    proxyEngine: oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
     maxPeers: integer(
       "max-peers",
       DEFAULTS.maxPeers,

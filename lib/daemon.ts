@@ -30,7 +30,14 @@ import {
 } from "./election.ts";
 import { getLogger } from "./log.ts";
 import { type DiscoveryEvent, PeerDiscovery } from "./peer_discovery.ts";
-import { MasterProxy } from "./proxy.ts";
+import {
+  chooseProxyEngine,
+  currentProxyPlatform,
+  listenProxy,
+  type ProxyEngine,
+  type ProxyEngineChoice,
+  type ProxyHandle,
+} from "./proxy_engine.ts";
 import {
   createRedisController,
   type HandoffSync,
@@ -84,6 +91,12 @@ export interface HiveDeps {
   bootId?: () => string;
   /** Whether to start the master proxy (default true). */
   proxy?: boolean;
+  /**
+   * The proxy engine, already chosen (main.ts chooses it with the other flags, so a bad
+   * `--proxy-engine` exits like a bad flag); default: {@link chooseProxyEngine} for
+   * `--proxy-engine` on this process ({@link currentProxyPlatform}).
+   */
+  proxyEngine?: ProxyEngineChoice;
   /** Whether to start the HTTP server (default true). */
   http?: boolean;
 }
@@ -127,6 +140,10 @@ export interface HiveStatus {
   electionStartMs: number | null;
   leaderSinceMs: number | null;
   proxy: {
+    /** The engine that runs the proxy (`--proxy-engine`), or null when there is no proxy. */
+    engine: ProxyEngine | null;
+    /** Why that engine (e.g. `auto: linux/x86_64 with --allow-ffi`), or null. */
+    engineReason: string | null;
     target: ElectionSnapshot["proxyTarget"];
     listening: boolean;
     stats: Record<string, number> | null;
@@ -211,7 +228,9 @@ export class Hive {
     private readonly udp: DatagramTransport,
     private readonly redis: RedisController,
     private readonly discovery: PeerDiscovery,
-    readonly proxy: MasterProxy | null,
+    readonly proxy: ProxyHandle | null,
+    /** The proxy's engine and why, or null when there is no proxy. */
+    readonly proxyEngine: ProxyEngineChoice | null,
     restored: PersistedState | null,
     bootId: string,
   ) {
@@ -232,6 +251,10 @@ export class Hive {
   /** Starts every part of the hive; resolves once it runs. */
   static async start(config: Config, deps: HiveDeps = {}): Promise<Hive> {
     const clock = deps.clock ?? systemClock;
+    // First, before anything opens: `--proxy-engine epoll` where it cannot run throws here.
+    const proxyEngine = deps.proxy === false
+      ? null
+      : deps.proxyEngine ?? chooseProxyEngine(config.proxyEngine, currentProxyPlatform());
     const codec = await createCodec(config.secret);
     let latestPeers: readonly string[] = [];
     let hive: Hive | null = null;
@@ -277,7 +300,8 @@ export class Hive {
         password: config.redisPassword,
         announceIp,
       })))(self);
-    const proxy = deps.proxy === false ? null : await MasterProxy.listen({
+    const proxy = proxyEngine === null ? null : await listenProxy({
+      engine: proxyEngine.engine,
       bind: { host: config.bind, port: config.proxyPort },
       holdMs: config.proxyHoldMs,
       maxConnections: config.maxConnections,
@@ -287,8 +311,27 @@ export class Hive {
         } else log.warn(`proxy: ${e.kind}`, { ...e });
       },
     });
+    if (proxyEngine !== null) {
+      log.info("master proxy on {bind}:{port}: {engine} engine ({reason})", {
+        bind: config.bind,
+        port: config.proxyPort,
+        ...proxyEngine,
+      });
+    }
     const bootId = (deps.bootId ?? randomBootId)();
-    hive = new Hive(config, self, clock, codec, udp, redis, discovery, proxy, restored, bootId);
+    hive = new Hive(
+      config,
+      self,
+      clock,
+      codec,
+      udp,
+      redis,
+      discovery,
+      proxy,
+      proxyEngine,
+      restored,
+      bootId,
+    );
     log.info("hive {id} starting (boot {bootId})", {
       id: self,
       bootId,
@@ -524,6 +567,8 @@ export class Hive {
       electionStartMs: snap.electionStartMs,
       leaderSinceMs: snap.leaderSinceMs,
       proxy: {
+        engine: this.proxyEngine?.engine ?? null,
+        engineReason: this.proxyEngine?.reason ?? null,
         target: snap.proxyTarget,
         listening: this.proxy?.listening ?? false,
         stats: this.proxy === null ? null : { ...this.proxy.stats },
@@ -720,11 +765,14 @@ function logElectionEvent(e: ElectionEvent): void {
   }
 }
 
-/** The CLI's entry: starts the hive, stops it on SIGINT/SIGTERM, exits 0 (1 if it cannot start). */
-export async function runHive(config: Config): Promise<void> {
+/**
+ * The CLI's entry: starts the hive (with `deps`, e.g. the proxy engine main.ts chose), stops it
+ * on SIGINT/SIGTERM, exits 0 (1 if it cannot start).
+ */
+export async function runHive(config: Config, deps: HiveDeps = {}): Promise<void> {
   let hive: Hive;
   try {
-    hive = await Hive.start(config);
+    hive = await Hive.start(config, deps);
   } catch (e) {
     log.fatal("cannot start: {error}", { error: e instanceof Error ? e.message : String(e) });
     Deno.exit(1);

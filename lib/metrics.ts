@@ -156,6 +156,10 @@ export const HIVE_METRICS = {
   redis_enforce_failures_total: ["counter", "Attempts to set the redis role that failed."],
   redis_observations_total: ["counter", "Observations of the local redis."],
   proxy_listening: ["gauge", "1 while the master proxy listens."],
+  proxy_engine_info: [
+    "gauge",
+    "1 with label engine set to the master proxy's engine (epoll or deno), while it runs.",
+  ],
   proxy_has_target: ["gauge", "1 while the master proxy has a master to forward to."],
   proxy_connections_active: ["gauge", "Open client connections of the proxy."],
   proxy_connections_proxied: ["gauge", "Client connections joined to the master now."],
@@ -261,6 +265,10 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   add("redis_observations_total", one(status.runtime.observations));
 
   add("proxy_listening", one(status.proxy.listening));
+  add(
+    "proxy_engine_info",
+    status.proxy.engine === null ? [] : [{ labels: { engine: status.proxy.engine }, value: 1 }],
+  );
   add("proxy_has_target", one(status.proxy.target !== null));
   const p = status.proxy.stats;
   const stat = (key: string): MetricSample[] => {

@@ -74,6 +74,7 @@ Deno.test("config: defaults apply when neither flag nor environment sets a value
       dnsRefreshMs: 2000,
       proxyHoldMs: 3000,
       maxConnections: 10000,
+      proxyEngine: "auto",
       maxPeers: 64,
       secret: null,
       redisPassword: null,
@@ -134,6 +135,7 @@ const PRECEDENCE: [string, string, keyof Config, string, string, unknown, unknow
   ["dns-refresh-ms", "HIVE_DNS_REFRESH_MS", "dnsRefreshMs", "500", "600", 500, 600, 2000],
   ["proxy-hold-ms", "HIVE_PROXY_HOLD_MS", "proxyHoldMs", "10", "20", 10, 20, 3000],
   ["max-connections", "HIVE_MAX_CONNECTIONS", "maxConnections", "5", "6", 5, 6, 10000],
+  ["proxy-engine", "HIVE_PROXY_ENGINE", "proxyEngine", "deno", "epoll", "deno", "epoll", "auto"],
   ["max-peers", "HIVE_MAX_PEERS", "maxPeers", "3", "4", 3, 4, 64],
   ["log-level", "HIVE_LOG_LEVEL", "logLevel", "trace", "fatal", "trace", "fatal", "info"],
   ["log-format", "HIVE_LOG_FORMAT", "logFormat", "pretty", "json", "pretty", "json", "json"],
@@ -210,6 +212,8 @@ const BAD_VALUES: [string, string, string, string][] = [
   ["dns-refresh-ms", "HIVE_DNS_REFRESH_MS", "3600001", "milliseconds"],
   ["proxy-hold-ms", "HIVE_PROXY_HOLD_MS", " 100", "milliseconds"],
   ["max-connections", "HIVE_MAX_CONNECTIONS", "0", "integer 1.."],
+  ["proxy-engine", "HIVE_PROXY_ENGINE", "uring", "auto, epoll, deno"],
+  ["proxy-engine", "HIVE_PROXY_ENGINE", "Deno", "auto, epoll, deno"],
   ["max-peers", "HIVE_MAX_PEERS", "many", "integer 1.."],
   ["log-level", "HIVE_LOG_LEVEL", "warn", "trace, debug, info, warning, error, fatal"],
   ["log-format", "HIVE_LOG_FORMAT", "text", "json, pretty"],
@@ -418,6 +422,7 @@ const DOCUMENTED_FLAGS: [string, string | null, string | null][] = [
   ["--dns-refresh-ms", "HIVE_DNS_REFRESH_MS", "2000"],
   ["--proxy-hold-ms", "HIVE_PROXY_HOLD_MS", "3000"],
   ["--max-connections", "HIVE_MAX_CONNECTIONS", "10000"],
+  ["--proxy-engine", "HIVE_PROXY_ENGINE", "auto"],
   ["--max-peers", "HIVE_MAX_PEERS", "64"],
   ["--secret-file", "HIVE_SECRET", null],
   ["--redis-password-file", "REDIS_PASSWORD", null],
@@ -487,6 +492,39 @@ Deno.test("main.ts: a bad flag exits with status 2 and a message naming the flag
   }).output();
   assert.equal(help.code, 0, new TextDecoder().decode(help.stderr));
   assert.equal(new TextDecoder().decode(help.stdout).trimEnd(), formatHelp().trimEnd());
+});
+
+Deno.test("main.ts: --proxy-engine epoll without --allow-ffi exits with status 2 naming the flag", async () => {
+  const root = new URL("..", import.meta.url);
+  const env: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  const run = (args: string[], extraEnv: Record<string, string> = {}) =>
+    new Deno.Command(Deno.execPath(), {
+      // No --allow-net either: a hive that went on to start would fail with another message
+      // and status 1.
+      args: ["run", "--allow-env", "--allow-read", "main.ts", "--peers", "127.0.0.1", ...args],
+      cwd: root,
+      env: { ...env, ...extraEnv },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  for (
+    const [args, extraEnv] of [
+      [["--proxy-engine", "epoll"], {}],
+      [[], { HIVE_PROXY_ENGINE: "epoll" }],
+    ] as const
+  ) {
+    const output = await run([...args], extraEnv);
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, exitCodeForConfigError, stderr);
+    assert.match(stderr, /^redis-hive: --proxy-engine: .*--allow-ffi/m);
+    assert.equal(new TextDecoder().decode(output.stdout), "");
+  }
 });
 
 Deno.test("config: --state-file / HIVE_STATE_FILE names the hive's state file", () => {

@@ -2,7 +2,8 @@
  * The Containerfile, checked by reading it: `deno compile` downloads its runtime base binary,
  * and these machines have neither that download nor a container engine, so the image is never
  * built here. What can be held here is held: the compile permission flags equal those of
- * `deno task start` (which is what every other test runs), the build stage uses the Deno version
+ * `deno task start` (which is what every other test runs), every Web Worker module is
+ * `--include`d (deno compile does not follow `new Worker(url)`), the build stage uses the Deno version
  * CI tests with, the final stage is distroless, non-root and shell-free, and its ports, user and
  * copied sources agree with the Kubernetes manifests and the module graph of `main.ts`.
  *
@@ -43,6 +44,12 @@ const COMPILE_ONLY_FLAGS_WITH_VALUE = [
 ];
 /** Flags of `deno compile` without a value that shape the build only. */
 const COMPILE_ONLY_FLAGS = ["--frozen", "--no-terminal"];
+/**
+ * The Web Worker modules the hive starts (`new Worker(url)`), relative to the project root:
+ * deno compile embeds only the module graph of the entry, so each must be `--include`d. A test
+ * below holds this list equal to the workers found in main.ts's module graph.
+ */
+const WORKER_MODULES = ["lib/proxy_epoll_worker.ts"];
 
 /** One instruction of a Containerfile: keyword (upper case) and the rest of the line. */
 interface Instruction {
@@ -134,8 +141,9 @@ function compileCommand(text: string): string[] {
 /** Splits `deno compile` arguments into runtime flags, compile-only options and the entry. */
 function splitCompileArgs(
   args: string[],
-): { flags: string[]; output: string | null; entry: string } {
+): { flags: string[]; output: string | null; includes: string[]; entry: string } {
   const flags: string[] = [];
+  const includes: string[] = [];
   let output: string | null = null;
   const rest = [...args];
   const entry = rest.pop();
@@ -150,11 +158,12 @@ function splitCompileArgs(
       const value = inline ?? rest[++i];
       assert.ok(value !== undefined, `${name} needs a value`);
       if (name === "--output" || name === "-o") output = value;
+      if (name === "--include") includes.push(value);
     } else if (!COMPILE_ONLY_FLAGS.includes(name)) {
       flags.push(arg);
     }
   }
-  return { flags, output, entry };
+  return { flags, output, includes, entry };
 }
 
 /** `deno task start` from deno.json, split into the `deno run` flags and the entry module. */
@@ -229,6 +238,17 @@ function checkCompileFlags(text: string): void {
     "deno compile and `deno task start` run the same module",
   );
   assert.equal(compile.output, BINARY_PATH, `deno compile writes ${BINARY_PATH}`);
+}
+
+/** Every Web Worker module is embedded: `--include` names each of {@link WORKER_MODULES}. */
+function checkWorkersIncluded(text: string): void {
+  const { includes } = splitCompileArgs(compileCommand(text));
+  for (const worker of WORKER_MODULES) {
+    assert.ok(
+      includes.includes(worker),
+      `deno compile lacks --include ${worker} (a worker is not embedded otherwise)`,
+    );
+  }
 }
 
 /** The lock file is copied and both install and compile refuse to change it. */
@@ -325,6 +345,7 @@ function checkUserMatchesManifest(text: string): void {
 /** All the text checks, by name. */
 const CHECKS: Record<string, (text: string) => void> = {
   checkCompileFlags,
+  checkWorkersIncluded,
   checkFrozenLock,
   checkBuildImage,
   checkRuntimeStage,
@@ -340,6 +361,26 @@ const text = Deno.readTextFileSync(CONTAINERFILE);
 
 Deno.test("Containerfile compile flags equal deno task start flags (compile itself cannot run here)", () => {
   checkCompileFlags(text);
+});
+
+Deno.test("Containerfile: deno compile --includes every Web Worker module", () => {
+  checkWorkersIncluded(text);
+});
+
+Deno.test("Containerfile: WORKER_MODULES lists every worker started in main.ts's module graph", async () => {
+  // A module that calls `new Worker(` names its worker by `new URL("./x.ts", import.meta.url)`.
+  const workers = new Set<string>();
+  for (const module of await localModulesOfMain()) {
+    const source = await Deno.readTextFile(new URL(module, ROOT));
+    if (!source.includes("new Worker(")) continue;
+    const urls = source.matchAll(
+      /new URL\(\s*"(\.{1,2}\/[^"]+\.ts)"\s*,\s*import\.meta\.url\s*\)/g,
+    );
+    const found = [...urls].map((m) => new URL(m[1]!, new URL(module, ROOT)).href);
+    assert.ok(found.length > 0, `${module} starts a Worker from a URL this test cannot read`);
+    for (const href of found) workers.add(href.slice(ROOT.href.length));
+  }
+  assert.deepEqual([...workers].sort(), [...WORKER_MODULES].sort());
 });
 
 Deno.test("Containerfile: deno.lock copied, install and compile --frozen", () => {
@@ -393,6 +434,24 @@ interface Breakage {
 
 const BREAKAGES: Breakage[] = [
   { check: "checkCompileFlags", what: "a dropped permission", from: '"--allow-net", ', to: "" },
+  {
+    check: "checkCompileFlags",
+    what: "a dropped --allow-ffi",
+    from: '"--allow-ffi", ',
+    to: "",
+  },
+  {
+    check: "checkWorkersIncluded",
+    what: "a dropped --include of the epoll worker",
+    from: '"--include", "lib/proxy_epoll_worker.ts", ',
+    to: "",
+  },
+  {
+    check: "checkWorkersIncluded",
+    what: "an --include of another module than the worker",
+    from: '"--include", "lib/proxy_epoll_worker.ts"',
+    to: '"--include", "lib/proxy_epoll.ts"',
+  },
   {
     check: "checkCompileFlags",
     what: "an extra permission",

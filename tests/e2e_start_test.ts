@@ -1,20 +1,33 @@
 /**
  * End to end, real processes (redis-server, hive via `deno run` with the production flags,
- * dnsmasq): a cold start of 3 nodes with DNS discovery and with static peers, and a 4th node
- * joining a settled cluster. Loopback addresses 127.0.3.10 to 127.0.3.29.
+ * dnsmasq): a cold start of 3 nodes with DNS discovery (the default proxy engine, epoll) and
+ * with static peers (`--proxy-engine deno`), and a 4th node joining a settled cluster. Loopback
+ * addresses 127.0.3.10 to 127.0.3.29.
  */
 
 import assert from "node:assert/strict";
+import type { ProxyEngineRequest } from "../lib/config.ts";
+import type { ProxyEngine } from "../lib/proxy_engine.ts";
 import { type DiscoveryOptions, LocalCluster } from "../tools/local_cluster.ts";
 import { assertSettledWithData, electionCounts, keysNamed } from "./fixtures/e2e.ts";
 
 const DNS_PORT = 15353;
 
-async function coldStart(addresses: string[], discovery: DiscoveryOptions): Promise<void> {
-  await LocalCluster.run({ addresses, discovery }, async (cluster) => {
+/**
+ * Starts 3 nodes with `discovery`, each with `--proxy-engine engineFlag` when given (else the
+ * default), and checks that every node runs the `engine` it must and proxies writes to the master.
+ */
+async function coldStart(
+  addresses: string[],
+  discovery: DiscoveryOptions,
+  engine: { flag: ProxyEngineRequest | null; expected: ProxyEngine },
+): Promise<void> {
+  const hiveArgs = engine.flag === null ? [] : ["--proxy-engine", engine.flag];
+  await LocalCluster.run({ addresses, discovery, hiveArgs }, async (cluster) => {
     const settled = await cluster.waitForSettled();
     assert.equal(settled.followers.length, 2);
     for (const [address, s] of settled.statuses) {
+      assert.equal(s.proxy.engine, engine.expected, `${address}: ${s.proxy.engineReason}`);
       assert.equal(s.id, address);
       assert.equal(s.leader, settled.leader, `${address} names the leader`);
       assert.equal(s.peers.filter((p) => p.live).length, 2, `${address} hears both peers`);
@@ -30,16 +43,21 @@ async function coldStart(addresses: string[], discovery: DiscoveryOptions): Prom
   });
 }
 
-Deno.test("e2e: cold start of 3 with DNS discovery: one leader, two replicas in sync", async () => {
-  await coldStart(["127.0.3.11", "127.0.3.12", "127.0.3.13"], {
-    kind: "dns",
-    listen: "127.0.3.10",
-    port: DNS_PORT,
-  });
+Deno.test("e2e: cold start of 3 with DNS discovery: one leader, two replicas in sync, epoll proxies", async () => {
+  // The production flags include --allow-ffi, so the default (auto) runs the epoll engine on
+  // the x86_64 Linux machines the tests run on.
+  await coldStart(
+    ["127.0.3.11", "127.0.3.12", "127.0.3.13"],
+    { kind: "dns", listen: "127.0.3.10", port: DNS_PORT },
+    { flag: null, expected: "epoll" },
+  );
 });
 
-Deno.test("e2e: cold start of 3 with static peers: one leader, two replicas in sync", async () => {
-  await coldStart(["127.0.3.14", "127.0.3.15", "127.0.3.16"], { kind: "static" });
+Deno.test("e2e: cold start of 3 with static peers and --proxy-engine deno: writes reach the master", async () => {
+  await coldStart(["127.0.3.14", "127.0.3.15", "127.0.3.16"], { kind: "static" }, {
+    flag: "deno",
+    expected: "deno",
+  });
 });
 
 Deno.test("e2e: a 4th node joins: it follows at once with no election, and syncs", async () => {

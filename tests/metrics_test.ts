@@ -163,6 +163,8 @@ Deno.test("metrics: values come from the status (follower)", () => {
   assert.equal(value(f, "redis_hive_redis_link_up"), 1);
   assert.equal(value(f, "redis_hive_replication_offset_bytes"), LEADER_OFFSET - 3_000);
   assert.equal(value(f, "redis_hive_replication_lag_bytes"), 3_000);
+  assert.equal(value(f, "redis_hive_proxy_engine_info", { engine: "epoll" }), 1);
+  assert.equal(f.get("redis_hive_proxy_engine_info")?.samples.length, 1, "one engine");
   assert.equal(value(f, "redis_hive_proxy_connections_active"), 3);
   assert.equal(value(f, "redis_hive_proxy_connections_total"), 40);
   assert.equal(value(f, "redis_hive_proxy_connections_refused_total"), 1);
@@ -207,7 +209,7 @@ Deno.test("metrics: unknown values are left out, not faked", () => {
   s.role = "starting";
   s.leader = null;
   s.redis.observation = null;
-  s.proxy = { target: null, listening: false, stats: null };
+  s.proxy = { engine: null, engineReason: null, target: null, listening: false, stats: null };
   s.discovery = {};
   s.peers[0]!.lastHeardAgoMs = null;
   s.peers[0]!.redis = null;
@@ -217,6 +219,7 @@ Deno.test("metrics: unknown values are left out, not faked", () => {
   assert.equal(f.get("redis_hive_replication_offset_bytes")?.samples.length, 0);
   assert.equal(f.get("redis_hive_proxy_connections_total")?.samples.length, 0);
   assert.equal(f.get("redis_hive_proxy_bytes_total")?.samples.length, 0);
+  assert.equal(f.get("redis_hive_proxy_engine_info")?.samples.length, 0);
   assert.equal(f.get("redis_hive_dns_failures_total")?.samples.length, 0);
   assert.equal(value(f, "redis_hive_peer_last_heard_seconds", { peer: LEADER }), undefined);
   assert.equal(value(f, "redis_hive_peer_last_heard_seconds", { peer: OTHER }), 0.09);
