@@ -20,6 +20,7 @@
 
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
+import { MAX_UNIX_SOCKET_PATH_BYTES } from "./proxy.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
 export const exitCodeForConfigError = 2;
@@ -75,6 +76,12 @@ export interface Config {
   redisHost: string;
   /** Its own redis's port, also told to peers. */
   redisPort: number;
+  /**
+   * Its own redis's Unix socket (redis `--unixsocket`), or null. When set, the hive talks to
+   * its own redis through it, and so does its proxy while it leads: no TCP stack on either
+   * side (docs/benchmarks.md). Peers still reach this redis at `announceIp:redisPort`.
+   */
+  redisSocket: string | null;
   /** Interval between two heartbeats. */
   heartbeatMs: number;
   /** Silence after which a peer is lost (>= {@link FAILURE_TO_HEARTBEAT_MIN_RATIO} heartbeats). */
@@ -282,6 +289,13 @@ const FLAGS: readonly FlagSpec[] = [
     value: "N",
     help: "its own redis's port, also told to peers",
     defaultText: String(DEFAULTS.redisPort),
+  },
+  {
+    name: "redis-socket",
+    env: "HIVE_REDIS_SOCKET",
+    value: "PATH",
+    help: "its own redis's Unix socket, used by the hive and its proxy while leading",
+    defaultText: "none",
   },
   {
     name: "heartbeat-ms",
@@ -641,6 +655,7 @@ export function parseConfig(
     secret: null,
     redisPassword: null,
     stateFile: null,
+    redisSocket: null,
     logLevel: DEFAULTS.logLevel,
     logFormat: logFormatDefault,
     help: false,
@@ -674,6 +689,15 @@ export function parseConfig(
     const canonical = canonicalIp(r.text);
     if (canonical === null) throw bad(specOf(name), r, IP_FORM);
     return canonical;
+  };
+  const unixSocketPath = (name: string): string | null => {
+    const r = raw(name);
+    if (r === null) return null;
+    const bytes = new TextEncoder().encode(r.text).length;
+    if (!r.text.startsWith("/") || bytes > MAX_UNIX_SOCKET_PATH_BYTES || r.text.includes("\0")) {
+      throw bad(specOf(name), r, `an absolute path of at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes`);
+    }
+    return r.text;
   };
   const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
     const r = raw(name);
@@ -722,6 +746,7 @@ export function parseConfig(
     httpPort: port("http-port", DEFAULTS.httpPort),
     redisHost,
     redisPort: port("redis-port", DEFAULTS.redisPort),
+    redisSocket: unixSocketPath("redis-socket"),
     heartbeatMs: duration("heartbeat-ms", DEFAULTS.heartbeatMs),
     failureMs: duration("failure-ms", DEFAULTS.failureMs),
     dnsRefreshMs: duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),

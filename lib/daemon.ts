@@ -44,7 +44,8 @@ import {
   type RedisController,
 } from "./redis_controller.ts";
 import { inTargetState } from "./redis_enforce.ts";
-import type { RedisObservation, RedisTarget } from "./redis_state.ts";
+import type { ProxyTarget, RedisObservation, RedisTarget } from "./redis_state.ts";
+import { describeUpstream, type ProxyUpstream } from "./proxy.ts";
 import { DnsResolver } from "./resolver.ts";
 import { detectSelfAddress } from "./self_address.ts";
 import { type DatagramTransport, listenUdp } from "./udp_transport.ts";
@@ -145,6 +146,11 @@ export interface HiveStatus {
     /** Why that engine (e.g. `auto: linux/x86_64 with --allow-ffi`), or null. */
     engineReason: string | null;
     target: ElectionSnapshot["proxyTarget"];
+    /**
+     * Where new connections actually go: `host:port`, `unix:<path>` (its own redis's socket
+     * while leading with `--redis-socket`) or `none`; null when there is no proxy.
+     */
+    upstream: string | null;
     listening: boolean;
     stats: Record<string, number> | null;
   };
@@ -297,6 +303,7 @@ export class Hive {
       createRedisController({
         host: config.redisHost,
         port: config.redisPort,
+        socket: config.redisSocket,
         password: config.redisPassword,
         announceIp,
       })))(self);
@@ -481,7 +488,7 @@ export class Hive {
           this.#enforceSoon();
           break;
         case "proxy":
-          this.proxy?.setTarget(a.target);
+          this.proxy?.setTarget(proxyUpstream(a.target, this.config));
           break;
         case "persist":
           this.#persist(a.state);
@@ -570,6 +577,7 @@ export class Hive {
         engine: this.proxyEngine?.engine ?? null,
         engineReason: this.proxyEngine?.reason ?? null,
         target: snap.proxyTarget,
+        upstream: this.proxy === null ? null : describeUpstream(this.proxy.target),
         listening: this.proxy?.listening ?? false,
         stats: this.proxy === null ? null : { ...this.proxy.stats },
       },
@@ -787,4 +795,26 @@ export async function runHive(config: Config, deps: HiveDeps = {}): Promise<void
   });
   await hive.shutdown();
   Deno.exit(0);
+}
+
+/**
+ * Where the proxy sends new connections for the election's `target`: the own redis's Unix
+ * socket when the target is the own redis (`redisHost:redisPort`, i.e. this hive leads) and
+ * `--redis-socket` is set, else the target itself. A follower's target is the leader's redis,
+ * reached over TCP.
+ *
+ * @example
+ * ```ts
+ * const local = { redisHost: "127.0.0.1", redisPort: 6379, redisSocket: "/run/redis/redis.sock" };
+ * proxyUpstream({ host: "127.0.0.1", port: 6379 }, local); // { path: "/run/redis/redis.sock" }
+ * proxyUpstream({ host: "10.0.0.7", port: 6379 }, local); // { host: "10.0.0.7", port: 6379 }
+ * ```
+ */
+export function proxyUpstream(
+  target: ProxyTarget,
+  local: Pick<Config, "redisHost" | "redisPort" | "redisSocket">,
+): ProxyUpstream {
+  if (target === null || local.redisSocket === null) return target;
+  const own = target.host === local.redisHost && target.port === local.redisPort;
+  return own ? { path: local.redisSocket } : target;
 }

@@ -102,6 +102,11 @@ export interface RedisControllerOptions {
   host: string;
   /** Its own redis's port (also the port peers replicate from). */
   port: number;
+  /**
+   * Its own redis's Unix socket: when set, the connection to its own redis goes there instead
+   * of `host:port` (peers are still read over TCP). Default null.
+   */
+  socket?: string | null;
   /** AUTH for the local redis and the guard reads of peers, and `masterauth`; null for none. */
   password: string | null;
   /** This node's address as peers see it: set as the redis's `replica-announce-ip`. */
@@ -199,10 +204,15 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     throw new TypeError("createRedisController: reconnectMaxDelayMs < reconnectInitialDelayMs");
   }
 
-  const connect = (host: string, port: number, reconnect: boolean): Redis => {
+  if (opts.socket != null && (typeof opts.socket !== "string" || !opts.socket.startsWith("/"))) {
+    throw new TypeError(
+      `createRedisController: socket must be an absolute path, got ${opts.socket}`,
+    );
+  }
+
+  const connect = (host: string, port: number, reconnect: boolean, socket?: string): Redis => {
     const client = new Redis({
-      host,
-      port,
+      ...(socket === undefined ? { host, port } : { path: socket }),
       password: opts.password ?? undefined,
       lazyConnect: false,
       protocol: 2,
@@ -223,7 +233,7 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     return client;
   };
 
-  const client = connect(opts.host, opts.port, true);
+  const client = connect(opts.host, opts.port, true, opts.socket ?? undefined);
   let closed = false;
   let connectionGeneration = 0;
   let setupGeneration = -1;

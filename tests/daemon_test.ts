@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Hive, needsEnforce } from "../lib/daemon.ts";
+import { Hive, needsEnforce, proxyUpstream } from "../lib/daemon.ts";
 import { parseConfig } from "../lib/config.ts";
 import { MemoryNetwork } from "../lib/udp_transport.ts";
 import { MemoryRedisNetwork } from "../lib/memory_redis_controller.ts";
@@ -134,4 +134,23 @@ Deno.test("three hives on in-memory parts: elect, replicate, fail over, hand ove
   } finally {
     await Promise.all(hives.map((h) => h.stop()));
   }
+});
+
+Deno.test("proxyUpstream: the own redis goes through --redis-socket when set; other targets stay TCP", () => {
+  const socket = "/run/redis/redis.sock";
+  const local = { redisHost: "127.0.0.1", redisPort: 6379, redisSocket: socket };
+  assert.deepEqual(proxyUpstream({ host: "127.0.0.1", port: 6379 }, local), { path: socket });
+  assert.deepEqual(proxyUpstream({ host: "127.0.0.1", port: 6380 }, local), {
+    host: "127.0.0.1",
+    port: 6380,
+  });
+  assert.deepEqual(proxyUpstream({ host: "10.0.0.7", port: 6379 }, local), {
+    host: "10.0.0.7",
+    port: 6379,
+  });
+  assert.equal(proxyUpstream(null, local), null);
+  assert.deepEqual(
+    proxyUpstream({ host: "127.0.0.1", port: 6379 }, { ...local, redisSocket: null }),
+    { host: "127.0.0.1", port: 6379 },
+  );
 });

@@ -10,6 +10,7 @@ import type { ProxyEngineRequest } from "../lib/config.ts";
 import type { ProxyEngine } from "../lib/proxy_engine.ts";
 import { type DiscoveryOptions, LocalCluster } from "../tools/local_cluster.ts";
 import { assertSettledWithData, electionCounts, keysNamed } from "./fixtures/e2e.ts";
+import { respCommand } from "./fixtures/resp_client.ts";
 
 const DNS_PORT = 15353;
 
@@ -96,5 +97,47 @@ Deno.test("e2e: a 4th node joins: it follows at once with no election, and syncs
       followers: 3,
       leader: before.leader,
     });
+  });
+});
+
+Deno.test("e2e: with --redis-socket, the leader's proxy and hive reach their redis through its Unix socket; followers' over TCP", async () => {
+  await LocalCluster.run({
+    addresses: ["127.0.3.21", "127.0.3.22", "127.0.3.23"],
+    discovery: { kind: "static" },
+    redisSocket: true,
+  }, async (cluster) => {
+    const settled = await cluster.waitForSettled();
+    const leader = cluster.node(settled.leader);
+    assert.ok(leader.redisSocket !== null);
+    for (const [address, s] of settled.statuses) {
+      const expected: string = address === settled.leader
+        ? `unix:${leader.redisSocket}`
+        : `${settled.leader}:${leader.ports.redis}`;
+      assert.equal(s.proxy.upstream, expected, `${address}'s proxy upstream`);
+    }
+    // A connection through the leader's proxy is, to redis, a Unix socket client.
+    const info = await respCommand(leader.address, leader.ports.proxy, ["CLIENT", "INFO"]);
+    assert.equal(typeof info, "string");
+    assert.match(info as string, new RegExp(`laddr=${leader.redisSocket}:0 `), String(info));
+    // ...and through a follower's proxy, a TCP client of the leader's redis.
+    const follower = cluster.node(settled.followers[0] as string);
+    const viaFollower = await respCommand(follower.address, follower.ports.proxy, [
+      "CLIENT",
+      "INFO",
+    ]);
+    assert.match(
+      viaFollower as string,
+      new RegExp(`laddr=${settled.leader}:${leader.ports.redis} `),
+    );
+    // The leader's hive itself talks to its redis over the socket: a socket client is there
+    // with no proxied connection open.
+    const clients = await respCommand(leader.address, leader.ports.redis, ["CLIENT", "LIST"]);
+    const socketClients = (clients as string).split("\n").filter((l) =>
+      l.includes(`laddr=${leader.redisSocket}:0 `)
+    );
+    assert.ok(socketClients.length >= 1, String(clients));
+    const keys = keysNamed("socket", 100);
+    await leader.writeThroughProxy(keys);
+    await assertSettledWithData(cluster, keys, { followers: 2, leader: settled.leader });
   });
 });

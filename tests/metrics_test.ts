@@ -209,7 +209,14 @@ Deno.test("metrics: unknown values are left out, not faked", () => {
   s.role = "starting";
   s.leader = null;
   s.redis.observation = null;
-  s.proxy = { engine: null, engineReason: null, target: null, listening: false, stats: null };
+  s.proxy = {
+    engine: null,
+    engineReason: null,
+    target: null,
+    upstream: null,
+    listening: false,
+    stats: null,
+  };
   s.discovery = {};
   s.peers[0]!.lastHeardAgoMs = null;
   s.peers[0]!.redis = null;

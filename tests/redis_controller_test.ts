@@ -521,3 +521,30 @@ Deno.test("pauseAndSync: pauses writes and names the first candidate that proces
     });
   });
 });
+
+Deno.test("with socket: the controller talks to its own redis through the Unix socket, not host:port", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hive-ctl-socket-" });
+  const socket = `${dir}/redis.sock`;
+  try {
+    await withRedis([{
+      host: "127.0.2.35",
+      port: PORT,
+      extraArgs: ["--unixsocket", socket, "--unixsocketperm", "700"],
+    }], async ([redis]) => {
+      // host:port lead nowhere: only the socket can make this controller see redis up.
+      await withController({ ...NOWHERE }, { socket, announceIp: "127.0.2.35" }, async (ctl) => {
+        const obs = await connected(ctl);
+        assert.equal(obs.runId, await runIdOf(redis!));
+        const clients = String(await redis!.command("CLIENT", "LIST"));
+        assert.match(clients, new RegExp(`laddr=${socket}:0 `), clients);
+      });
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assert.throws(
+    () =>
+      createRedisController({ ...NOWHERE, password: null, announceIp: "x", socket: "rel.sock" }),
+    /socket must be an absolute path/,
+  );
+});

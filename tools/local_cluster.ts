@@ -112,6 +112,11 @@ export interface LocalClusterOptions {
   parked?: boolean;
   /** More hive flags, e.g. `["--log-level", "debug"]`. */
   hiveArgs?: readonly string[];
+  /**
+   * Also serve each redis on a Unix socket in the cluster's state directory and pass it to the
+   * hive as `--redis-socket`, as the Kubernetes manifests do (default false).
+   */
+  redisSocket?: boolean;
   /** Called with every line a hive writes (stdout and stderr), e.g. to print it. */
   onHiveLine?: (address: string, line: string) => void;
 }
@@ -236,6 +241,8 @@ export class LocalNode {
   readonly hiveLines: string[] = [];
   /** The hive's `--state-file`. */
   readonly stateFile: string;
+  /** Its redis's Unix socket (`--unixsocket` and the hive's `--redis-socket`), or null. */
+  readonly redisSocket: string | null;
   #cluster: LocalCluster;
   #redisLogs: string[] = [];
 
@@ -245,6 +252,7 @@ export class LocalNode {
     this.address = address;
     this.ports = ports;
     this.stateFile = `${stateDir}/state-${address}.json`;
+    this.redisSocket = cluster.redisSocket ? `${stateDir}/redis-${address}.sock` : null;
   }
 
   /** True when both processes run. */
@@ -266,8 +274,14 @@ export class LocalNode {
   async startRedis(opts: { parked: boolean }): Promise<void> {
     if (this.redisRunning) throw new Error(`redis of ${this.address} already runs`);
     await this.#retireRedis();
+    const socket = this.redisSocket;
     this.redis = await retryOnAddressInUse(() =>
-      startRedis({ host: this.address, port: this.ports.redis, parked: opts.parked })
+      startRedis({
+        host: this.address,
+        port: this.ports.redis,
+        parked: opts.parked,
+        extraArgs: socket === null ? [] : ["--unixsocket", socket, "--unixsocketperm", "700"],
+      })
     );
   }
 
@@ -502,6 +516,8 @@ export class LocalCluster {
   /** The production `deno run` flags, from deno.json's `start` task. */
   readonly denoFlags: readonly string[];
   readonly onHiveLine: ((address: string, line: string) => void) | undefined;
+  /** Each redis also serves a Unix socket, passed to its hive (`--redis-socket`). */
+  readonly redisSocket: boolean;
   /** The dnsmasq serving the headless name (DNS discovery only). */
   dns: Dnsmasq | null = null;
   #extraArgs: readonly string[];
@@ -514,6 +530,7 @@ export class LocalCluster {
     this.parked = opts.parked ?? true;
     this.denoFlags = denoFlags;
     this.onHiveLine = opts.onHiveLine;
+    this.redisSocket = opts.redisSocket ?? false;
     this.#extraArgs = opts.hiveArgs ?? [];
     this.#stateDir = stateDir;
   }
@@ -616,6 +633,7 @@ export class LocalCluster {
       String(node.ports.redis),
       "--state-file",
       node.stateFile,
+      ...(node.redisSocket === null ? [] : ["--redis-socket", node.redisSocket]),
       "--log-format",
       "json",
       ...this.#extraArgs,
