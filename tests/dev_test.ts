@@ -2,7 +2,8 @@
  * `deno task dev` (tools/dev.ts): the real command as a subprocess on 127.0.5.11..13 (not the
  * default 127.0.0.11.. range, so a developer's running dev hive is left alone), with real
  * redis-server and hive processes on the product's default ports; Ctrl-C (SIGINT) must leave
- * no process behind. Also: the missing redis-server message, the flags, the role-change lines.
+ * no process behind; as on Kubernetes, every redis also serves a Unix socket, which the leader's
+ * proxy forwards to. Also: the missing redis-server message, the flags, the role-change lines.
  *
  * Loopback addresses: 127.0.5.11 to 127.0.5.13 (the hive), 127.0.5.21 (missing redis-server).
  */
@@ -29,6 +30,8 @@ const BASE_IP = "127.0.5.11";
 const ADDRESSES = ["127.0.5.11", "127.0.5.12", "127.0.5.13"];
 /** Bound of the wait for the endpoints and the first leader line (deno start-up included). */
 const START_TIMEOUT_MS = 90_000;
+/** Bound of the wait for every proxy to forward to the announced leader's redis. */
+const UPSTREAM_TIMEOUT_MS = 15_000;
 /** Bound of the wait for the dev process to exit after SIGINT. */
 const EXIT_TIMEOUT_MS = 30_000;
 /** The line announcing the leader every node agrees on (after a time stamp). */
@@ -185,6 +188,7 @@ Deno.test("deno task dev: a hive of 3 on its own addresses, endpoints, leader li
   );
   const dev = new LineProcess(["task", "dev", "--base-ip", BASE_IP]);
   const pids = new Set<number>();
+  const sockets = new Map<string, string>();
   try {
     await dev.waitForLine(LEADER_LINE, START_TIMEOUT_MS);
     // The process ids it started, one line per node.
@@ -217,6 +221,13 @@ Deno.test("deno task dev: a hive of 3 on its own addresses, endpoints, leader li
         save: "",
         "repl-diskless-sync-delay": "0",
       });
+      // ...and also on a Unix socket (the manifests' --unixsocket), which its hive is given.
+      const { unixsocket } = await redisConfig(address, DEV_PORTS.redis, ["unixsocket"]);
+      assert.ok(
+        unixsocket !== undefined && unixsocket.startsWith("/"),
+        `redis of ${address} serves no Unix socket`,
+      );
+      sockets.set(address, unixsocket);
     }
     assert.equal(pids.size, 2 * ADDRESSES.length);
     // The endpoints it printed.
@@ -240,6 +251,31 @@ Deno.test("deno task dev: a hive of 3 on its own addresses, endpoints, leader li
     const leaders = statuses.filter((s) => s.role === "leader").map((s) => s.id);
     assert.deepEqual(leaders, [announced]);
     for (const s of statuses) assert.equal(s.leader, announced);
+    assert.equal(new Set(sockets.values()).size, ADDRESSES.length, "one socket per redis");
+    // The leader's proxy forwards to its redis's socket; the followers' to the leader over TCP
+    // (eventually: a proxy gets its target once the leader's redis is seen as the master).
+    const expectedUpstreams = ADDRESSES.map((a) =>
+      a === announced ? `unix:${sockets.get(a)}` : `${announced}:${DEV_PORTS.redis}`
+    );
+    let upstreams: (string | null)[] = [];
+    const upstreamDeadline = Date.now() + UPSTREAM_TIMEOUT_MS;
+    for (;;) {
+      upstreams = await Promise.all(ADDRESSES.map(async (a) => {
+        const res = await fetch(`http://${a}:${DEV_PORTS.http}/status`, {
+          signal: AbortSignal.timeout(5_000),
+        });
+        return (await res.json() as HiveStatus).proxy.upstream;
+      }));
+      if (JSON.stringify(upstreams) === JSON.stringify(expectedUpstreams)) break;
+      assert.ok(
+        Date.now() < upstreamDeadline,
+        `proxy upstreams ${JSON.stringify(upstreams)}, expected ${
+          JSON.stringify(expectedUpstreams)
+        }`,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(upstreams, expectedUpstreams);
     // A write through a proxy on the default proxy port reaches the master.
     const conn = await Deno.connect({ hostname: ADDRESSES[0] as string, port: DEV_PORTS.proxy });
     try {

@@ -2,7 +2,8 @@
  * The Kubernetes manifests in `k8s/`: every object validated against the Kubernetes schemas
  * (`kubernetes-models`), and the cross references a schema cannot see: selectors match the pod
  * labels, every Service reaches a named port of the right container, the hive's own flags
- * (parsed by the hive's real configuration parser) agree with the Services and probes, redis
+ * (parsed by the hive's real configuration parser) agree with the Services and probes, the hive
+ * reaches its own redis through redis's Unix socket on an emptyDir both containers share, redis
  * starts parked and without persistence, and the pod is locked down.
  *
  * Every check is a function of the parsed manifests; the last test breaks a copy of the
@@ -27,7 +28,7 @@ import { type IService, Service } from "kubernetes-models/v1/Service";
 import type { IContainer } from "kubernetes-models/v1/Container";
 import type { IEnvVar } from "kubernetes-models/v1/EnvVar";
 import type { IProbe } from "kubernetes-models/v1/Probe";
-import { parseConfig } from "../lib/config.ts";
+import { type Config, parseConfig } from "../lib/config.ts";
 import { PARKED_MASTER } from "../lib/redis_state.ts";
 import { HANDOFF_SYNC_TIMEOUT_MS, HANDOFF_TAKEOVER_TIMEOUT_MS } from "../lib/daemon.ts";
 
@@ -315,6 +316,26 @@ function expand(text: string, env: Record<string, string>): string {
   return text.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (ref, name: string) => env[name] ?? ref);
 }
 
+/** The hive's configuration, parsed by the hive's own parser from the container's args and env. */
+function hiveConfigOf(hive: IContainer): Config {
+  const env = sampleEnv(hive);
+  return parseConfig(
+    (hive.args ?? []).map((a) => expand(a, env)),
+    env,
+    (path) => assert.fail(`the manifest makes the hive read a file: ${path}`),
+  );
+}
+
+/** The user and group a container runs as (its own securityContext, else the pod's). */
+function runAsOf(bundle: Bundle, container: IContainer): { uid: number; gid: number } {
+  const pod = deploymentOf(bundle).spec?.template.spec?.securityContext;
+  const uid = container.securityContext?.runAsUser ?? pod?.runAsUser;
+  const gid = container.securityContext?.runAsGroup ?? pod?.runAsGroup;
+  assert.ok(uid !== undefined, `container ${container.name}: no runAsUser`);
+  assert.ok(gid !== undefined, `container ${container.name}: no runAsGroup`);
+  return { uid, gid };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The checks. Each throws an AssertionError naming what is wrong.
 
@@ -462,12 +483,7 @@ function checkHeadlessService(bundle: Bundle): void {
 function checkHiveConfig(bundle: Bundle): void {
   const hive = containerOf(bundle, HIVE_CONTAINER);
   const redis = containerOf(bundle, REDIS_CONTAINER);
-  const env = sampleEnv(hive);
-  const config = parseConfig(
-    (hive.args ?? []).map((a) => expand(a, env)),
-    env,
-    (path) => assert.fail(`the manifest makes the hive read a file: ${path}`),
-  );
+  const config = hiveConfigOf(hive);
   const headless = headlessServiceOf(bundle);
   assert.equal(config.service, headless.metadata?.name, "--service names the headless Service");
   assert.equal(config.peers, null, "no static peers in Kubernetes");
@@ -519,6 +535,62 @@ function checkHiveConfig(bundle: Bundle): void {
   );
   assert.ok(config.secret !== null, "heartbeats are signed (HIVE_SECRET)");
   assert.ok(config.redisPassword !== null, "the hive logs in to redis (REDIS_PASSWORD)");
+}
+
+/**
+ * The hive reaches its own redis through redis's Unix socket: its `--redis-socket` is redis's
+ * `--unixsocket`, both containers mount the same emptyDir volume (shared by this pod's
+ * containers only) at the socket's directory, and the socket's permissions let the hive's user
+ * connect (connecting to a Unix socket needs write permission on it).
+ */
+function checkRedisSocket(bundle: Bundle): void {
+  const hive = containerOf(bundle, HIVE_CONTAINER);
+  const redis = containerOf(bundle, REDIS_CONTAINER);
+  const socket = hiveConfigOf(hive).redisSocket;
+  assert.ok(
+    socket !== null,
+    "the hive reaches its own redis through its Unix socket (--redis-socket)",
+  );
+  const options = redisOptions(redis.args ?? []);
+  assert.deepEqual(options.get("unixsocket"), [socket], "hive --redis-socket = redis --unixsocket");
+  const dir = socket.slice(0, socket.lastIndexOf("/"));
+  const mountAt = (container: IContainer) => {
+    const found = (container.volumeMounts ?? []).filter((m) => m.mountPath === dir);
+    assert.equal(
+      found.length,
+      1,
+      `${container.name} mounts a volume at ${dir}, the socket's directory`,
+    );
+    const mount = found[0]!;
+    assert.equal(mount.subPath ?? "", "", `${container.name} mounts a subPath at ${dir}`);
+    assert.equal(mount.subPathExpr ?? "", "", `${container.name} mounts a subPathExpr at ${dir}`);
+    return mount;
+  };
+  const hiveMount = mountAt(hive);
+  const redisMount = mountAt(redis);
+  assert.equal(hiveMount.name, redisMount.name, `both containers mount the same volume at ${dir}`);
+  assert.notEqual(redisMount.readOnly, true, `redis cannot create its socket in read-only ${dir}`);
+  const volume = (deploymentOf(bundle).spec?.template.spec?.volumes ?? []).find((v) =>
+    v.name === hiveMount.name
+  );
+  assert.ok(
+    volume?.emptyDir !== undefined,
+    `the socket's volume ${hiveMount.name} is not an emptyDir (only this pod's containers may reach the socket)`,
+  );
+  const permText = options.get("unixsocketperm")?.[0] ?? "";
+  assert.match(permText, /^[0-7]{3,4}$/, "redis --unixsocketperm is set, in octal");
+  const perm = parseInt(permText, 8);
+  const hiveUser = runAsOf(bundle, hive);
+  const redisUser = runAsOf(bundle, redis);
+  const [writeBit, who] = hiveUser.uid === redisUser.uid
+    ? [0o200, "owner"]
+    : hiveUser.gid === redisUser.gid
+    ? [0o020, "group"]
+    : [0o002, "others"];
+  assert.ok(
+    (perm & writeBit) !== 0,
+    `redis --unixsocketperm ${permText}: the hive (uid ${hiveUser.uid}, gid ${hiveUser.gid}) connects as ${who} of redis's socket (uid ${redisUser.uid}, gid ${redisUser.gid}) and needs write permission`,
+  );
 }
 
 /** Pod IP from the downward API; secrets from the Secret, the same keys in both containers. */
@@ -694,6 +766,7 @@ const CHECKS: Record<string, (bundle: Bundle) => void> = {
   checkServiceTargets,
   checkHeadlessService,
   checkHiveConfig,
+  checkRedisSocket,
   checkEnvSources,
   checkVariableRefs,
   checkRedisCommandLine,
@@ -737,6 +810,10 @@ Deno.test("k8s: headless Service publishes not-ready pods on the UDP election po
 
 Deno.test("k8s: the hive's flags (parsed by lib/config.ts) agree with Services, ports and probes", () => {
   checkHiveConfig(bundle);
+});
+
+Deno.test("k8s: the hive's --redis-socket is redis's --unixsocket, on an emptyDir both mount", () => {
+  checkRedisSocket(bundle);
 });
 
 Deno.test("k8s: POD_IP from the downward API, passwords and HMAC secret from the Secret", () => {
@@ -937,6 +1014,55 @@ const BREAKAGES: Breakage[] = [
     breakIt: (b) => {
       hiveIn(b).readinessProbe!.httpGet!.path = "/healthz";
     },
+  },
+  {
+    check: "checkRedisSocket",
+    what: "the hive without --redis-socket (its own redis over TCP)",
+    breakIt: (b) => {
+      const args = hiveIn(b).args!;
+      args.splice(args.indexOf("--redis-socket"), 2);
+    },
+  },
+  {
+    check: "checkRedisSocket",
+    what: "--redis-socket not redis's --unixsocket",
+    breakIt: (b) => argAfter(hiveIn(b), "--redis-socket", "/run/redis/redis-6379.sock"),
+  },
+  {
+    check: "checkRedisSocket",
+    what: "the hive not mounting the socket's volume",
+    breakIt: (b) => {
+      hiveIn(b).volumeMounts = hiveIn(b).volumeMounts!.filter((m) => m.name !== "redis-socket");
+    },
+  },
+  {
+    check: "checkRedisSocket",
+    what: "redis mounting the socket's volume at another directory",
+    breakIt: (b) => {
+      redisIn(b).volumeMounts!.find((m) => m.name === "redis-socket")!.mountPath = "/var/run/redis";
+    },
+  },
+  {
+    check: "checkRedisSocket",
+    what: "each container mounting its own volume at the socket's directory",
+    breakIt: (b) => {
+      podIn(b).volumes!.push({ name: "hive-socket", emptyDir: { medium: "Memory" } });
+      hiveIn(b).volumeMounts!.find((m) => m.name === "redis-socket")!.name = "hive-socket";
+    },
+  },
+  {
+    check: "checkRedisSocket",
+    what: "the socket on a hostPath volume",
+    breakIt: (b) => {
+      const volume = podIn(b).volumes!.find((v) => v.name === "redis-socket")!;
+      volume.emptyDir = undefined;
+      volume.hostPath = { path: "/run/redis", type: "DirectoryOrCreate" };
+    },
+  },
+  {
+    check: "checkRedisSocket",
+    what: "a socket only redis's user may open",
+    breakIt: (b) => argAfter(redisIn(b), "--unixsocketperm", "700"),
   },
   {
     check: "checkEnvSources",
@@ -1168,6 +1294,7 @@ Deno.test("k8s: a real redis-server accepts the manifest's redis command line (u
     assert.equal(await config("rdb-del-sync-files"), "yes");
     assert.equal(await config("replica-announce-ip"), SAMPLE_POD_IP);
     assert.equal(await config("masterauth"), password);
+    assert.equal(await config("unixsocketperm"), options.get("unixsocketperm")?.[0]);
     const role = (await run([...cli, "--raw", "role"], auth)).stdout.split("\n");
     assert.deepEqual(role.slice(0, 3), ["slave", PARKED_MASTER.host, String(PARKED_MASTER.port)]);
     assert.notEqual(

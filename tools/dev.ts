@@ -5,7 +5,10 @@
  * answers, exactly as pods would. Every redis starts parked (`--replicaof 127.0.0.1 1`, no
  * persistence, `--bind-source-addr`/`--replica-announce-ip` its own address), as the manifests
  * start it; the hives find each other through static `--peers` and keep a `--state-file` in a
- * temporary directory. Built on {@link LocalCluster}.
+ * temporary directory. Each redis also serves a Unix socket in that directory, given to its hive
+ * as `--redis-socket`, as the Kubernetes manifests do: the hive talks to its own redis through
+ * it, and so does the leader's proxy (followers' proxies reach the leader over TCP). Built on
+ * {@link LocalCluster}.
  *
  * It prints the endpoints and the process ids, then polls every node's `/status` every
  * {@link STATUS_POLL_MS} ms and prints one line per role or leader change, and one line each
@@ -329,6 +332,7 @@ export async function main(args: readonly string[]): Promise<number> {
         discovery: { kind: "static" },
         ports: DEV_PORTS,
         parked: true,
+        redisSocket: true,
         hiveArgs: opts.logs ? ["--log-format", "pretty"] : [],
         onHiveLine: opts.logs ? (address, line) => console.log(`[${address}] ${line}`) : undefined,
       });
