@@ -106,6 +106,8 @@ export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
 /** Reuse a listening address in TIME_WAIT. */
 export const SO_REUSEADDR = 2;
+/** Several sockets (of one user) listen on one address; the kernel spreads connections. */
+export const SO_REUSEPORT = 15;
 /** Pending socket error (the outcome of a non-blocking connect). */
 export const SO_ERROR = 4;
 /** TCP keepalive probes. */

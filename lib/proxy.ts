@@ -171,6 +171,11 @@ export interface ProxyOptions {
   idleBufferBytes?: number;
   /** The first target. Default null (hold until {@link MasterProxy.setTarget}). */
   target?: ProxyUpstream;
+  /**
+   * The epoll engine's worker threads (default 2, see lib/proxy_epoll.ts); the Deno engine runs
+   * on the main thread and ignores it.
+   */
+  workers?: number;
   /** Called synchronously for every notable event (for the log); must not throw. */
   onEvent?: (event: ProxyEvent) => void;
 }

@@ -1,9 +1,16 @@
 /**
  * The master proxy's epoll engine: the same behaviour and API as `MasterProxy` (same
  * {@link ProxyOptions}, `setTarget`, `stats`, `close`, events), with the byte copying done by
- * non-blocking sockets and epoll through libc FFI calls (lib/libc.ts) in a Web Worker
+ * non-blocking sockets and epoll through libc FFI calls (lib/libc.ts) in Web Workers
  * (lib/proxy_epoll_worker.ts), so the blocking `epoll_wait` never blocks this thread's event
  * loop. Measured at less CPU per request than the Deno read/write loop (docs/benchmarks.md).
+ *
+ * {@link DEFAULT_EPOLL_WORKERS} worker threads serve the port, each with its own listening
+ * socket (`SO_REUSEPORT`: the kernel spreads new connections over them) and its own epoll set;
+ * a connection stays on the worker that accepted it. The first worker first binds a plain
+ * socket to the address, so a port some other process (or another hive) listens on is refused
+ * as "address in use", as with one socket. `maxConnections` counts over all workers (a shared
+ * counter); `setTarget` and `close` are applied by every worker, in turn, before they return.
  *
  * Needs `--allow-ffi` (libc is opened in this thread to wake the worker, and in the worker),
  * x86_64 Linux with glibc. Differences from the Deno engine, none visible to clients:
@@ -45,8 +52,17 @@ import {
   sameUpstream,
 } from "./proxy.ts";
 import { MAX_PROXY_BUFFER_BYTES, MIN_PROXY_BUFFER_BYTES } from "./proxy_pump.ts";
-import { type EpollCommand, EpollControl } from "./proxy_epoll_control.ts";
+import { type EpollCommand, EpollControl, STAT_FIELDS } from "./proxy_epoll_control.ts";
 import type { EpollWorkerInit, EpollWorkerMessage } from "./proxy_epoll_worker.ts";
+
+/**
+ * Worker threads of an epoll proxy by default: 2, as HAProxy runs one thread per CPU on the
+ * 2-core machines measured (docs/benchmarks.md: 1 thread reached 0.94-0.97 of HAProxy's
+ * throughput, 2 threads 0.99-1.02). Each is a V8 isolate of about 17 MiB.
+ */
+export const DEFAULT_EPOLL_WORKERS = 2;
+/** Most worker threads of one epoll proxy. */
+export const MAX_EPOLL_WORKERS = 16;
 
 /** Longest wait for the worker to apply a command (or to start, or to stop). */
 export const EPOLL_CALL_TIMEOUT_MS = 10_000;
@@ -68,13 +84,13 @@ export class EpollMasterProxy {
   /** The options' `connectTimeoutMs`. */
   readonly connectTimeoutMs: number;
 
-  readonly #worker: Worker;
-  readonly #control: EpollControl;
+  /** How many worker threads serve the port. */
+  readonly workers: number;
+
+  readonly #workers: StartedWorker[];
   readonly #host: string;
   readonly #port: number;
-  readonly #wakeFd: number;
   readonly #onEvent: (event: ProxyEvent) => void;
-  readonly #stopped: Promise<void>;
   #target: ProxyUpstream;
   #closing: Promise<void> | null = null;
   #crash: string | null = null;
@@ -122,64 +138,51 @@ export class EpollMasterProxy {
     );
     if (opts.target) checkUpstream("target", opts.target);
     const target = copyUpstream(opts.target ?? null);
+    const workerCount = checkInteger(
+      "workers",
+      opts.workers ?? DEFAULT_EPOLL_WORKERS,
+      1,
+      MAX_EPOLL_WORKERS,
+    );
     libc(); // fails here, clearly, without --allow-ffi or off x86_64 Linux
 
-    const control = new EpollControl(EpollControl.allocate());
-    const worker = new Worker(WORKER_URL, { type: "module" });
-    const started = Promise.withResolvers<{ port: number; wakeFd: number }>();
-    const stopped = Promise.withResolvers<void>();
+    const openConnections = new SharedArrayBuffer(4);
+    const started: StartedWorker[] = [];
     let proxy: EpollMasterProxy | null = null;
-    const crashed = (message: string) => {
-      started.reject(new Error(`epoll proxy worker: ${message}`));
-      stopped.resolve();
-      if (proxy !== null) proxy.#crashed(message);
-    };
-    worker.onmessage = (event: MessageEvent<EpollWorkerMessage>) => {
-      const message = event.data;
-      switch (message.kind) {
-        case "listening":
-          return started.resolve(message);
-        case "error":
-          started.reject(new Error(`EpollMasterProxy: ${message.message}`));
-          return stopped.resolve();
-        case "events":
-          if (proxy !== null) proxy.#drainEvents();
-          return;
-        case "crashed":
-          return crashed(message.message);
-        case "stopped":
-          return stopped.resolve();
-      }
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      crashed(event.message);
-    };
-    const init: EpollWorkerInit = {
-      control: control.buffer,
-      bind: { host: opts.bind.host, port: opts.bind.port },
-      target,
-      holdMs,
-      maxConnections,
-      connectTimeoutMs,
-      bufferBytes,
-    };
-    worker.postMessage(init);
-    let listening: { port: number; wakeFd: number };
+    let port = opts.bind.port;
     try {
-      listening = await withTimeout(started.promise, "start");
+      for (let i = 0; i < workerCount; i++) {
+        const worker = await startWorker({
+          control: EpollControl.allocate(),
+          bind: { host: opts.bind.host, port },
+          target,
+          holdMs,
+          maxConnections,
+          connectTimeoutMs,
+          bufferBytes,
+          openConnections,
+          reusePort: workerCount > 1,
+          probe: workerCount > 1 && i === 0,
+        }, {
+          events: () => {
+            if (proxy !== null) proxy.#drainEvents();
+          },
+          crashed: (message) => {
+            if (proxy !== null) proxy.#crashed(message);
+          },
+        });
+        started.push(worker);
+        port = worker.port; // the others join the port the first one got
+      }
     } catch (e) {
-      worker.terminate();
+      for (const w of started) w.worker.terminate();
       throw e;
     }
     proxy = new EpollMasterProxy({
-      worker,
-      control,
+      workers: started,
       host: opts.bind.host,
-      port: listening.port,
-      wakeFd: listening.wakeFd,
+      port,
       onEvent: opts.onEvent ?? (() => {}),
-      stopped: stopped.promise,
       target,
       settings: { bufferBytes, idleBufferBytes, holdMs, maxConnections, connectTimeoutMs },
     });
@@ -187,13 +190,10 @@ export class EpollMasterProxy {
   }
 
   private constructor(parts: {
-    worker: Worker;
-    control: EpollControl;
+    workers: StartedWorker[];
     host: string;
     port: number;
-    wakeFd: number;
     onEvent: (event: ProxyEvent) => void;
-    stopped: Promise<void>;
     target: ProxyUpstream;
     settings: {
       bufferBytes: number;
@@ -203,13 +203,11 @@ export class EpollMasterProxy {
       connectTimeoutMs: number;
     };
   }) {
-    this.#worker = parts.worker;
-    this.#control = parts.control;
+    this.#workers = parts.workers;
+    this.workers = parts.workers.length;
     this.#host = parts.host;
     this.#port = parts.port;
-    this.#wakeFd = parts.wakeFd;
     this.#onEvent = parts.onEvent;
-    this.#stopped = parts.stopped;
     this.#target = parts.target;
     this.bufferBytes = parts.settings.bufferBytes;
     this.idleBufferBytes = parts.settings.idleBufferBytes;
@@ -233,9 +231,22 @@ export class EpollMasterProxy {
     return copyUpstream(this.#target);
   }
 
+  /** Open client connections of each worker thread (how the kernel spread them). */
+  get activeByWorker(): number[] {
+    return this.#workers.map((w) => w.control.stats.active);
+  }
+
   /** A snapshot of the counters and gauges (also delivering the worker's pending events). */
   get stats(): Readonly<ProxyStats> {
-    const stats = this.#control.stats; // first: the worker posts each event before its counter
+    // First the counters, then the events: a worker posts each event before its counter.
+    const stats = this.#workers[0]!.control.stats;
+    for (const w of this.#workers.slice(1)) {
+      const more = w.control.stats;
+      for (const field of STAT_FIELDS) {
+        // Every worker applies every target change: count it once.
+        if (field !== "targetChanges") stats[field] += more[field];
+      }
+    }
     this.#drainEvents();
     return stats;
   }
@@ -256,7 +267,8 @@ export class EpollMasterProxy {
     if (sameUpstream(target, this.#target)) return;
     const from = this.#target;
     this.#target = copyUpstream(target);
-    const closed = this.#call({ op: "target", target: this.#target });
+    let closed = 0;
+    for (const w of this.#workers) closed += this.#call(w, { op: "target", target: this.#target });
     this.#drainEvents();
     this.#emit({ kind: "target-change", from, to: this.target, closedConnections: closed });
   }
@@ -272,27 +284,31 @@ export class EpollMasterProxy {
    */
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing;
-    let stopping: Promise<void> = Promise.resolve();
+    let stopping: Promise<unknown> = Promise.resolve();
     if (this.#crash === null) {
-      this.#call({ op: "close" });
-      stopping = withTimeout(this.#stopped, "stop");
+      for (const w of this.#workers) this.#call(w, { op: "close" });
+      stopping = Promise.all(this.#workers.map((w) => withTimeout(w.stopped, "stop")));
     }
     this.#drainEvents();
-    this.#closing = stopping.finally(() => this.#worker.terminate());
+    this.#closing = stopping.then(() => {}).finally(() => {
+      for (const w of this.#workers) w.worker.terminate();
+    });
     return this.#closing;
   }
 
-  #call(command: EpollCommand): number {
+  #call(w: StartedWorker, command: EpollCommand): number {
     if (this.#crash !== null) throw new Error(`epoll proxy worker crashed: ${this.#crash}`);
-    return this.#control.call(command, () => {
-      if (libc().write(this.#wakeFd, WAKE, BigInt(WAKE.length)) !== WAKE.length) {
+    return w.control.call(command, () => {
+      if (libc().write(w.wakeFd, WAKE, BigInt(WAKE.length)) !== WAKE.length) {
         throw new Error("EpollMasterProxy: cannot wake the worker");
       }
     }, EPOLL_CALL_TIMEOUT_MS);
   }
 
   #drainEvents(): void {
-    for (const event of this.#control.drainEvents()) this.#emit(event);
+    for (const w of this.#workers) {
+      for (const event of w.control.drainEvents()) this.#emit(event);
+    }
   }
 
   #emit(event: ProxyEvent): void {
@@ -307,6 +323,65 @@ export class EpollMasterProxy {
     if (this.#crash !== null) return;
     this.#crash = message;
     reportError(new Error(`epoll proxy worker crashed: ${message}`));
+  }
+}
+
+/** One running worker: its thread, shared memory, eventfd and port. */
+interface StartedWorker {
+  worker: Worker;
+  control: EpollControl;
+  wakeFd: number;
+  port: number;
+  /** Resolves when the worker stopped (or crashed). */
+  stopped: Promise<void>;
+}
+
+/** Starts one worker and waits until it listens (or reports why it cannot). */
+async function startWorker(
+  init: EpollWorkerInit,
+  on: { events: () => void; crashed: (message: string) => void },
+): Promise<StartedWorker> {
+  const worker = new Worker(WORKER_URL, { type: "module" });
+  const started = Promise.withResolvers<{ port: number; wakeFd: number }>();
+  const stopped = Promise.withResolvers<void>();
+  const crashed = (message: string) => {
+    started.reject(new Error(`epoll proxy worker: ${message}`));
+    stopped.resolve();
+    on.crashed(message);
+  };
+  worker.onmessage = (event: MessageEvent<EpollWorkerMessage>) => {
+    const message = event.data;
+    switch (message.kind) {
+      case "listening":
+        return started.resolve(message);
+      case "error":
+        started.reject(new Error(`EpollMasterProxy: ${message.message}`));
+        return stopped.resolve();
+      case "events":
+        return on.events();
+      case "crashed":
+        return crashed(message.message);
+      case "stopped":
+        return stopped.resolve();
+    }
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    crashed(event.message);
+  };
+  worker.postMessage(init);
+  try {
+    const { port, wakeFd } = await withTimeout(started.promise, "start");
+    return {
+      worker,
+      control: new EpollControl(init.control),
+      wakeFd,
+      port,
+      stopped: stopped.promise,
+    };
+  } catch (e) {
+    worker.terminate();
+    throw e;
   }
 }
 

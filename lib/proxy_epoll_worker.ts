@@ -50,6 +50,7 @@ import {
   SO_ERROR,
   SO_KEEPALIVE,
   SO_REUSEADDR,
+  SO_REUSEPORT,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
@@ -81,6 +82,23 @@ export interface EpollWorkerInit {
   maxConnections: number;
   connectTimeoutMs: number;
   bufferBytes: number;
+  /**
+   * An `Int32Array(1)` shared by every worker of the proxy: open client connections over all
+   * of them, so `maxConnections` bounds the proxy, not each worker.
+   */
+  openConnections: SharedArrayBuffer;
+  /**
+   * Several workers of one proxy listen on the same port, each with its own socket
+   * (`SO_REUSEPORT`: the kernel spreads new connections over them).
+   */
+  reusePort: boolean;
+  /**
+   * Before binding with `SO_REUSEPORT`, bind a plain socket to the address and close it: fails
+   * (address in use) when anything else listens there, since `SO_REUSEPORT` alone would let a
+   * second proxy of the same user share the port silently. The first worker probes; the others
+   * join the port it got.
+   */
+  probe: boolean;
 }
 
 /** Messages from the worker. */
@@ -156,6 +174,8 @@ class EpollLoop {
   readonly #event32 = new Uint32Array(this.#event.buffer);
   /** Pairs by file descriptor (client and upstream). */
   readonly #byFd: (Pair | undefined)[] = [];
+  /** Open client connections over every worker of the proxy (shared). */
+  readonly #openConnections: Int32Array;
   readonly #open = new Set<Pair>();
   readonly #waiting = new Set<Pair>();
   readonly #connecting = new Set<Pair>();
@@ -172,6 +192,7 @@ class EpollLoop {
     this.#opts = opts;
     this.#control = new EpollControl(opts.control);
     this.#stats = this.#control.statValues;
+    this.#openConnections = new Int32Array(opts.openConnections);
     this.#pool = new BufferPool(opts.bufferBytes);
     this.#scratch = new Uint8Array(opts.bufferBytes);
     this.#scratchBytes = BigInt(opts.bufferBytes);
@@ -179,6 +200,7 @@ class EpollLoop {
     const bind = resolveSocketAddress(opts.bind.host, opts.bind.port);
     const fds: number[] = [];
     try {
+      if (opts.probe) this.#probe(bind);
       this.#epoll = this.#check("epoll_create1", c.epoll_create1(EPOLL_CLOEXEC));
       fds.push(this.#epoll);
       this.#wakeFd = this.#check("eventfd", c.eventfd(0, EFD_NONBLOCK | EPOLL_CLOEXEC));
@@ -192,6 +214,12 @@ class EpollLoop {
         "setsockopt",
         c.setsockopt(this.#listener, SOL_SOCKET, SO_REUSEADDR, this.#one, 4),
       );
+      if (opts.reusePort) {
+        this.#check(
+          "setsockopt SO_REUSEPORT",
+          c.setsockopt(this.#listener, SOL_SOCKET, SO_REUSEPORT, this.#one, 4),
+        );
+      }
       this.#check(
         `bind ${opts.bind.host}:${opts.bind.port}`,
         c.bind(this.#listener, bind.bytes, bind.bytes.length),
@@ -208,6 +236,19 @@ class EpollLoop {
       throw e;
     }
     this.#useTarget(opts.target);
+  }
+
+  /** Binds (without listening) a plain socket to `bind` and closes it; throws when in use. */
+  #probe(bind: SocketAddress): void {
+    const c = this.#c;
+    const fd = this.#check("socket", c.socket(bind.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    try {
+      this.#check("setsockopt", c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, this.#one, 4));
+      const { host, port } = this.#opts.bind;
+      this.#check(`bind ${host}:${port}`, c.bind(fd, bind.bytes, bind.bytes.length));
+    } finally {
+      c.close(fd);
+    }
   }
 
   get wakeFd(): number {
@@ -378,10 +419,12 @@ class EpollLoop {
         return;
       }
       stats[STAT.total]!++;
-      if (stats[ACTIVE]! >= this.#opts.maxConnections) {
+      const open = Atomics.add(this.#openConnections, 0, 1);
+      if (open >= this.#opts.maxConnections) {
+        Atomics.sub(this.#openConnections, 0, 1);
         this.#emit({
           kind: "refused",
-          openConnections: stats[ACTIVE]!,
+          openConnections: open,
           maxConnections: this.#opts.maxConnections,
         });
         stats[STAT.refused]!++;
@@ -389,6 +432,7 @@ class EpollLoop {
         continue;
       }
       if (!this.#tune(fd)) {
+        Atomics.sub(this.#openConnections, 0, 1);
         c.close(fd); // the client is already gone
         continue;
       }
@@ -510,6 +554,7 @@ class EpollLoop {
     p.state = CLOSED;
     this.#open.delete(p);
     stats[ACTIVE]!--;
+    Atomics.sub(this.#openConnections, 0, 1);
   }
 
   #closeUpstream(p: Pair): void {

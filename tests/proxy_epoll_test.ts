@@ -11,6 +11,8 @@ import {
   socketAddressPort,
   unixSocketAddress,
 } from "../lib/libc.ts";
+import { DEFAULT_EPOLL_WORKERS, EpollMasterProxy, MAX_EPOLL_WORKERS } from "../lib/proxy_epoll.ts";
+import { withRedis } from "./fixtures/redis_server.ts";
 import { listenProxy } from "../lib/proxy_engine.ts";
 import { proxySuite } from "./proxy_suite.ts";
 
@@ -64,3 +66,65 @@ Deno.test("proxy epoll: a listen failure is a clear error; unknown engines are r
     /engine must be one of deno, epoll, got uring/,
   );
 });
+
+Deno.test("proxy epoll: two worker threads share the port; the kernel spreads connections; maxConnections bounds them together", async () => {
+  await withRedis([{ host: "127.0.1.65", port: 16379 }], async () => {
+    const proxy = await EpollMasterProxy.listen({
+      bind: { host: PROXY_HOST, port: 0 },
+      target: { host: "127.0.1.65", port: 16379 },
+      maxConnections: 30,
+    });
+    const conns: Deno.TcpConn[] = [];
+    try {
+      assert.equal(proxy.workers, DEFAULT_EPOLL_WORKERS);
+      assert.equal(DEFAULT_EPOLL_WORKERS, 2);
+      const served: boolean[] = [];
+      for (let i = 0; i < 40; i++) {
+        const conn = await Deno.connect({ hostname: PROXY_HOST, port: proxy.address.port });
+        conns.push(conn);
+        served.push(await pings(conn));
+      }
+      // Connections 31 to 40 are past the limit, whichever worker took them.
+      assert.deepEqual(served, [...Array(30).fill(true), ...Array(10).fill(false)]);
+      const byWorker = proxy.activeByWorker;
+      assert.equal(byWorker.length, 2);
+      assert.equal(byWorker[0]! + byWorker[1]!, 30);
+      assert.ok(byWorker.every((n) => n > 0), `both workers serve: ${byWorker}`);
+      const stats = proxy.stats;
+      assert.equal(stats.active, 30);
+      assert.equal(stats.refused, 10);
+      assert.equal(stats.total, 40);
+      proxy.setTarget(null); // every worker closes its proxied connections before this returns
+      assert.equal(proxy.stats.closedByTargetChange, 30);
+      assert.equal(proxy.stats.targetChanges, 1);
+    } finally {
+      for (const c of conns) c.close();
+      await proxy.close();
+    }
+  });
+  await assert.rejects(
+    EpollMasterProxy.listen({ bind: { host: PROXY_HOST, port: 0 }, workers: 0 }),
+    new RegExp(`workers must be an integer in 1\\.\\.${MAX_EPOLL_WORKERS}, got 0`),
+  );
+  const single = await EpollMasterProxy.listen({ bind: { host: PROXY_HOST, port: 0 }, workers: 1 });
+  try {
+    assert.equal(single.workers, 1);
+    // A one-worker proxy does not set SO_REUSEPORT: a second one on its port is refused too.
+    await assert.rejects(
+      EpollMasterProxy.listen({ bind: single.address }),
+      /Address already in use/,
+    );
+  } finally {
+    await single.close();
+  }
+});
+
+/** PING through `conn`: true on +PONG, false when the proxy closed the connection instead. */
+async function pings(conn: Deno.TcpConn): Promise<boolean> {
+  await conn.write(new TextEncoder().encode("PING\r\n"));
+  const buf = new Uint8Array(16);
+  const n = await conn.read(buf).catch(() => null);
+  if (n === null) return false;
+  assert.equal(new TextDecoder().decode(buf.subarray(0, n)), "+PONG\r\n");
+  return true;
+}

@@ -291,12 +291,14 @@ export function proxySuite(
   Deno.test(`${name}: connections past maxConnections are refused at once`, async () => {
     await withRedis([REDIS_A], async () => {
       await withProxy({ target: REDIS_A, maxConnections: 2 }, async (proxy, events) => {
+        // One after the other: with several epoll workers, connections made at the same time
+        // may be accepted in any order.
         const first = await Client.connect(proxy.address);
+        assert.equal(await first.command("PING"), "PONG");
         const second = await Client.connect(proxy.address);
+        assert.equal(await second.command("PING"), "PONG");
         const third = await Client.connect(proxy.address);
         try {
-          assert.equal(await first.command("PING"), "PONG");
-          assert.equal(await second.command("PING"), "PONG");
           assert.equal(await closedWithin(third.conn, PROMPT_MS), "closed");
           assert.equal(proxy.stats.refused, 1);
           assert.equal(proxy.stats.total, 3);
