@@ -338,7 +338,9 @@ export async function main(args: string[]): Promise<void> {
   const command = `deno task bench failover ${args.join(" ")}`.trim();
   console.log(`${command}: ${opts.runs} runs of ${opts.faults.join(", ")}`);
   const results: RunResult[] = [];
-  await LocalCluster.run({ addresses: ADDRESSES, discovery: DNS }, async (cluster) => {
+  // As the manifests: each hive reaches its redis (and its proxy, while leading) by Unix socket.
+  const clusterOptions = { addresses: ADDRESSES, discovery: DNS, redisSocket: true };
+  await LocalCluster.run(clusterOptions, async (cluster) => {
     for (const fault of opts.faults) {
       for (let run = 1; run <= opts.runs; run++) {
         const r = await runOnce(cluster, fault, run, opts);

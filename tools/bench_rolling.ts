@@ -558,6 +558,7 @@ export async function runRolling(
       addresses: ADDRESSES,
       discovery: { kind: "static" },
       parked: true,
+      redisSocket: true, // as the manifests
       onHiveLine: (address, line) => {
         collect(address, line);
         logFiles.get(address)?.writeSync(encoder.encode(`${line}\n`));

@@ -104,7 +104,17 @@ export class Pod {
       `${this.dir}/redis`,
       "--rdb-del-sync-files",
       "yes",
+      // As the manifests: the hive (and its proxy while leading) use the Unix socket.
+      "--unixsocket",
+      this.redisSocket,
+      "--unixsocketperm",
+      "700",
     ];
+  }
+
+  /** Its redis's Unix socket (`--unixsocket`, the hive's `--redis-socket`). */
+  get redisSocket(): string {
+    return `${this.dir}/redis.sock`;
   }
 
   /** The hive's arguments after `main.ts`. */
@@ -120,6 +130,8 @@ export class Pod {
       `${this.dir}/state.json`,
       "--redis-host",
       "127.0.0.1",
+      "--redis-socket",
+      this.redisSocket,
     ];
   }
 
