@@ -58,7 +58,8 @@ import type { EpollWorkerInit, EpollWorkerMessage } from "./proxy_epoll_worker.t
 /**
  * Worker threads of an epoll proxy by default: 2, as HAProxy runs one thread per CPU on the
  * 2-core machines measured (docs/benchmarks.md: 1 thread reached 0.94-0.97 of HAProxy's
- * throughput, 2 threads 0.99-1.02). Each is a V8 isolate of about 17 MiB.
+ * throughput, 2 threads 0.99-1.02). Each is a V8 isolate: the second one adds about 11 MiB of
+ * resident memory at rest.
  */
 export const DEFAULT_EPOLL_WORKERS = 2;
 /** Most worker threads of one epoll proxy. */
