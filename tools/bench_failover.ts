@@ -28,17 +28,20 @@
 
 import { parseArgs } from "node:util";
 import { LocalCluster, type LocalNode, sleep } from "./local_cluster.ts";
-import { RespConnection } from "./resp_connection.ts";
 import { longestGapMs, median, quantile } from "./bench_stats.ts";
+import {
+  ContinuousWriter,
+  DEFAULT_WRITE_INTERVAL_MS,
+  MAX_WRITE_INTERVAL_MS,
+  type WriteLog,
+} from "./bench_writer.ts";
 
-export { longestGapMs, median, quantile };
+export { DEFAULT_WRITE_INTERVAL_MS, longestGapMs, MAX_WRITE_INTERVAL_MS, median, quantile };
 
 /** Default runs per fault. */
 export const DEFAULT_RUNS = 5;
 /** Most runs per fault. */
 export const MAX_RUNS = 100;
-/** Default pause between two writes of the client. */
-export const DEFAULT_WRITE_INTERVAL_MS = 2;
 /** Default pause between killing the master redis and starting the empty one. */
 export const DEFAULT_RESTART_DELAY_MS = 100;
 /** How long the client writes before the fault. */
@@ -47,12 +50,6 @@ export const WRITE_BEFORE_FAULT_MS = 1_000;
 export const WRITE_AFTER_RECOVERY_MS = 1_000;
 /** Bound of the wait for the cluster to settle after a fault (a run past it fails). */
 export const RECOVERY_TIMEOUT_MS = 30_000;
-/** Deadline of one write, above the proxy's hold time (3 s) so a held write is waited for. */
-export const WRITE_TIMEOUT_MS = 5_000;
-/** Pause before reconnecting after a failed write or connection. */
-export const RECONNECT_DELAY_MS = 2;
-/** Most write failures kept per run (the count is exact). */
-export const MAX_FAILURES_KEPT = 1_000;
 /** The p95 target is read as this quantile. */
 const P95 = 0.95;
 
@@ -117,15 +114,6 @@ export interface BenchOptions {
   restartDelayMs: number;
 }
 
-/** What the client saw during one run. */
-export interface WriteLog {
-  /** Acknowledged keys with the time of their acknowledgement (`performance.now()`). */
-  acks: { key: string; atMs: number }[];
-  /** Failed writes or connections, with their time (the first {@link MAX_FAILURES_KEPT}). */
-  failures: { atMs: number; error: string }[];
-  failureCount: number;
-}
-
 /** The result of one run. */
 export interface RunResult {
   fault: string;
@@ -140,70 +128,6 @@ export interface RunResult {
   restartMs: number | null;
 }
 
-/**
- * A client that writes unique keys (`<prefix>:<n>`, the key as value) one at a time through one
- * connection, reconnecting after any error, until stopped.
- */
-export class ContinuousWriter {
-  readonly log: WriteLog = { acks: [], failures: [], failureCount: 0 };
-  #stopped = false;
-  #done: Promise<void> | null = null;
-
-  constructor(
-    readonly target: { host: string; port: number },
-    readonly prefix: string,
-    readonly intervalMs: number,
-  ) {}
-
-  /** Starts writing in the background. */
-  start(): void {
-    if (this.#done !== null) throw new Error("ContinuousWriter: already started");
-    this.#done = this.#loop();
-  }
-
-  /** Stops after the write in flight and returns the log. */
-  async stop(): Promise<WriteLog> {
-    this.#stopped = true;
-    await this.#done;
-    return this.log;
-  }
-
-  #fail(error: unknown): void {
-    this.log.failureCount++;
-    if (this.log.failures.length < MAX_FAILURES_KEPT) {
-      const text = error instanceof Error ? error.message : String(error);
-      this.log.failures.push({ atMs: performance.now(), error: text });
-    }
-  }
-
-  async #loop(): Promise<void> {
-    let conn: RespConnection | null = null;
-    let n = 0;
-    try {
-      while (!this.#stopped) {
-        try {
-          conn ??= await RespConnection.open(this.target.host, this.target.port, {
-            timeoutMs: WRITE_TIMEOUT_MS,
-          });
-          const key = `${this.prefix}:${n}`;
-          const reply = await conn.command(["SET", key, key], WRITE_TIMEOUT_MS);
-          n++;
-          if (reply !== "OK") throw new Error(`SET answered ${JSON.stringify(reply)}`);
-          this.log.acks.push({ key, atMs: performance.now() });
-          if (this.intervalMs > 0) await sleep(this.intervalMs);
-        } catch (e) {
-          this.#fail(e);
-          conn?.close();
-          conn = null;
-          await sleep(RECONNECT_DELAY_MS);
-        }
-      }
-    } finally {
-      conn?.close();
-    }
-  }
-}
-
 async function runOnce(
   cluster: LocalCluster,
   faultName: string,
@@ -215,11 +139,11 @@ async function runOnce(
   const before = await cluster.waitForSettled({ nodes: ADDRESSES });
   const leader = cluster.node(before.leader);
   const via = cluster.node(before.followers[0] as string);
-  const writer = new ContinuousWriter(
-    { host: via.address, port: via.ports.proxy },
-    `bench:${faultName}:${run}:${Date.now()}`,
-    opts.writeIntervalMs,
-  );
+  const writer = new ContinuousWriter({
+    endpoints: [{ host: via.address, port: via.ports.proxy }],
+    prefix: `bench:${faultName}:${run}:${Date.now()}`,
+    intervalMs: opts.writeIntervalMs,
+  });
   writer.start();
   let log: WriteLog;
   let after;
@@ -313,7 +237,12 @@ function parseOptions(args: string[]): BenchOptions {
   return {
     runs: integer("runs", values.runs, 1, MAX_RUNS),
     faults,
-    writeIntervalMs: integer("write-interval-ms", values["write-interval-ms"], 0, 1_000),
+    writeIntervalMs: integer(
+      "write-interval-ms",
+      values["write-interval-ms"],
+      0,
+      MAX_WRITE_INTERVAL_MS,
+    ),
     restartDelayMs: integer("restart-delay-ms", values["restart-delay-ms"], 0, 250),
   };
 }

@@ -40,17 +40,19 @@ import { parseArgs } from "node:util";
 import { LocalCluster, type LocalNode, sleep } from "./local_cluster.ts";
 import { RespConnection } from "./resp_connection.ts";
 import { longestGapMs, quantile } from "./bench_stats.ts";
+import {
+  type Ack,
+  ContinuousWriter,
+  DEFAULT_WRITE_INTERVAL_MS,
+  MAX_WRITE_INTERVAL_MS,
+} from "./bench_writer.ts";
 
-export { longestGapMs, quantile };
+export { DEFAULT_WRITE_INTERVAL_MS, longestGapMs, MAX_WRITE_INTERVAL_MS, quantile };
 
 /** Default rolling restarts (each restarts every pod once). */
 export const DEFAULT_RESTARTS = 20;
 /** Most rolling restarts per invocation. */
 export const MAX_RESTARTS = 200;
-/** Default pause between two writes of the client. */
-export const DEFAULT_WRITE_INTERVAL_MS = 2;
-/** Largest `--write-interval-ms`. */
-export const MAX_WRITE_INTERVAL_MS = 1_000;
 /** Target: longest write pause of a rolling restart. */
 export const TARGET_PAUSE_MS = 500;
 /** Target: acknowledged writes lost. */
@@ -63,12 +65,6 @@ export const READY_TIMEOUT_MS = 60_000;
 export const READY_POLL_MS = 50;
 /** Deadline of one `/readyz` or `/status` request of the bench. */
 export const HTTP_TIMEOUT_MS = 2_000;
-/** Deadline of one write: above the proxy's hold time (3 s), so a held write is waited for. */
-export const WRITE_TIMEOUT_MS = 5_000;
-/** Pause before reconnecting after a failed write or connection. */
-export const RECONNECT_DELAY_MS = 2;
-/** Most write failures kept (the count is exact). */
-export const MAX_FAILURES_KEPT = 10_000;
 /** Most handoff log records kept. */
 export const MAX_HANDOFF_RECORDS = 10_000;
 /** Keys per `EXISTS` when checking for lost writes. */
@@ -102,120 +98,6 @@ export const SYNC_CHECKS = ["readyz", "offsets"] as const;
 
 /** One of {@link SYNC_CHECKS}. */
 export type SyncCheck = typeof SYNC_CHECKS[number];
-
-/** An acknowledged write: its key and when the acknowledgement arrived (`performance.now()`). */
-export interface Ack {
-  key: string;
-  atMs: number;
-}
-
-/**
- * A client that writes unique keys (`<prefix>:<n>`, the key as value) one at a time through one
- * proxy connection, reconnecting after any error to the next proxy in turn that is not
- * {@link RotatingWriter.avoid avoided}, until stopped.
- *
- * @example
- * ```ts
- * import { RotatingWriter } from "./bench_rolling.ts";
- * const writer = new RotatingWriter(["127.0.5.31", "127.0.5.32"], 16380, "k", 2);
- * writer.start();
- * writer.avoid("127.0.5.31"); // moves off that proxy before it is restarted
- * const acks = await writer.stop();
- * ```
- */
-export class RotatingWriter {
-  readonly acks: Ack[] = [];
-  readonly failures: { atMs: number; via: string; error: string }[] = [];
-  failureCount = 0;
-  #avoided = new Set<string>();
-  #next = 0;
-  #stopped = false;
-  #done: Promise<void> | null = null;
-
-  constructor(
-    readonly proxies: readonly string[],
-    readonly proxyPort: number,
-    readonly prefix: string,
-    readonly intervalMs: number,
-  ) {
-    if (proxies.length < 2) throw new TypeError("RotatingWriter: needs at least two proxies");
-  }
-
-  /** Starts writing in the background. */
-  start(): void {
-    if (this.#done !== null) throw new Error("RotatingWriter: already started");
-    this.#done = this.#loop();
-  }
-
-  /** Stops using `address`'s proxy (closing the connection to it after the write in flight). */
-  avoid(address: string): void {
-    if (!this.proxies.includes(address)) throw new Error(`RotatingWriter: unknown ${address}`);
-    this.#avoided.add(address);
-    if (this.#avoided.size >= this.proxies.length) {
-      throw new Error("RotatingWriter: every proxy avoided");
-    }
-  }
-
-  /** Uses `address`'s proxy again. */
-  allow(address: string): void {
-    this.#avoided.delete(address);
-  }
-
-  /** Stops after the write in flight and returns the acknowledged writes. */
-  async stop(): Promise<Ack[]> {
-    this.#stopped = true;
-    await this.#done;
-    return this.acks;
-  }
-
-  #pick(): string {
-    for (let i = 0; i < this.proxies.length; i++) {
-      const address = this.proxies[(this.#next + i) % this.proxies.length] as string;
-      if (!this.#avoided.has(address)) {
-        this.#next = (this.#next + i + 1) % this.proxies.length;
-        return address;
-      }
-    }
-    throw new Error("RotatingWriter: every proxy avoided");
-  }
-
-  async #loop(): Promise<void> {
-    let conn: RespConnection | null = null;
-    let via = "";
-    let n = 0;
-    try {
-      while (!this.#stopped) {
-        try {
-          if (conn !== null && this.#avoided.has(via)) {
-            conn.close();
-            conn = null;
-          }
-          if (conn === null) {
-            via = this.#pick();
-            conn = await RespConnection.open(via, this.proxyPort, { timeoutMs: WRITE_TIMEOUT_MS });
-          }
-          const key = `${this.prefix}:${n}`;
-          n++;
-          const reply = await conn.command(["SET", key, key], WRITE_TIMEOUT_MS);
-          if (reply !== "OK") throw new Error(`SET answered ${JSON.stringify(reply)}`);
-          this.acks.push({ key, atMs: performance.now() });
-          if (this.intervalMs > 0) await sleep(this.intervalMs);
-        } catch (e) {
-          this.failureCount++;
-          if (this.failures.length < MAX_FAILURES_KEPT) {
-            const error = e instanceof Error ? e.message : String(e);
-            this.failures.push({ atMs: performance.now(), via, error });
-          }
-          conn?.close();
-          conn = null;
-          await sleep(RECONNECT_DELAY_MS);
-        }
-      }
-    } finally {
-      conn?.close();
-    }
-  }
-}
 
 /**
  * The keys of `keys` that the redis at host:port does not hold, checked with `EXISTS` in
@@ -363,7 +245,7 @@ function exitText(status: Deno.CommandStatus): string {
 async function restartPod(
   cluster: LocalCluster,
   node: LocalNode,
-  writer: RotatingWriter,
+  writer: ContinuousWriter,
   round: number,
   handoffs: readonly HandoffRecord[],
   originMs: number,
@@ -393,7 +275,7 @@ async function restartPod(
     hiveExit: exitText(exit),
     totalMs: t1 - t0,
     pauseMs: longestGapMs(writer.acks, t0, t1),
-    failedWrites: writer.failures.filter((f) => f.atMs >= t0 && f.atMs <= t1).length,
+    failedWrites: writer.log.failures.filter((f) => f.atMs >= t0 && f.atMs <= t1).length,
     handoff: mine.map((h) => h.message),
     handoffTookMs: typeof done?.fields.tookMs === "number" ? done.fields.tookMs : null,
     startMs: t0 - originMs,
@@ -565,12 +447,12 @@ export async function runRolling(
       },
     }, async (cluster) => {
       await waitReady(cluster, opts.syncCheck);
-      const writer = new RotatingWriter(
-        ADDRESSES,
-        cluster.ports.proxy,
-        `bench:rolling:${Date.now()}`,
-        opts.writeIntervalMs,
-      );
+      // The client moves off a pod before it is restarted, as the `-master` Service does.
+      const writer = new ContinuousWriter({
+        endpoints: ADDRESSES.map((host) => ({ host, port: cluster.ports.proxy })),
+        prefix: `bench:rolling:${Date.now()}`,
+        intervalMs: opts.writeIntervalMs,
+      });
       const restarts: PodRestart[] = [];
       const originMs = performance.now();
       writer.start();
@@ -596,7 +478,7 @@ export async function runRolling(
         }
         await sleep(WRITE_MARGIN_MS);
       } finally {
-        acks = await writer.stop();
+        acks = (await writer.stop()).acks;
       }
       const settled = await cluster.waitForSettled({ timeoutMs: READY_TIMEOUT_MS });
       const master = cluster.node(settled.leader);
@@ -615,7 +497,7 @@ export async function runRolling(
         restarts,
         longestPauseMs: longestGapMs(acks),
         acked: acks.length,
-        failedWrites: writer.failureCount,
+        failedWrites: writer.log.failureCount,
         lost: lostKeys.length,
         lostSample: lostKeys.slice(0, 20).map((key) => ({ key, ackedAtMs: ackedAt.get(key) ?? 0 })),
       };
