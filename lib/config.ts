@@ -21,6 +21,7 @@
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
 import { MAX_UNIX_SOCKET_PATH_BYTES } from "./proxy.ts";
+import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "./proxy_epoll.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
 export const exitCodeForConfigError = 2;
@@ -94,6 +95,8 @@ export interface Config {
   maxConnections: number;
   /** Which master proxy engine to run (`auto`: decided at start, see lib/proxy_engine.ts). */
   proxyEngine: ProxyEngineRequest;
+  /** Worker threads of the epoll engine (the Deno engine runs on the main thread). */
+  proxyWorkers: number;
   /** Most peers tracked (and most addresses in `peers`). */
   maxPeers: number;
   /** Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats. */
@@ -128,6 +131,7 @@ export const DEFAULTS = {
   proxyHoldMs: 3000,
   maxConnections: 10_000,
   proxyEngine: "auto",
+  proxyWorkers: DEFAULT_EPOLL_WORKERS,
   maxPeers: 64,
   logLevel: "info",
   /** Used when stdout is not a terminal (containers, files, pipes). */
@@ -339,6 +343,13 @@ const FLAGS: readonly FlagSpec[] = [
     value: PROXY_ENGINE_REQUESTS.join("|"),
     help: "master proxy engine; auto: epoll on x86_64 Linux with --allow-ffi, else deno",
     defaultText: DEFAULTS.proxyEngine,
+  },
+  {
+    name: "proxy-workers",
+    env: "HIVE_PROXY_WORKERS",
+    value: "N",
+    help: "epoll engine worker threads (about one per CPU the pod may use)",
+    defaultText: String(DEFAULTS.proxyWorkers),
   },
   {
     name: "max-peers",
@@ -651,6 +662,7 @@ export function parseConfig(
     proxyHoldMs: DEFAULTS.proxyHoldMs,
     maxConnections: DEFAULTS.maxConnections,
     proxyEngine: DEFAULTS.proxyEngine,
+    proxyWorkers: DEFAULTS.proxyWorkers,
     maxPeers: DEFAULTS.maxPeers,
     secret: null,
     redisPassword: null,
@@ -759,6 +771,13 @@ export function parseConfig(
       `an integer 1..${MAX_CONNECTIONS_LIMIT}`,
     ),
     proxyEngine: oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
+    proxyWorkers: integer(
+      "proxy-workers",
+      DEFAULTS.proxyWorkers,
+      1,
+      MAX_EPOLL_WORKERS,
+      `an integer 1..${MAX_EPOLL_WORKERS}`,
+    ),
     maxPeers: integer(
       "max-peers",
       DEFAULTS.maxPeers,

@@ -145,6 +145,8 @@ export interface HiveStatus {
     engine: ProxyEngine | null;
     /** Why that engine (e.g. `auto: linux/x86_64 with --allow-ffi`), or null. */
     engineReason: string | null;
+    /** Threads serving the proxy port (`--proxy-workers` for epoll, 1 for deno), or null. */
+    workers: number | null;
     target: ElectionSnapshot["proxyTarget"];
     /**
      * Where new connections actually go: `host:port`, `unix:<path>` (its own redis's socket
@@ -312,6 +314,7 @@ export class Hive {
       bind: { host: config.bind, port: config.proxyPort },
       holdMs: config.proxyHoldMs,
       maxConnections: config.maxConnections,
+      workers: config.proxyWorkers,
       onEvent: (e) => {
         if (e.kind === "target-change") {
           log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
@@ -319,10 +322,11 @@ export class Hive {
       },
     });
     if (proxyEngine !== null) {
-      log.info("master proxy on {bind}:{port}: {engine} engine ({reason})", {
+      log.info("master proxy on {bind}:{port}: {engine} engine ({reason}){threads}", {
         bind: config.bind,
         port: config.proxyPort,
         ...proxyEngine,
+        threads: proxy === null || proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
       });
     }
     const bootId = (deps.bootId ?? randomBootId)();
@@ -576,6 +580,7 @@ export class Hive {
       proxy: {
         engine: this.proxyEngine?.engine ?? null,
         engineReason: this.proxyEngine?.reason ?? null,
+        workers: this.proxy?.workers ?? null,
         target: snap.proxyTarget,
         upstream: this.proxy === null ? null : describeUpstream(this.proxy.target),
         listening: this.proxy?.listening ?? false,

@@ -220,6 +220,8 @@ export interface ProxyStats {
 
 /** Listens on a TCP port and forwards every connection to the current {@link ProxyUpstream}. */
 export class MasterProxy {
+  /** Threads serving the port: this engine runs on the main thread's event loop. */
+  readonly workers = 1;
   /** Most bytes in flight per direction per connection (the pooled buffers' size). */
   readonly bufferBytes: number;
   /** Size of each connection's own buffer per direction. */

@@ -134,6 +134,8 @@ export function chooseProxyEngine(
 
 /** What both engines offer (the public API of {@link MasterProxy}). */
 export interface ProxyHandle {
+  /** Threads serving the port (the epoll engine's workers; 1 for the Deno engine). */
+  readonly workers: number;
   readonly bufferBytes: number;
   readonly idleBufferBytes: number;
   readonly holdMs: number;

@@ -21,14 +21,18 @@ const DNS_PORT = 15353;
 async function coldStart(
   addresses: string[],
   discovery: DiscoveryOptions,
-  engine: { flag: ProxyEngineRequest | null; expected: ProxyEngine },
+  engine: { flag: ProxyEngineRequest | null; expected: ProxyEngine; workers: number },
 ): Promise<void> {
   const hiveArgs = engine.flag === null ? [] : ["--proxy-engine", engine.flag];
+  if (engine.workers !== 2 && engine.expected === "epoll") {
+    hiveArgs.push("--proxy-workers", String(engine.workers));
+  }
   await LocalCluster.run({ addresses, discovery, hiveArgs }, async (cluster) => {
     const settled = await cluster.waitForSettled();
     assert.equal(settled.followers.length, 2);
     for (const [address, s] of settled.statuses) {
       assert.equal(s.proxy.engine, engine.expected, `${address}: ${s.proxy.engineReason}`);
+      assert.equal(s.proxy.workers, engine.workers, `${address}'s proxy threads`);
       assert.equal(s.id, address);
       assert.equal(s.leader, settled.leader, `${address} names the leader`);
       assert.equal(s.peers.filter((p) => p.live).length, 2, `${address} hears both peers`);
@@ -44,13 +48,13 @@ async function coldStart(
   });
 }
 
-Deno.test("e2e: cold start of 3 with DNS discovery: one leader, two replicas in sync, epoll proxies", async () => {
+Deno.test("e2e: cold start of 3 with DNS discovery: one leader, two replicas in sync, epoll proxies with --proxy-workers 3", async () => {
   // The production flags include --allow-ffi, so the default (auto) runs the epoll engine on
   // the x86_64 Linux machines the tests run on.
   await coldStart(
     ["127.0.3.11", "127.0.3.12", "127.0.3.13"],
     { kind: "dns", listen: "127.0.3.10", port: DNS_PORT },
-    { flag: null, expected: "epoll" },
+    { flag: null, expected: "epoll", workers: 3 }, // --proxy-workers 3
   );
 });
 
@@ -58,6 +62,7 @@ Deno.test("e2e: cold start of 3 with static peers and --proxy-engine deno: write
   await coldStart(["127.0.3.14", "127.0.3.15", "127.0.3.16"], { kind: "static" }, {
     flag: "deno",
     expected: "deno",
+    workers: 1,
   });
 });
 

@@ -212,6 +212,7 @@ Deno.test("metrics: unknown values are left out, not faked", () => {
   s.proxy = {
     engine: null,
     engineReason: null,
+    workers: null,
     target: null,
     upstream: null,
     listening: false,
