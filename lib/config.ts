@@ -20,7 +20,7 @@
 
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
-import { MAX_UNIX_SOCKET_PATH_BYTES } from "./proxy.ts";
+import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "./proxy.ts";
 import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "./proxy_epoll.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
@@ -705,8 +705,7 @@ export function parseConfig(
   const unixSocketPath = (name: string): string | null => {
     const r = raw(name);
     if (r === null) return null;
-    const bytes = new TextEncoder().encode(r.text).length;
-    if (!r.text.startsWith("/") || bytes > MAX_UNIX_SOCKET_PATH_BYTES || r.text.includes("\0")) {
+    if (!isUnixSocketPath(r.text)) {
       throw bad(specOf(name), r, `an absolute path of at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes`);
     }
     return r.text;

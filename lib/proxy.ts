@@ -136,20 +136,33 @@ export function describeUpstream(upstream: ProxyUpstream): string {
 export function checkUpstream(name: string, upstream: TcpUpstream | UnixUpstream): void {
   if (typeof upstream === "object" && upstream !== null && "path" in upstream) {
     const path = upstream.path;
+    if (typeof path === "string" && isUnixSocketPath(path)) return;
     if (typeof path !== "string" || !path.startsWith("/") || path.includes("\0")) {
       throw new TypeError(
         `MasterProxy: ${name}.path must be an absolute socket path, got ${JSON.stringify(path)}`,
       );
     }
     const bytes = new TextEncoder().encode(path).length;
-    if (bytes > MAX_UNIX_SOCKET_PATH_BYTES) {
-      throw new RangeError(
-        `MasterProxy: ${name}.path must be at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes, got ${bytes}`,
-      );
-    }
-    return;
+    throw new RangeError(
+      `MasterProxy: ${name}.path must be at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes, got ${bytes}`,
+    );
   }
   checkAddress(name, upstream as TcpUpstream, 1);
+}
+
+/**
+ * True when `path` can name a Unix socket target: absolute, no NUL, at most
+ * {@link MAX_UNIX_SOCKET_PATH_BYTES} bytes of UTF-8 (shared by the proxy and `--redis-socket`).
+ *
+ * @example
+ * ```ts
+ * isUnixSocketPath("/run/redis/redis.sock"); // true
+ * isUnixSocketPath("redis.sock"); // false
+ * ```
+ */
+export function isUnixSocketPath(path: string): boolean {
+  return path.startsWith("/") && !path.includes("\0") &&
+    new TextEncoder().encode(path).length <= MAX_UNIX_SOCKET_PATH_BYTES;
 }
 
 /** What {@link MasterProxy.listen} needs. */
