@@ -176,7 +176,9 @@ export class EpollMasterProxy {
         port = worker.port; // the others join the port the first one got
       }
     } catch (e) {
-      for (const w of started) w.worker.terminate();
+      // A worker that started blocks in epoll_wait, where terminate() cannot reach it: stop it
+      // by its close command first, or it would keep its socket on the port.
+      await Promise.allSettled(started.map((w) => stopWorker(w)));
       throw e;
     }
     proxy = new EpollMasterProxy({
@@ -299,11 +301,7 @@ export class EpollMasterProxy {
 
   #call(w: StartedWorker, command: EpollCommand): number {
     if (this.#crash !== null) throw new Error(`epoll proxy worker crashed: ${this.#crash}`);
-    return w.control.call(command, () => {
-      if (libc().write(w.wakeFd, WAKE, BigInt(WAKE.length)) !== WAKE.length) {
-        throw new Error("EpollMasterProxy: cannot wake the worker");
-      }
-    }, EPOLL_CALL_TIMEOUT_MS);
+    return callWorker(w, command);
   }
 
   #drainEvents(): void {
@@ -335,6 +333,25 @@ interface StartedWorker {
   port: number;
   /** Resolves when the worker stopped (or crashed). */
   stopped: Promise<void>;
+}
+
+/** Posts `command` to a running worker, wakes it, and returns its reply (blocking, bounded). */
+function callWorker(w: StartedWorker, command: EpollCommand): number {
+  return w.control.call(command, () => {
+    if (libc().write(w.wakeFd, WAKE, BigInt(WAKE.length)) !== WAKE.length) {
+      throw new Error("EpollMasterProxy: cannot wake the worker");
+    }
+  }, EPOLL_CALL_TIMEOUT_MS);
+}
+
+/** Stops a running worker by its close command, then ends its thread. */
+async function stopWorker(w: StartedWorker): Promise<void> {
+  try {
+    callWorker(w, { op: "close" });
+    await withTimeout(w.stopped, "stop");
+  } finally {
+    w.worker.terminate();
+  }
 }
 
 /** Starts one worker and waits until it listens (or reports why it cannot). */
