@@ -32,6 +32,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { median as statsMedian } from "./bench_stats.ts";
 
 /** Default number of interleaved rounds. */
 export const DEFAULT_ROUNDS = 5;
@@ -220,11 +221,7 @@ export function addSample(
  */
 export function median(values: readonly number[]): number {
   if (values.length === 0) throw new RangeError("median of nothing");
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? sorted[mid] as number
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return statsMedian(values);
 }
 
 /**
