@@ -20,7 +20,7 @@
 
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
-import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "./proxy.ts";
+import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "./proxy_options.ts";
 import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "./proxy_epoll.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */

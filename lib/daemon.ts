@@ -25,7 +25,6 @@ import {
   Election,
   type ElectionAction,
   type ElectionEvent,
-  type ElectionSnapshot,
   type PersistedState,
 } from "./election.ts";
 import { getLogger } from "./log.ts";
@@ -34,7 +33,6 @@ import {
   chooseProxyEngine,
   currentProxyPlatform,
   listenProxy,
-  type ProxyEngine,
   type ProxyEngineChoice,
   type ProxyHandle,
 } from "./proxy_engine.ts";
@@ -45,12 +43,20 @@ import {
 } from "./redis_controller.ts";
 import { inTargetState } from "./redis_enforce.ts";
 import type { ProxyTarget, RedisObservation, RedisTarget } from "./redis_state.ts";
-import { describeUpstream, type ProxyUpstream } from "./proxy.ts";
+import { describeUpstream, type ProxyUpstream } from "./proxy_options.ts";
 import { DnsResolver } from "./resolver.ts";
 import { detectSelfAddress } from "./self_address.ts";
 import { type DatagramTransport, listenUdp } from "./udp_transport.ts";
 import { readStateFile, writeStateFile } from "./state_file.ts";
 import { startStatusServer, type StatusServer } from "./status_server.ts";
+import {
+  FAILOVER_BUCKETS_MS,
+  type FailoverHistogram,
+  type HistoryEntry,
+  type HiveStatus,
+  MAX_HISTORY,
+  type RuntimeStats,
+} from "./hive_status.ts";
 
 /** Interval between two election ticks. */
 export const TICK_MS = 50;
@@ -69,10 +75,6 @@ export const HANDOFF_PAUSE_MS = 2000;
 export const HANDOFF_SYNC_TIMEOUT_MS = 1200;
 /** Graceful handoff: the longest wait (from the pause) for the successor to lead. */
 export const HANDOFF_TAKEOVER_TIMEOUT_MS = 3000;
-/** Most entries kept in {@link HiveStatus.history}. */
-export const MAX_HISTORY = 50;
-/** Upper bounds of the failover-duration histogram buckets. */
-export const FAILOVER_BUCKETS_MS = [100, 250, 500, 1000, 2000, 5000, 10_000] as const;
 /** How long {@link Hive.start} waits for the first DNS answer to find its own address. */
 export const SELF_DISCOVERY_TIMEOUT_MS = 60_000;
 
@@ -100,90 +102,6 @@ export interface HiveDeps {
   proxyEngine?: ProxyEngineChoice;
   /** Whether to start the HTTP server (default true). */
   http?: boolean;
-}
-
-/** Counters of the runtime (the election has its own). */
-export interface RuntimeStats {
-  datagramsReceived: number;
-  datagramsDropped: Record<DropReason, number>;
-  redisCommands: number;
-  enforceFailures: number;
-  observations: number;
-  stateFileErrors: number;
-}
-
-/** `/status`: PRODUCT.md's contract (`id`, `role`, `leader`, `peers`, `redis`) and more. */
-export interface HiveStatus {
-  id: string;
-  role: ElectionSnapshot["role"];
-  leader: string | null;
-  peers: {
-    address: string;
-    role: string | null;
-    leader: string | null;
-    live: boolean;
-    lastHeardAgoMs: number | null;
-    inPeerSet: boolean;
-    redis: ElectionSnapshot["redis"] | null;
-  }[];
-  redis: ElectionSnapshot["redis"] & {
-    target: RedisTarget;
-    observation: RedisObservation | null;
-    /**
-     * Followers: the local redis has reached an offset the leader reported after this
-     * replication link came up (a link can be up while redis still holds back the stream, up
-     * to a second after a full sync); null when not a linked follower.
-     */
-    caughtUpWithLeader: boolean | null;
-  };
-  eligible: boolean;
-  lineage: ElectionSnapshot["lineage"];
-  electionStartMs: number | null;
-  leaderSinceMs: number | null;
-  proxy: {
-    /** The engine that runs the proxy (`--proxy-engine`), or null when there is no proxy. */
-    engine: ProxyEngine | null;
-    /** Why that engine (e.g. `auto: linux/x86_64 with --allow-ffi`), or null. */
-    engineReason: string | null;
-    /** Threads serving the proxy port (`--proxy-workers` for epoll, 1 for deno), or null. */
-    workers: number | null;
-    target: ElectionSnapshot["proxyTarget"];
-    /**
-     * Where new connections actually go: `host:port`, `unix:<path>` (its own redis's socket
-     * while leading with `--redis-socket`) or `none`; null when there is no proxy.
-     */
-    upstream: string | null;
-    listening: boolean;
-    stats: Record<string, number> | null;
-  };
-  discovery: Record<string, unknown>;
-  election: ElectionSnapshot["stats"];
-  runtime: RuntimeStats;
-  /** Recent role changes, elections and lineage changes, newest last (at most {@link MAX_HISTORY}). */
-  history: HistoryEntry[];
-  /** Time from losing a leader to knowing the next one, as a cumulative histogram. */
-  failovers: FailoverHistogram;
-  uptimeMs: number;
-  lastTickAgoMs: number;
-}
-
-/** One remembered event. */
-export interface HistoryEntry {
-  atWallMs: number;
-  kind: ElectionEvent["kind"];
-  message: string;
-}
-
-/** Prometheus-style histogram of failover durations. */
-export interface FailoverHistogram {
-  /** Upper bounds (ms) of the buckets, {@link FAILOVER_BUCKETS_MS}. */
-  bucketsMs: readonly number[];
-  /** Cumulative counts: failovers that took at most `bucketsMs[i]`. */
-  bucketCounts: number[];
-  count: number;
-  sumMs: number;
-  /** The last one, or null. */
-  lastMs: number | null;
 }
 
 const log = getLogger("hive");

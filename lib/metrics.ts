@@ -14,7 +14,7 @@
  * ```
  */
 
-import type { HiveStatus } from "./daemon.ts";
+import type { HiveStatus } from "./hive_status.ts";
 import { ROLES } from "./heartbeat.ts";
 import { readiness, replicationLag } from "./readiness.ts";
 

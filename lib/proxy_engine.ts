@@ -18,7 +18,8 @@
  * ```
  */
 
-import { MasterProxy, type ProxyOptions, type ProxyStats, type ProxyUpstream } from "./proxy.ts";
+import { MasterProxy } from "./proxy.ts";
+import type { ProxyOptions, ProxyStats, ProxyUpstream } from "./proxy_options.ts";
 import { EpollMasterProxy } from "./proxy_epoll.ts";
 import { ConfigError, PROXY_ENGINE_REQUESTS, type ProxyEngineRequest } from "./config.ts";
 

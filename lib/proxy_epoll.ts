@@ -50,8 +50,8 @@ import {
   type ProxyStats,
   type ProxyUpstream,
   sameUpstream,
-} from "./proxy.ts";
-import { MAX_PROXY_BUFFER_BYTES, MIN_PROXY_BUFFER_BYTES } from "./proxy_pump.ts";
+} from "./proxy_options.ts";
+import { MAX_PROXY_BUFFER_BYTES, MIN_PROXY_BUFFER_BYTES } from "./proxy_options.ts";
 import { type EpollCommand, EpollControl, STAT_FIELDS } from "./proxy_epoll_control.ts";
 import type { EpollWorkerInit, EpollWorkerMessage } from "./proxy_epoll_worker.ts";
 

@@ -20,7 +20,7 @@
  * ```
  */
 
-import type { ProxyEvent, ProxyStats, ProxyUpstream } from "./proxy.ts";
+import type { ProxyEvent, ProxyStats, ProxyUpstream } from "./proxy_options.ts";
 
 /** The stats fields, in their order in shared memory. */
 export const STAT_FIELDS = [

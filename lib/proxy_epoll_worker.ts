@@ -62,7 +62,7 @@ import {
 } from "./libc.ts";
 import { BufferPool } from "./proxy_buffer_pool.ts";
 import { type EpollCommand, EpollControl, STAT } from "./proxy_epoll_control.ts";
-import type { ProxyEvent, ProxyUpstream, TcpUpstream, UnixUpstream } from "./proxy.ts";
+import type { ProxyEvent, ProxyUpstream, TcpUpstream, UnixUpstream } from "./proxy_options.ts";
 
 /** Most events taken from one `epoll_wait`. */
 export const EPOLL_MAX_EVENTS = 256;

@@ -25,24 +25,7 @@
  */
 
 import type { BufferPool } from "./proxy_buffer_pool.ts";
-
-/**
- * Bytes in flight at most per direction of a proxied connection: the size of the pooled
- * buffers used while data streams (HAProxy's default `bufsize`).
- */
-export const PROXY_BUFFER_BYTES = 16 * 1024;
-
-/**
- * Bytes of each connection's own buffer per direction, used while little data flows (a whole
- * pipeline of 16 small commands fits). Idle connections pin only these (see BufferPool).
- */
-export const PROXY_IDLE_BUFFER_BYTES = 1024;
-
-/** Smallest accepted pump buffer. */
-export const MIN_PROXY_BUFFER_BYTES = 512;
-
-/** Largest accepted pump buffer. */
-export const MAX_PROXY_BUFFER_BYTES = 4 * 1024 * 1024;
+import { MAX_PROXY_BUFFER_BYTES, MIN_PROXY_BUFFER_BYTES } from "./proxy_options.ts";
 
 /** Observes the bytes a {@link pump} moves; called synchronously on the hot path, keep it cheap. */
 export interface PumpMeter {

@@ -22,7 +22,7 @@
  * ```
  */
 
-import type { HiveStatus } from "./daemon.ts";
+import type { HiveStatus } from "./hive_status.ts";
 
 /**
  * A follower whose redis is more than this many bytes behind the leader's last reported offset

@@ -20,7 +20,7 @@
  * ```
  */
 
-import type { HiveStatus } from "./daemon.ts";
+import type { HiveStatus } from "./hive_status.ts";
 import { METRICS_CONTENT_TYPE, metricsText } from "./metrics.ts";
 import { readiness } from "./readiness.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status_page.ts";

@@ -21,7 +21,7 @@ import {
   parseDevArgs,
   RoleWatcher,
 } from "../tools/dev.ts";
-import type { HiveStatus } from "../lib/daemon.ts";
+import type { HiveStatus } from "../lib/hive_status.ts";
 import { respCommand } from "./fixtures/resp_client.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

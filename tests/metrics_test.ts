@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import parsePrometheus from "parse-prometheus-text-format";
-import type { HiveStatus } from "../lib/daemon.ts";
+import type { HiveStatus } from "../lib/hive_status.ts";
 import {
   escapeLabelValue,
   formatMetrics,

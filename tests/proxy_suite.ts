@@ -17,7 +17,7 @@ import {
   PROXY_BUFFER_BYTES,
   type ProxyEvent,
   type ProxyOptions,
-} from "../lib/proxy.ts";
+} from "../lib/proxy_options.ts";
 import { listenProxy, type ProxyEngine, type ProxyHandle } from "../lib/proxy_engine.ts";
 import { eventually, sleep, withRedis } from "./fixtures/redis_server.ts";
 import { encodeCommand, parseReply, type RespValue } from "./fixtures/resp_client.ts";

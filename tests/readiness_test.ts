@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { HiveStatus } from "../lib/daemon.ts";
+import type { HiveStatus } from "../lib/hive_status.ts";
 import { readiness, READY_MAX_LAG_BYTES, replicationLag } from "../lib/readiness.ts";
 import {
   followerStatus,

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import type { HiveStatus } from "../lib/daemon.ts";
+import type { HiveStatus } from "../lib/hive_status.ts";
 import { STATUS_PAGE_REFRESH_MS } from "../lib/status_page.ts";
 import { startStatusServer } from "../lib/status_server.ts";
 import {

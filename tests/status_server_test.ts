@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { HiveStatus } from "../lib/daemon.ts";
+import type { HiveStatus } from "../lib/hive_status.ts";
 import { METRICS_CONTENT_TYPE } from "../lib/metrics.ts";
 import { STATUS_PAGE_CSP } from "../lib/status_page.ts";
 import { handleStatusRequest, startStatusServer } from "../lib/status_server.ts";

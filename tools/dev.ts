@@ -25,7 +25,7 @@
  */
 
 import { parseArgs } from "node:util";
-import type { HiveStatus } from "../lib/daemon.ts";
+import type { HiveStatus } from "../lib/hive_status.ts";
 import { LocalCluster, type NodePorts, sleep } from "./local_cluster.ts";
 
 /** Nodes started without `--nodes`. */

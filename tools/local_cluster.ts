@@ -25,7 +25,7 @@
  * ```
  */
 
-import type { HiveStatus } from "../lib/daemon.ts";
+import type { HiveStatus } from "../lib/hive_status.ts";
 import { parseInfo } from "../lib/redis_info.ts";
 import { type Dnsmasq, startDnsmasq } from "../tests/fixtures/dnsmasq.ts";
 import {

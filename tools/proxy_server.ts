@@ -13,7 +13,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { PROXY_BUFFER_BYTES } from "../lib/proxy.ts";
+import { PROXY_BUFFER_BYTES } from "../lib/proxy_options.ts";
 import {
   DEFAULT_PROXY_ENGINE,
   listenProxy,

@@ -16,7 +16,7 @@
 
 import { RespConnection } from "../resp_connection.ts";
 import { parseInfo } from "../../lib/redis_info.ts";
-import type { HiveStatus } from "../../lib/daemon.ts";
+import type { HiveStatus } from "../../lib/hive_status.ts";
 import {
   type AgentRequest,
   type AgentResponse,
