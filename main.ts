@@ -13,10 +13,10 @@
  * ```
  */
 
-import { ConfigError, exitCodeForConfigError, formatHelp, parseConfig } from "./lib/config.ts";
-import { setupLogging } from "./lib/log.ts";
-import { chooseProxyEngine, currentProxyPlatform } from "./lib/proxy_engine.ts";
-import { runHive } from "./lib/daemon.ts";
+import { ConfigError, exitCodeForConfigError, formatHelp, parseConfig } from "./lib/hive/config.ts";
+import { setupLogging } from "./lib/hive/log.ts";
+import { chooseProxyEngine, currentProxyPlatform } from "./lib/proxy/proxy_engine.ts";
+import { runHive } from "./lib/hive/hive.ts";
 
 /**
  * Runs the command with the process's arguments and environment.

@@ -4,7 +4,7 @@
  * replication precise enough to tell whether a dataset was wiped.
  *
  * Everything is driven by one {@link EventQueue} and one {@link Rng}, so a seed replays exactly.
- * The runtime loop modelled here mirrors `lib/daemon.ts`: tick every {@link SIM_TICK_MS}, observe
+ * The runtime loop modelled here mirrors `lib/hive/hive.ts`: tick every {@link SIM_TICK_MS}, observe
  * the local redis every {@link SIM_OBSERVE_MS} and at once when its connection drops, re-enforce
  * the redis target whenever an observation disagrees with it.
  *
@@ -18,15 +18,15 @@
  * ```
  */
 
-import { Election, type ElectionAction, type PersistedState } from "../lib/election.ts";
-import type { Heartbeat } from "../lib/heartbeat.ts";
+import { Election, type ElectionAction, type PersistedState } from "../lib/election/election.ts";
+import type { Heartbeat } from "../lib/election/heartbeat.ts";
 import {
   PARKED_MASTER,
   REDIS_DOWN,
   type RedisObservation,
   type RedisTarget,
-} from "../lib/redis_state.ts";
-import type { Instant } from "../lib/clock.ts";
+} from "../lib/redis/redis_state.ts";
+import type { Instant } from "../lib/common/clock.ts";
 import { EventQueue } from "./event_queue.ts";
 import { Rng } from "./rng.ts";
 

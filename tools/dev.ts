@@ -25,8 +25,8 @@
  */
 
 import { parseArgs } from "node:util";
-import type { HiveStatus } from "../lib/hive_status.ts";
-import { LocalCluster, type NodePorts, sleep } from "./local_cluster.ts";
+import type { HiveStatus } from "../lib/http/hive_status.ts";
+import { LocalCluster, type NodePorts, sleep } from "../testing/local_cluster.ts";
 
 /** Nodes started without `--nodes`. */
 export const DEFAULT_DEV_NODES = 3;

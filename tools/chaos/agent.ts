@@ -14,9 +14,9 @@
  * ```
  */
 
-import { RespConnection } from "../resp_connection.ts";
-import { parseInfo } from "../../lib/redis_info.ts";
-import type { HiveStatus } from "../../lib/hive_status.ts";
+import { RespConnection } from "../../testing/resp_connection.ts";
+import { parseInfo } from "../../lib/redis/redis_info.ts";
+import type { HiveStatus } from "../../lib/http/hive_status.ts";
 import {
   type AgentRequest,
   type AgentResponse,

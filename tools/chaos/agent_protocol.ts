@@ -14,7 +14,7 @@
  * ```
  */
 
-import type { HiveStatus } from "../../lib/hive_status.ts";
+import type { HiveStatus } from "../../lib/http/hive_status.ts";
 
 /** The headless Service name the cluster DNS answers. */
 export const SERVICE_NAME = "redis-hive";

@@ -20,7 +20,7 @@
  * ```
  */
 
-import type { HiveStatus } from "../../lib/hive_status.ts";
+import type { HiveStatus } from "../../lib/http/hive_status.ts";
 import { AgentClient } from "./agent_client.ts";
 import type { RedisView } from "./agent_protocol.ts";
 import { ClusterDns } from "./cluster_dns.ts";

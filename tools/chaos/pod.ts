@@ -16,7 +16,7 @@
  * ```
  */
 
-import { productionDenoFlags } from "../local_cluster.ts";
+import { productionDenoFlags } from "../../testing/local_cluster.ts";
 import { POD_PORTS, SERVICE_NAME } from "./agent_protocol.ts";
 import { createPodNetwork, type PodNetwork, removeNamespace } from "./network.ts";
 import { BRIDGE_IP } from "./network.ts";

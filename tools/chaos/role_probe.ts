@@ -12,10 +12,10 @@
  * ```
  */
 
-import { RespConnection } from "../resp_connection.ts";
-import { parseInfo } from "../../lib/redis_info.ts";
+import { RespConnection } from "../../testing/resp_connection.ts";
+import { parseInfo } from "../../lib/redis/redis_info.ts";
 import { epochNowMs, POD_PORTS, type ProbeSample } from "./agent_protocol.ts";
-import type { RespValue } from "../resp_connection.ts";
+import type { RespValue } from "../../testing/resp_connection.ts";
 
 /** Interval between two probes of one redis. */
 export const PROBE_INTERVAL_MS = 50;

@@ -24,8 +24,8 @@
  * ```
  */
 
-import { RespConnection } from "../resp_connection.ts";
-import { parseInfo } from "../../lib/redis_info.ts";
+import { RespConnection } from "../../testing/resp_connection.ts";
+import { parseInfo } from "../../lib/redis/redis_info.ts";
 import {
   ackKey,
   type AckRecord,

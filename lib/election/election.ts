@@ -1,0 +1,1008 @@
+/**
+ * The leader election: a pure state machine, in the manner of etcd's raft.
+ *
+ * No sockets, no timers, no clock reads: the runtime feeds it events ({@link Election.tick},
+ * {@link Election.receive}, {@link Election.setPeers}, {@link Election.observeRedis}), each with
+ * the current {@link Instant}, and carries out the {@link ElectionAction}s it returns (datagrams
+ * to send, the role to enforce on the local redis, where the master proxy forwards). The same
+ * code runs in the daemon and, by the thousand, in the deterministic simulator (`sim/`).
+ *
+ * The protocol, its timing defaults and why they are safe are explained in `docs/election.md`.
+ * In short:
+ * - a newcomer that hears a leader follows it at once, with no election;
+ * - with no leader, eligible nodes become candidates and exchange the wall-clock time at which
+ *   they started; after {@link ElectionTiming.electionWindowMs} the best candidate (oldest
+ *   dataset lineage, then earliest start, then the alphabetically first address) leads;
+ * - a node whose redis is down, restarted or never synced is not eligible while a peer holding
+ *   the dataset has been heard within {@link ElectionTiming.emptyPromotionDelayMs};
+ * - two leaders that meet keep the one with the oldest lineage, then the larger group, then the
+ *   earlier leadership start, then the first address; the other follows it.
+ *
+ * @example
+ * ```ts
+ * import { Election } from "./election.ts";
+ * const e = new Election({
+ *   self: "127.0.0.11", electionPort: 7379, redisPort: 6379,
+ *   localRedis: { host: "127.0.0.1", port: 6379 }, bootId: "00aa11bb22cc33dd",
+ *   heartbeatMs: 200, failureMs: 1000, maxPeers: 64,
+ * });
+ * const now = { monoMs: 0, wallMs: Date.now() };
+ * e.setPeers(["127.0.0.11", "127.0.0.12"], now);
+ * for (const action of e.tick(now)) console.log(action.type);
+ * ```
+ */
+
+import type { Instant } from "../common/clock.ts";
+import { HEARTBEAT_VERSION } from "./heartbeat.ts";
+import type { Heartbeat, Lineage, RedisReport, Role } from "./heartbeat.ts";
+import {
+  type ProxyTarget,
+  type RedisObservation,
+  type RedisTarget,
+  sameProxyTarget,
+  sameRedisTarget,
+} from "../redis/redis_state.ts";
+
+/** A UDP destination. */
+export interface PeerEndpoint {
+  host: string;
+  port: number;
+}
+
+/** The timing of the protocol; every value in milliseconds. */
+export interface ElectionTiming {
+  /** Interval between heartbeats to every peer. */
+  heartbeatMs: number;
+  /** A peer not heard for this long is considered gone (leader lost, candidate withdrawn). */
+  failureMs: number;
+  /** How long a candidate waits, hearing other candidates, before it may declare itself leader. */
+  electionWindowMs: number;
+  /** How long a starting node listens for a leader before it starts an election. */
+  startupListenMs: number;
+  /**
+   * How long a node without the dataset must have heard no peer holding it before it may be
+   * elected (so an empty redis is never promoted just because a few heartbeats were lost).
+   */
+  emptyPromotionDelayMs: number;
+  /** A peer that is neither in the peer set (DNS) nor heard for this long is forgotten. */
+  peerForgetMs: number;
+}
+
+/** Everything the election needs to know about its own node. */
+export interface ElectionOptions extends Partial<ElectionTiming> {
+  /** This node's announced address: its id, and what peers replicate from. */
+  self: string;
+  /** This node's UDP election port (peers from DNS are assumed to use the same). */
+  electionPort: number;
+  /** This node's redis port, as told to peers. */
+  redisPort: number;
+  /** How the local proxy reaches the local redis when this node leads. */
+  localRedis: { host: string; port: number };
+  /** Random id of this process start. */
+  bootId: string;
+  /** Interval between heartbeats. */
+  heartbeatMs: number;
+  /** Failure detection timeout. */
+  failureMs: number;
+  /** Most peers tracked at once; more are refused and counted. */
+  maxPeers: number;
+  /**
+   * What a previous process of this hive knew (`--state-file`): if the local redis still runs
+   * the same process (same `run_id`), it still holds that lineage.
+   */
+  restored?: PersistedState | null;
+}
+
+/** What the hive keeps across its own restarts (the redis process and the lineage it holds). */
+export interface PersistedState {
+  runId: string;
+  lineage: Lineage | null;
+}
+
+/** Derives the full timing from the two configured values; see `docs/election.md`. */
+export function defaultTiming(heartbeatMs: number, failureMs: number): ElectionTiming {
+  return {
+    heartbeatMs,
+    failureMs,
+    electionWindowMs: 2 * heartbeatMs,
+    startupListenMs: failureMs,
+    emptyPromotionDelayMs: 5 * failureMs,
+    peerForgetMs: 30 * failureMs,
+  };
+}
+
+/** Most retired boot ids remembered per peer, to drop datagrams of a previous process. */
+export const MAX_RETIRED_BOOTS = 4;
+
+/** Something worth a log line, as it happened inside the election. */
+export type ElectionEvent =
+  | { kind: "role-changed"; from: Role; to: Role; leader: string | null; reason: string }
+  | { kind: "election-started"; electionStartMs: number; reason: string }
+  | { kind: "elected"; candidates: string[]; lineage: Lineage }
+  | { kind: "redis-restarted"; oldRunId: string; newRunId: string }
+  | { kind: "lineage-changed"; lineage: Lineage | null; reason: string }
+  | { kind: "parked-on-link-loss"; leader: string }
+  | { kind: "handoff"; to: string }
+  | { kind: "peer-refused"; address: string; reason: "max-peers" };
+
+/** What the runtime must do after an event. */
+export type ElectionAction =
+  | { type: "send"; to: PeerEndpoint[]; heartbeat: Heartbeat }
+  | { type: "redis"; target: RedisTarget }
+  | { type: "proxy"; target: ProxyTarget }
+  | { type: "persist"; state: PersistedState }
+  | { type: "event"; event: ElectionEvent };
+
+/** Counters the runtime exposes as metrics. */
+export interface ElectionStats {
+  heartbeatsReceived: number;
+  /** Dropped: a duplicate, reordered or previous-boot heartbeat. */
+  heartbeatsStale: number;
+  /** Dropped: a heartbeat claiming to come from this node. */
+  heartbeatsFromSelf: number;
+  heartbeatsSent: number;
+  peersRefused: number;
+  elections: number;
+  leaderChanges: number;
+}
+
+/** One peer as the election sees it. */
+export interface PeerView {
+  address: string;
+  electionPort: number;
+  /** In the configured peer set (DNS answer or `--peers`). */
+  inPeerSet: boolean;
+  /** Milliseconds since its last heartbeat, or null if never heard. */
+  lastHeardAgoMs: number | null;
+  live: boolean;
+  last: Heartbeat | null;
+}
+
+/** A read-only picture of the election for `/status`. */
+export interface ElectionSnapshot {
+  id: string;
+  role: Role;
+  leader: string | null;
+  electionStartMs: number | null;
+  leaderSinceMs: number | null;
+  lineage: Lineage | null;
+  eligible: boolean;
+  redisTarget: RedisTarget;
+  proxyTarget: ProxyTarget;
+  redis: RedisReport;
+  peers: PeerView[];
+  stats: ElectionStats;
+}
+
+interface PeerState {
+  address: string;
+  electionPort: number;
+  inPeerSet: boolean;
+  last: Heartbeat | null;
+  lastHeardMono: number | null;
+  retiredBoots: string[];
+}
+
+/** Orders lineages: negative when `a` is the better (older) one; null is worst. */
+export function compareLineage(a: Lineage | null, b: Lineage | null): number {
+  if (a === null || b === null) return a === b ? 0 : a === null ? 1 : -1;
+  return a.bornMs - b.bornMs || compareAddress(a.bornBy, b.bornBy);
+}
+
+/** True when two lineages are the same birth. */
+export function sameLineage(a: Lineage | null, b: Lineage | null): boolean {
+  return compareLineage(a, b) === 0;
+}
+
+/** The seed's tie-breaker: the alphabetically first address wins (plain string order). */
+export function compareAddress(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** What a candidate is ranked by. */
+export interface CandidateRank {
+  address: string;
+  lineage: Lineage | null;
+  /** Its redis's replication offset (frozen: a candidate's redis is parked). */
+  offset: number;
+  electionStartMs: number;
+}
+
+/**
+ * Orders candidates: negative when `a` should win. The oldest lineage first; within one lineage
+ * the redis with the most data (highest replication offset: the replicas of one master share
+ * its offset space), so a replica that missed writes never wins over one that has them; then
+ * the seed's rule: the first to start, then the alphabetically first address.
+ */
+export function compareCandidates(a: CandidateRank, b: CandidateRank): number {
+  const lineage = compareLineage(a.lineage, b.lineage);
+  if (lineage !== 0) return lineage;
+  if (a.lineage !== null && a.offset !== b.offset) return b.offset - a.offset;
+  return a.electionStartMs - b.electionStartMs || compareAddress(a.address, b.address);
+}
+
+/** What two leaders that meet are ranked by. */
+export interface LeaderRank {
+  address: string;
+  lineage: Lineage | null;
+  groupSize: number;
+  leaderSinceMs: number;
+}
+
+/** Orders leaders that meet: negative when `a` should stay leader and `b` follow it. */
+export function compareLeaders(a: LeaderRank, b: LeaderRank): number {
+  return compareLineage(a.lineage, b.lineage) || b.groupSize - a.groupSize ||
+    a.leaderSinceMs - b.leaderSinceMs || compareAddress(a.address, b.address);
+}
+
+/** True when a heartbeat's sender claims to lead. */
+function claimsLeadership(hb: Heartbeat): boolean {
+  return hb.role === "leader" && hb.leader === hb.from;
+}
+
+/**
+ * The election state machine of one hive node. See the module documentation.
+ */
+export class Election {
+  readonly timing: ElectionTiming;
+  readonly stats: ElectionStats = {
+    heartbeatsReceived: 0,
+    heartbeatsStale: 0,
+    heartbeatsFromSelf: 0,
+    heartbeatsSent: 0,
+    peersRefused: 0,
+    elections: 0,
+    leaderChanges: 0,
+  };
+
+  #role: Role = "starting";
+  #leader: string | null = null;
+  #electionStartMs: number | null = null;
+  #candidateSinceMono = 0;
+  #leaderSinceMs: number | null = null;
+  #startedMono: number | null = null;
+  #seq = 0;
+  #lastSentMono: number | null = null;
+  #lastSent: Heartbeat | null = null;
+  #peers = new Map<string, PeerState>();
+
+  #observation: RedisObservation | null = null;
+  #knownRunId: string | null = null;
+  #lineage: Lineage | null = null;
+  #lastDataHolderMono: number | null = null;
+  /** The follow target's link has been seen up since it was pointed. */
+  #followLinkSeenUp = false;
+  /**
+   * The last leader this node pointed its redis at: its address, its replication id and lineage
+   * then, and the local redis's replication id then. Kept after the target changes, so a sync
+   * that completed just before (and was not yet observed) still counts.
+   */
+  #lastFollow: {
+    host: string;
+    port: number;
+    replId: string | null;
+    lineage: Lineage | null;
+    replIdWhenPointed: string | null;
+  } | null = null;
+  /** Parked after the replication link to the leader broke: the leader's seq at that time. */
+  #parkedAfterLinkLossSeq: number | null = null;
+
+  /** Worse-ranked leaders heard while leading, and since when (bounded by the peer table). */
+  #worseLeaderSince = new Map<string, number>();
+  /** This node, leading, asked this follower to take over (graceful shutdown). */
+  #handoffTo: string | null = null;
+  #redisTarget: RedisTarget = { kind: "parked" };
+  #proxyTarget: ProxyTarget = null;
+  /** Peers owed an immediate unicast reply (new, rebooted, or starting). */
+  #replyTo = new Set<string>();
+
+  /** Creates the state machine; nothing happens until the first event. */
+  constructor(readonly options: ElectionOptions) {
+    const t = { ...defaultTiming(options.heartbeatMs, options.failureMs) };
+    for (const key of Object.keys(t) as (keyof ElectionTiming)[]) {
+      const v = options[key];
+      if (v !== undefined) t[key] = v;
+    }
+    for (const [key, value] of Object.entries(t)) {
+      if (!Number.isFinite(value) || value <= 0) {
+        throw new Error(`Election: timing ${key} must be a positive number, got ${value}`);
+      }
+    }
+    if (t.failureMs < 2 * t.heartbeatMs) {
+      throw new Error(
+        `Election: failureMs (${t.failureMs}) must be at least twice heartbeatMs (${t.heartbeatMs})`,
+      );
+    }
+    if (!(options.maxPeers >= 1)) throw new Error(`Election: maxPeers must be >= 1`);
+    this.timing = t;
+  }
+
+  /** The current role. */
+  get role(): Role {
+    return this.#role;
+  }
+
+  /** The leader this node follows (itself when it leads), or null. */
+  get leader(): string | null {
+    return this.#leader;
+  }
+
+  /** The dataset lineage the local redis holds, or null. */
+  get lineage(): Lineage | null {
+    return this.#lineage;
+  }
+
+  /** The role the local redis should have now. */
+  get redisTarget(): RedisTarget {
+    return this.#redisTarget;
+  }
+
+  /** Where the master proxy should forward now. */
+  get proxyTarget(): ProxyTarget {
+    return this.#proxyTarget;
+  }
+
+  /** Time passes: timeouts fire, heartbeats fall due. Call it often (every ~50 ms). */
+  tick(now: Instant): ElectionAction[] {
+    return this.#run(now, () => {});
+  }
+
+  /** A decoded, authenticated heartbeat arrived. */
+  receive(hb: Heartbeat, now: Instant): ElectionAction[] {
+    return this.#run(now, (out) => this.#accept(hb, now, out));
+  }
+
+  /** The configured peer set changed (a DNS answer or `--peers`); this node may be in it. */
+  setPeers(addresses: readonly string[], now: Instant): ElectionAction[] {
+    return this.#run(now, (out) => {
+      const wanted = new Set(addresses.filter((a) => a !== this.options.self));
+      for (const p of this.#peers.values()) p.inPeerSet = wanted.has(p.address);
+      for (const address of [...wanted].sort(compareAddress)) {
+        if (this.#peers.has(address)) continue;
+        if (!this.#admit(address, this.options.electionPort, out)) continue;
+        this.#peers.get(address)!.inPeerSet = true;
+      }
+    });
+  }
+
+  /** A fresh observation of the local redis. */
+  observeRedis(obs: RedisObservation, now: Instant): ElectionAction[] {
+    return this.#run(now, (out) => {
+      this.#observation = obs;
+      if (obs.up && obs.runId !== null) {
+        if (this.#knownRunId !== null && obs.runId !== this.#knownRunId) {
+          out.push(
+            event({ kind: "redis-restarted", oldRunId: this.#knownRunId, newRunId: obs.runId }),
+          );
+          this.#setLineage(null, "local redis restarted (new run_id)", out);
+          this.#followLinkSeenUp = false;
+          this.#lastFollow = null;
+          // Restart safety: park it before anything else; the steps below decide the rest.
+          this.#redisTarget = { kind: "parked" };
+          out.push({ type: "redis", target: this.#redisTarget });
+        }
+        if (this.#knownRunId === null) {
+          const restored = this.options.restored;
+          if (restored && restored.runId === obs.runId && restored.lineage !== null) {
+            this.#setLineage(restored.lineage, "restored: same redis process as before", out);
+          }
+        }
+        this.#knownRunId = obs.runId;
+      }
+      this.#trackReplication(obs, out);
+    });
+  }
+
+  /**
+   * The follower a leader should hand over to on a graceful shutdown: a live follower of this
+   * node whose redis is up, linked and holds this node's lineage, the most caught-up first (by
+   * reported offset), then the first address. Null when not leading or nobody qualifies.
+   */
+  successor(now: Instant): string | null {
+    return this.successors(now)[0]?.address ?? null;
+  }
+
+  /**
+   * Every follower that may take over (see {@link successor}), best first, with its redis port:
+   * the runtime reads their real offsets once writes are paused and picks the first caught up
+   * (reported offsets can be stale).
+   */
+  successors(now: Instant): { address: string; redisPort: number }[] {
+    if (this.#role !== "leader") return [];
+    return this.#liveHeartbeats(now)
+      .filter((hb) =>
+        hb.role === "follower" && hb.leader === this.options.self && hb.redis.up &&
+        hb.redis.linkUp && sameLineage(hb.redis.lineage, this.#lineage)
+      )
+      .sort((a, b) => b.redis.offset - a.redis.offset || compareAddress(a.from, b.from))
+      .map((hb) => ({ address: hb.from, redisPort: hb.redisPort }));
+  }
+
+  /**
+   * Graceful shutdown of a leader: asks `to` (see {@link successor}) to take over at once, with
+   * no election, and becomes its follower; the local redis is parked (read-only) until `to`
+   * leads, and the proxy holds. The caller paused writes and let `to` catch up first. Does
+   * nothing when this node no longer leads.
+   */
+  handOff(to: string, now: Instant): ElectionAction[] {
+    return this.#run(now, (out) => {
+      if (this.#role !== "leader" || to === this.options.self || !this.#peers.has(to)) return;
+      this.#handoffTo = to;
+      this.#setRole("follower", to, `handing over to ${to}`, out);
+      out.push(event({ kind: "handoff", to }));
+    });
+  }
+
+  /** A read-only picture for `/status`. */
+  snapshot(now: Instant): ElectionSnapshot {
+    return {
+      id: this.options.self,
+      role: this.#role,
+      leader: this.#leader,
+      electionStartMs: this.#electionStartMs,
+      leaderSinceMs: this.#leaderSinceMs,
+      lineage: this.#lineage,
+      eligible: this.#eligible(now),
+      redisTarget: this.#redisTarget,
+      proxyTarget: this.#proxyTarget,
+      redis: this.#redisReport(),
+      peers: [...this.#peers.values()].sort((a, b) => compareAddress(a.address, b.address)).map(
+        (p) => this.#view(p, now),
+      ),
+      stats: { ...this.stats },
+    };
+  }
+
+  /** One peer as in {@link snapshot}, or null when it is not tracked. */
+  peer(address: string, now: Instant): PeerView | null {
+    const p = this.#peers.get(address);
+    return p === undefined ? null : this.#view(p, now);
+  }
+
+  #view(p: PeerState, now: Instant): PeerView {
+    return {
+      address: p.address,
+      electionPort: p.electionPort,
+      inPeerSet: p.inPeerSet,
+      lastHeardAgoMs: p.lastHeardMono === null ? null : now.monoMs - p.lastHeardMono,
+      live: this.#live(p, now),
+      last: p.last,
+    };
+  }
+
+  // ---- the loop -------------------------------------------------------------------------
+
+  #run(now: Instant, apply: (out: ElectionAction[]) => void): ElectionAction[] {
+    if (!Number.isFinite(now.monoMs) || !Number.isFinite(now.wallMs)) {
+      throw new Error(`Election: invalid instant ${JSON.stringify(now)}`);
+    }
+    this.#startedMono ??= now.monoMs;
+    const out: ElectionAction[] = [];
+    apply(out);
+    this.#forget(now);
+    this.#decideRole(now, out);
+    this.#updateTargets(out);
+    this.#persist(out);
+    this.#sendHeartbeats(now, out);
+    this.#assertInvariants();
+    return out;
+  }
+
+  #accept(hb: Heartbeat, now: Instant, out: ElectionAction[]): void {
+    if (hb.from === this.options.self) {
+      this.stats.heartbeatsFromSelf++;
+      return;
+    }
+    let peer = this.#peers.get(hb.from);
+    if (peer === undefined) {
+      if (!this.#admit(hb.from, hb.electionPort, out)) return;
+      peer = this.#peers.get(hb.from)!;
+    }
+    const last = peer.last;
+    if (last !== null && last.bootId === hb.bootId && hb.seq <= last.seq) {
+      this.stats.heartbeatsStale++;
+      return;
+    }
+    if (peer.retiredBoots.includes(hb.bootId)) {
+      this.stats.heartbeatsStale++;
+      return;
+    }
+    if (last !== null && last.bootId !== hb.bootId) {
+      peer.retiredBoots = [last.bootId, ...peer.retiredBoots].slice(0, MAX_RETIRED_BOOTS);
+    }
+    if (last === null || last.bootId !== hb.bootId || hb.role === "starting") {
+      this.#replyTo.add(hb.from);
+    }
+    this.stats.heartbeatsReceived++;
+    peer.last = hb;
+    peer.electionPort = hb.electionPort;
+    peer.lastHeardMono = now.monoMs;
+    if (hb.redis.up && hb.redis.lineage !== null) this.#lastDataHolderMono = now.monoMs;
+    if (
+      this.#parkedAfterLinkLossSeq !== null && hb.from === this.#leader &&
+      hb.seq > this.#parkedAfterLinkLossSeq
+    ) {
+      this.#parkedAfterLinkLossSeq = null; // fresh word from the leader: point at it again (guarded)
+    }
+  }
+
+  #admit(address: string, electionPort: number, out: ElectionAction[]): boolean {
+    if (this.#peers.size >= this.options.maxPeers) {
+      this.stats.peersRefused++;
+      out.push(event({ kind: "peer-refused", address, reason: "max-peers" }));
+      return false;
+    }
+    this.#peers.set(address, {
+      address,
+      electionPort,
+      inPeerSet: false,
+      last: null,
+      lastHeardMono: null,
+      retiredBoots: [],
+    });
+    return true;
+  }
+
+  #forget(now: Instant): void {
+    for (const [address, p] of this.#peers) {
+      if (p.inPeerSet || address === this.#leader) continue;
+      const silentMs = p.lastHeardMono === null ? Infinity : now.monoMs - p.lastHeardMono;
+      if (silentMs >= this.timing.peerForgetMs) this.#peers.delete(address);
+    }
+  }
+
+  #trackReplication(obs: RedisObservation, out: ElectionAction[]): void {
+    const f = this.#lastFollow;
+    if (f === null || !obs.up) return;
+    // The redis holds the leader's data when its link to it is up, or when it carries the
+    // leader's replication id (it completed a sync, even if the link broke or the target changed
+    // since).
+    const pointed = obs.role === "replica" && obs.masterHost === f.host &&
+      obs.masterPort === f.port;
+    const linkUp = pointed && obs.linkUp && !obs.loading;
+    const carriesLeaderReplId = obs.replId !== null && obs.replId === f.replId;
+    if (
+      (linkUp || carriesLeaderReplId) && f.lineage !== null &&
+      !sameLineage(f.lineage, this.#lineage)
+    ) {
+      this.#setLineage(f.lineage, `synced from leader ${f.host}`, out);
+    }
+    const target = this.#redisTarget;
+    if (this.#role !== "follower" || target.kind !== "follow" || !pointed) return;
+    const syncedSincePointed = linkUp ||
+      (carriesLeaderReplId && obs.replId !== f.replIdWhenPointed);
+    if (linkUp) {
+      this.#followLinkSeenUp = true;
+    } else if (this.#followLinkSeenUp || syncedSincePointed) {
+      // The link to the leader's redis broke. Redis would reconnect on its own within a second,
+      // possibly to a master that restarted empty: park until the leader speaks again, then
+      // re-point through the run_id guard.
+      this.#followLinkSeenUp = false;
+      f.replIdWhenPointed = obs.replId;
+      this.#parkedAfterLinkLossSeq = this.#peers.get(target.host)?.last?.seq ?? 0;
+      out.push(event({ kind: "parked-on-link-loss", leader: target.host }));
+    }
+  }
+
+  // ---- role decisions -------------------------------------------------------------------
+
+  #live(p: PeerState, now: Instant): boolean {
+    return p.lastHeardMono !== null && now.monoMs - p.lastHeardMono < this.timing.failureMs;
+  }
+
+  #liveHeartbeats(now: Instant): Heartbeat[] {
+    const out: Heartbeat[] = [];
+    for (const p of this.#peers.values()) {
+      if (p.last !== null && this.#live(p, now)) out.push(p.last);
+    }
+    return out;
+  }
+
+  #redisUsable(): boolean {
+    const o = this.#observation;
+    return o !== null && o.up && !o.loading && o.runId !== null && o.runId === this.#knownRunId;
+  }
+
+  /**
+   * May this node be elected? Its redis must be up. Without the dataset it must also have heard
+   * no peer holding one for {@link ElectionTiming.emptyPromotionDelayMs}; and if it never heard
+   * one, it must have heard every peer of its peer set (a cold start) or have waited that long.
+   */
+  #eligible(now: Instant): boolean {
+    if (!this.#redisUsable()) return false;
+    if (this.#lineage !== null) return true;
+    const delay = this.timing.emptyPromotionDelayMs;
+    const heard = this.#lastDataHolderMono;
+    if (heard !== null) return now.monoMs - heard >= delay;
+    if (now.monoMs - this.#startedMono! >= delay) return true;
+    let inSet = 0;
+    for (const p of this.#peers.values()) {
+      if (!p.inPeerSet) continue;
+      if (p.lastHeardMono === null) return false;
+      inSet++;
+    }
+    return inSet > 0;
+  }
+
+  /** A leader this node may follow: its redis is up and holds a lineage no younger than ours. */
+  #acceptable(hb: Heartbeat): boolean {
+    return claimsLeadership(hb) && hb.redis.up && hb.redis.lineage !== null &&
+      compareLineage(hb.redis.lineage, this.#lineage) <= 0;
+  }
+
+  #bestLeader(candidates: Heartbeat[]): Heartbeat | null {
+    let best: Heartbeat | null = null;
+    for (const hb of candidates) {
+      if (!this.#acceptable(hb)) continue;
+      if (best === null || compareLeaders(leaderRankOf(hb), leaderRankOf(best)) < 0) best = hb;
+    }
+    return best;
+  }
+
+  #myLeaderRank(now: Instant): LeaderRank {
+    return {
+      address: this.options.self,
+      lineage: this.#lineage,
+      groupSize: this.#lastSent?.role === "leader"
+        ? this.#lastSent.groupSize
+        : this.#groupSize(now),
+      leaderSinceMs: this.#leaderSinceMs ?? Infinity,
+    };
+  }
+
+  #groupSize(now: Instant): number {
+    let n = 1;
+    for (const hb of this.#liveHeartbeats(now)) {
+      if (hb.role === "follower" && hb.leader === this.options.self) n++;
+    }
+    return n;
+  }
+
+  #decideRole(now: Instant, out: ElectionAction[]): void {
+    const live = this.#liveHeartbeats(now);
+    switch (this.#role) {
+      case "starting": {
+        const best = this.#bestLeader(live);
+        if (best !== null) this.#follow(best, "heard a leader at startup", out);
+        else if (now.monoMs - this.#startedMono! >= this.timing.startupListenMs) {
+          this.#leaderless(now, "no leader heard at startup", out);
+        }
+        return;
+      }
+      case "follower": {
+        if (this.#leader === null) {
+          const best = this.#bestLeader(live);
+          if (best !== null) this.#follow(best, "heard a leader", out);
+          else if (this.#eligible(now)) this.#startElection(now, "eligible with no leader", out);
+          return;
+        }
+        const peer = this.#peers.get(this.#leader);
+        const hb = peer?.last ?? null;
+        let lost: string | null = null;
+        if (peer === undefined || hb === null || !this.#live(peer, now)) lost = "leader silent";
+        else if (hb.handoffTo === this.options.self && this.#eligible(now)) {
+          this.#becomeLeader(now, [], out, `${hb.from} handed over`);
+          return;
+        } else if (!claimsLeadership(hb) && this.#handoffTo === hb.from) {
+          return; // this node handed over to it: wait (while it lives) for it to lead
+        } else if (!claimsLeadership(hb)) {
+          const next = hb.leader === null ? undefined : this.#peers.get(hb.leader);
+          const nextHb = next?.last ?? null;
+          if (next && nextHb && this.#live(next, now) && this.#acceptable(nextHb)) {
+            this.#follow(nextHb, `leader ${hb.from} now follows ${nextHb.from}`, out);
+            return;
+          }
+          if (hb.handoffTo !== null) return; // a handoff is under way: wait for the successor
+          lost = "leader stepped down";
+        } else if (!hb.redis.up) lost = "leader's redis is down";
+        else if (!this.#acceptable(hb)) lost = "leader holds no dataset or a younger one";
+        if (lost === null) return;
+        const best = this.#bestLeader(live.filter((h) => h.from !== this.#leader));
+        if (best !== null) this.#follow(best, lost, out);
+        else this.#leaderless(now, lost, out);
+        return;
+      }
+      case "candidate": {
+        const best = this.#bestLeader(live);
+        if (best !== null) {
+          this.#follow(best, "heard a leader during the election", out);
+          return;
+        }
+        if (!this.#eligible(now)) {
+          this.#setRole("follower", null, "no longer eligible", out);
+          return;
+        }
+        if (now.monoMs - this.#candidateSinceMono < this.timing.electionWindowMs) return;
+        const me: CandidateRank = {
+          address: this.options.self,
+          lineage: this.#lineage,
+          offset: this.#observation?.offset ?? 0,
+          electionStartMs: this.#electionStartMs!,
+        };
+        const rivals = live.filter((hb) =>
+          hb.role === "candidate" && hb.electionStartMs !== null && hb.redis.up
+        );
+        if (rivals.some((hb) => compareCandidates(candidateRankOf(hb), me) < 0)) return;
+        this.#becomeLeader(now, rivals.map((hb) => hb.from), out, "won the election");
+        return;
+      }
+      case "leader": {
+        if (!this.#redisUsable()) {
+          this.#stepDown(now, "local redis is down", out);
+          return;
+        }
+        if (this.#lineage === null) {
+          this.#stepDown(now, "local redis lost the dataset", out);
+          return;
+        }
+        const me = this.#myLeaderRank(now);
+        const better = live.filter((hb) =>
+          claimsLeadership(hb) && this.#acceptable(hb) &&
+          compareLeaders(leaderRankOf(hb), me) < 0
+        );
+        const best = this.#bestLeader(better);
+        if (best !== null) {
+          this.#follow(best, `met leader ${best.from}, which ranks first`, out);
+          return;
+        }
+        // A worse-ranked leader that keeps leading for failureMs cannot be hearing this node
+        // (it would have yielded): a one-way cut. Yield to it, so one side does not stay split.
+        const worse = live.filter((hb) => claimsLeadership(hb) && this.#acceptable(hb));
+        for (const address of this.#worseLeaderSince.keys()) {
+          if (!worse.some((hb) => hb.from === address)) this.#worseLeaderSince.delete(address);
+        }
+        for (const hb of worse) {
+          const since = this.#worseLeaderSince.get(hb.from);
+          if (since === undefined) this.#worseLeaderSince.set(hb.from, now.monoMs);
+          else if (now.monoMs - since >= this.timing.failureMs) {
+            this.#follow(hb, `leader ${hb.from} does not hear this node (one-way cut)`, out);
+            return;
+          }
+        }
+        return;
+      }
+    }
+  }
+
+  #leaderless(now: Instant, reason: string, out: ElectionAction[]): void {
+    if (this.#eligible(now)) this.#startElection(now, reason, out);
+    else this.#setRole("follower", null, `${reason}; not eligible, waiting for a leader`, out);
+  }
+
+  #startElection(now: Instant, reason: string, out: ElectionAction[]): void {
+    this.#electionStartMs = now.wallMs;
+    this.#candidateSinceMono = now.monoMs;
+    this.stats.elections++;
+    this.#setRole("candidate", null, reason, out);
+    out.push(event({ kind: "election-started", electionStartMs: now.wallMs, reason }));
+  }
+
+  #becomeLeader(now: Instant, rivals: string[], out: ElectionAction[], reason: string): void {
+    if (this.#lineage === null) {
+      this.#setLineage(
+        { bornMs: now.wallMs, bornBy: this.options.self },
+        "elected with no dataset anywhere",
+        out,
+      );
+    }
+    this.#leaderSinceMs = now.wallMs;
+    this.#setRole("leader", this.options.self, reason, out);
+    out.push(
+      event({ kind: "elected", candidates: rivals.sort(compareAddress), lineage: this.#lineage! }),
+    );
+  }
+
+  #stepDown(now: Instant, reason: string, out: ElectionAction[]): void {
+    this.#setRole("follower", null, reason, out);
+    const best = this.#bestLeader(this.#liveHeartbeats(now));
+    if (best !== null) this.#follow(best, reason, out);
+  }
+
+  #follow(hb: Heartbeat, reason: string, out: ElectionAction[]): void {
+    if (this.#role === "follower" && this.#leader === hb.from) return;
+    this.#followLinkSeenUp = false;
+    this.#parkedAfterLinkLossSeq = null;
+    this.#setRole("follower", hb.from, reason, out);
+  }
+
+  #setRole(role: Role, leader: string | null, reason: string, out: ElectionAction[]): void {
+    if (role === this.#role && leader === this.#leader) return;
+    this.#worseLeaderSince.clear();
+    const from = this.#role;
+    if (leader !== this.#leader) this.stats.leaderChanges++;
+    this.#role = role;
+    this.#leader = leader;
+    if (role !== "candidate") this.#electionStartMs = null;
+    if (role !== "leader") this.#leaderSinceMs = null;
+    out.push(event({ kind: "role-changed", from, to: role, leader, reason }));
+  }
+
+  #setLineage(lineage: Lineage | null, reason: string, out: ElectionAction[]): void {
+    if (sameLineage(lineage, this.#lineage)) return;
+    this.#lineage = lineage;
+    out.push(event({ kind: "lineage-changed", lineage, reason }));
+  }
+
+  // ---- outputs --------------------------------------------------------------------------
+
+  #updateTargets(out: ElectionAction[]): void {
+    let redis: RedisTarget = { kind: "parked" };
+    let proxy: ProxyTarget = null;
+    if (this.#role === "leader") {
+      redis = { kind: "leader" };
+      const o = this.#observation;
+      if (o !== null && o.up && o.role === "master") proxy = { ...this.options.localRedis };
+    } else if (this.#role === "follower" && this.#leader !== null) {
+      const hb = this.#peers.get(this.#leader)?.last ?? null;
+      if (hb !== null && hb.redis.up && hb.redis.role === "master") {
+        proxy = { host: hb.from, port: hb.redisPort };
+        if (this.#parkedAfterLinkLossSeq === null) {
+          redis = {
+            kind: "follow",
+            host: hb.from,
+            port: hb.redisPort,
+            expectRunId: hb.redis.runId,
+          };
+        }
+      }
+    }
+    if (!sameRedisTarget(redis, this.#redisTarget)) {
+      this.#redisTarget = redis;
+      if (redis.kind === "follow") {
+        const leaderRedis = this.#peers.get(redis.host)?.last?.redis;
+        this.#lastFollow = {
+          host: redis.host,
+          port: redis.port,
+          replId: leaderRedis?.replId ?? null,
+          lineage: leaderRedis?.lineage ?? null,
+          replIdWhenPointed: this.#observation?.replId ?? null,
+        };
+      }
+      if (redis.kind !== "follow") this.#followLinkSeenUp = false;
+      out.push({ type: "redis", target: redis });
+    }
+    if (!sameProxyTarget(proxy, this.#proxyTarget)) {
+      this.#proxyTarget = proxy;
+      out.push({ type: "proxy", target: proxy });
+    }
+  }
+
+  #persisted: PersistedState | null = null;
+
+  #persist(out: ElectionAction[]): void {
+    const runId = this.#knownRunId;
+    if (runId === null) return;
+    const p = this.#persisted;
+    if (p !== null && p.runId === runId && sameLineage(p.lineage, this.#lineage)) return;
+    this.#persisted = { runId, lineage: this.#lineage };
+    out.push({ type: "persist", state: this.#persisted });
+  }
+
+  #redisReport(): RedisReport {
+    const o = this.#observation;
+    const usable = this.#redisUsable();
+    return {
+      up: usable,
+      role: o === null || !o.up ? "unknown" : o.role,
+      runId: this.#knownRunId,
+      replId: o?.replId ?? null,
+      offset: o?.offset ?? 0,
+      linkUp: o?.linkUp ?? false,
+      loading: o?.loading ?? false,
+      lineage: this.#lineage,
+    };
+  }
+
+  #heartbeat(now: Instant): Heartbeat {
+    this.#seq++;
+    return {
+      version: HEARTBEAT_VERSION,
+      from: this.options.self,
+      electionPort: this.options.electionPort,
+      redisPort: this.options.redisPort,
+      bootId: this.options.bootId,
+      seq: this.#seq,
+      role: this.#role,
+      leader: this.#leader,
+      electionStartMs: this.#electionStartMs,
+      leaderSinceMs: this.#leaderSinceMs,
+      groupSize: this.#role === "leader" ? this.#groupSize(now) : 0,
+      handoffTo: this.#handoffTo,
+      redis: this.#redisReport(),
+    };
+  }
+
+  #sendHeartbeats(now: Instant, out: ElectionAction[]): void {
+    const due = this.#lastSentMono === null ||
+      now.monoMs - this.#lastSentMono >= this.timing.heartbeatMs;
+    const hb = this.#heartbeat(now);
+    const changed = this.#lastSent === null || reportChanged(this.#lastSent, hb);
+    if (due || changed) {
+      const to = this.#endpoints();
+      this.#lastSentMono = now.monoMs;
+      this.#lastSent = hb;
+      this.#replyTo.clear();
+      if (to.length > 0) {
+        this.stats.heartbeatsSent += to.length;
+        out.push({ type: "send", to, heartbeat: hb });
+      }
+      return;
+    }
+    this.#seq--; // nothing sent: the sequence number was not used
+    if (this.#replyTo.size > 0) {
+      const to = [...this.#replyTo].sort(compareAddress).flatMap((a) => {
+        const p = this.#peers.get(a);
+        return p ? [{ host: a, port: p.electionPort }] : [];
+      });
+      this.#replyTo.clear();
+      const reply = this.#heartbeat(now);
+      this.stats.heartbeatsSent += to.length;
+      out.push({ type: "send", to, heartbeat: reply });
+    }
+  }
+
+  #endpoints(): PeerEndpoint[] {
+    return [...this.#peers.values()].sort((a, b) => compareAddress(a.address, b.address)).map(
+      (p) => ({ host: p.address, port: p.electionPort }),
+    );
+  }
+
+  #assertInvariants(): void {
+    const fail = (msg: string) => {
+      throw new Error(`Election invariant broken on ${this.options.self}: ${msg}`);
+    };
+    if (this.#peers.size > this.options.maxPeers) fail("more peers than maxPeers");
+    if (this.#peers.has(this.options.self)) fail("tracks itself as a peer");
+    switch (this.#role) {
+      case "leader":
+        if (this.#leader !== this.options.self) fail("leader does not lead itself");
+        if (this.#lineage === null) fail("leader without a lineage");
+        if (this.#leaderSinceMs === null) fail("leader without leaderSinceMs");
+        if (this.#redisTarget.kind !== "leader") fail("leader's redis not targeted as master");
+        break;
+      case "candidate":
+        if (this.#electionStartMs === null) fail("candidate without electionStartMs");
+        if (this.#leader !== null) fail("candidate with a leader");
+        break;
+      case "follower":
+        if (this.#leader === this.options.self) fail("follower of itself");
+        break;
+      case "starting":
+        if (this.#leader !== null) fail("starting with a leader");
+        break;
+    }
+    if (this.#redisTarget.kind === "leader" && this.#role !== "leader") {
+      fail("redis targeted as master while not leading");
+    }
+  }
+}
+
+function event(e: ElectionEvent): ElectionAction {
+  return { type: "event", event: e };
+}
+
+function candidateRankOf(hb: Heartbeat): CandidateRank {
+  return {
+    address: hb.from,
+    lineage: hb.redis.lineage,
+    offset: hb.redis.offset,
+    electionStartMs: hb.electionStartMs!,
+  };
+}
+
+function leaderRankOf(hb: Heartbeat): LeaderRank {
+  return {
+    address: hb.from,
+    lineage: hb.redis.lineage,
+    groupSize: hb.groupSize,
+    leaderSinceMs: hb.leaderSinceMs ?? Infinity,
+  };
+}
+
+/** True when peers must hear of a change at once rather than at the next interval. */
+function reportChanged(a: Heartbeat, b: Heartbeat): boolean {
+  return a.role !== b.role || a.leader !== b.leader || a.groupSize !== b.groupSize ||
+    a.electionStartMs !== b.electionStartMs || a.redis.up !== b.redis.up ||
+    a.redis.role !== b.redis.role || a.redis.runId !== b.redis.runId ||
+    !sameLineage(a.redis.lineage, b.redis.lineage);
+}

@@ -1,0 +1,895 @@
+/**
+ * The hive's configuration: command-line flags, each also readable from an environment variable.
+ *
+ * A flag beats the environment, which beats the default. Every value is validated here, once;
+ * bad input throws a {@link ConfigError} naming the flag (and the environment variable when the
+ * value came from there) and the accepted form. `main.ts` turns it into exit status
+ * {@link exitCodeForConfigError}.
+ *
+ * Environment variables set to the empty string count as unset (the shell and Kubernetes
+ * convention), except `HIVE_SECRET`: an empty secret is an error, so a broken Secret reference
+ * never silently turns authentication off.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./config.ts";
+ * const config = parseConfig(["--peers", "127.0.0.11,127.0.0.12"], {}, Deno.readTextFileSync);
+ * console.log(config.electionPort, config.peers); // 7379 ["127.0.0.11", "127.0.0.12"]
+ * ```
+ */
+
+import { parseArgs } from "node:util";
+import { isIP } from "node:net";
+import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "../proxy/proxy_options.ts";
+import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "../proxy/epoll/epoll_proxy.ts";
+
+/** Exit status of the process when the configuration is invalid (the usual "usage" status). */
+export const exitCodeForConfigError = 2;
+
+/** The log levels, least to most severe (LogTape's names). */
+export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+
+/** A log level accepted by `--log-level`. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** The log output formats accepted by `--log-format`. */
+export const LOG_FORMATS = ["json", "pretty"] as const;
+
+/** A log output format: JSON lines for machines, or a pretty one-line text for humans. */
+export type LogFormat = typeof LOG_FORMATS[number];
+
+/**
+ * The values of `--proxy-engine`: `auto` (the epoll engine where it can run, else the Deno one;
+ * `chooseProxyEngine` in lib/proxy/proxy_engine.ts decides) or one engine by name.
+ */
+export const PROXY_ENGINE_REQUESTS = ["auto", "epoll", "deno"] as const;
+
+/** A value of `--proxy-engine`. */
+export type ProxyEngineRequest = typeof PROXY_ENGINE_REQUESTS[number];
+
+/** A DNS server address. */
+export interface HostPort {
+  /** An IP address (v4, or v6 without brackets). */
+  host: string;
+  /** A port 1..65535. */
+  port: number;
+}
+
+/** The validated configuration of one hive process. */
+export interface Config {
+  /** Headless Service name resolved (A and AAAA) to find the peers, or null with `--peers`. */
+  service: string | null;
+  /** Static peer addresses (canonical form, no duplicates), or null with `--service`. */
+  peers: string[] | null;
+  /** The DNS server used to resolve `service`, or null for the system resolver. */
+  dnsServer: HostPort | null;
+  /** This node's address as peers see it, or null to detect it. */
+  announceIp: string | null;
+  /** The address the UDP, proxy and HTTP listeners bind. */
+  bind: string;
+  /** UDP heartbeat/election port. */
+  electionPort: number;
+  /** Master proxy TCP port. */
+  proxyPort: number;
+  /** HTTP port of `/healthz`, `/readyz`, `/status`, `/metrics`. */
+  httpPort: number;
+  /** How the hive reaches its own redis (IP or host name). */
+  redisHost: string;
+  /** Its own redis's port, also told to peers. */
+  redisPort: number;
+  /**
+   * Its own redis's Unix socket (redis `--unixsocket`), or null. When set, the hive talks to
+   * its own redis through it, and so does its proxy while it leads: no TCP stack on either
+   * side (docs/benchmarks.md). Peers still reach this redis at `announceIp:redisPort`.
+   */
+  redisSocket: string | null;
+  /** Interval between two heartbeats. */
+  heartbeatMs: number;
+  /** Silence after which a peer is lost (>= {@link FAILURE_TO_HEARTBEAT_MIN_RATIO} heartbeats). */
+  failureMs: number;
+  /** Interval between two DNS lookups of `service`. */
+  dnsRefreshMs: number;
+  /** How long a new proxied connection waits for a leader before it is closed. */
+  proxyHoldMs: number;
+  /** Most client connections the proxy holds at once. */
+  maxConnections: number;
+  /** Which master proxy engine to run (`auto`: decided at start, see lib/proxy/proxy_engine.ts). */
+  proxyEngine: ProxyEngineRequest;
+  /** Worker threads of the epoll engine (the Deno engine runs on the main thread). */
+  proxyWorkers: number;
+  /** Most peers tracked (and most addresses in `peers`). */
+  maxPeers: number;
+  /** Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats. */
+  secret: string | null;
+  /** Password of the local redis (and of its master), or null. */
+  redisPassword: string | null;
+  /**
+   * File where the hive keeps which redis process holds which dataset lineage, so a restarted
+   * hive (not pod) still knows its redis holds the dataset; null keeps nothing. On Kubernetes
+   * it lives on an emptyDir volume: it survives a container restart, not a new pod.
+   */
+  stateFile: string | null;
+  /** Lowest level logged. */
+  logLevel: LogLevel;
+  /** Log output format. */
+  logFormat: LogFormat;
+  /** `--help` was given: print {@link formatHelp} and exit; the other fields are defaults. */
+  help: boolean;
+}
+
+/** The defaults of every setting that has one. */
+export const DEFAULTS = {
+  bind: "0.0.0.0",
+  electionPort: 7379,
+  proxyPort: 6380,
+  httpPort: 8080,
+  redisHost: "127.0.0.1",
+  redisPort: 6379,
+  heartbeatMs: 200,
+  failureMs: 1000,
+  dnsRefreshMs: 2000,
+  proxyHoldMs: 3000,
+  maxConnections: 10_000,
+  proxyEngine: "auto",
+  proxyWorkers: DEFAULT_EPOLL_WORKERS,
+  maxPeers: 64,
+  logLevel: "info",
+  /** Used when stdout is not a terminal (containers, files, pipes). */
+  logFormatNotTty: "json",
+  /** Used when stdout is a terminal. */
+  logFormatTty: "pretty",
+  /** Port assumed when `--dns-server` names no port. */
+  dnsServerPort: 53,
+} as const satisfies {
+  proxyEngine: ProxyEngineRequest;
+  logLevel: LogLevel;
+  logFormatNotTty: LogFormat;
+  logFormatTty: LogFormat;
+  [key: string]: unknown;
+};
+
+/** `--failure-ms` must span at least this many heartbeats, so one lost datagram is no failure. */
+export const FAILURE_TO_HEARTBEAT_MIN_RATIO = 3;
+
+/** Upper bound of every `*-ms` duration (one hour): larger values are typos; timers overflow. */
+export const MAX_DURATION_MS = 3_600_000;
+
+/** Upper bound of `--max-connections`. */
+export const MAX_CONNECTIONS_LIMIT = 1_000_000;
+
+/** Upper bound of `--max-peers` (the peer table and every per-peer list are bounded by it). */
+export const MAX_PEERS_LIMIT = 1024;
+
+/** Longest secret or redis password accepted, in characters. */
+export const MAX_SECRET_CHARS = 4096;
+
+/** Longest DNS name accepted (RFC 1035, without the trailing dot). */
+export const MAX_DNS_NAME_CHARS = 253;
+
+/** Longest rejected value quoted in an error message; longer ones are cut. */
+export const MAX_QUOTED_VALUE_CHARS = 80;
+
+/**
+ * A bad flag or environment value. `flag` is the flag (`--election-port`), `envVar` the
+ * environment variable the value came from (or null), `expected` the accepted form.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, parseConfig } from "./config.ts";
+ * try {
+ *   parseConfig(["--peers", "10.0.0.1", "--election-port", "abc"], {}, Deno.readTextFileSync);
+ * } catch (e) {
+ *   if (e instanceof ConfigError) console.error(e.message);
+ *   // --election-port: expected an integer port 1..65535, got "abc"
+ * }
+ * ```
+ */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  /** The flag at fault, e.g. `--election-port`. */
+  readonly flag: string;
+  /** The environment variable the bad value came from, or null when it came from a flag. */
+  readonly envVar: string | null;
+  /** The accepted form, e.g. `an integer port 1..65535`. */
+  readonly expected: string;
+
+  /** `detail` is the message after the flag, e.g. `expected ..., got "abc"`. */
+  constructor(flag: string, envVar: string | null, expected: string, detail: string) {
+    super(`${flag}${envVar === null ? "" : ` (from env ${envVar})`}: ${detail}`);
+    this.flag = flag;
+    this.envVar = envVar;
+    this.expected = expected;
+  }
+}
+
+/** One flag: its name without dashes, environment variable, value placeholder, help and default. */
+interface FlagSpec {
+  name: string;
+  env: string | null;
+  /** Placeholder shown in help; null for a boolean flag. */
+  value: string | null;
+  help: string;
+  /** The default as shown in help. */
+  defaultText: string;
+  short?: string;
+}
+
+const PORT_FORM = "an integer port 1..65535";
+const DURATION_FORM = `a whole number of milliseconds 1..${MAX_DURATION_MS}`;
+const DNS_NAME_FORM = "a DNS name such as redis-hive or redis-hive.default.svc.cluster.local";
+const IP_FORM = "an IPv4 or IPv6 address";
+const PEERS_FORM = "a comma-separated list of distinct IP addresses, e.g. 10.0.0.1,10.0.0.2";
+const DNS_SERVER_FORM = "HOST:PORT with an IP host, e.g. 10.96.0.10:53 or [fd00::a]:53";
+const HOST_FORM = "an IP address or a DNS name";
+
+/** Every flag, in help order. */
+const FLAGS: readonly FlagSpec[] = [
+  {
+    name: "service",
+    env: "HIVE_SERVICE",
+    value: "NAME",
+    help: "headless Service name to resolve (A and AAAA) for peers",
+    defaultText: "none",
+  },
+  {
+    name: "peers",
+    env: "HIVE_PEERS",
+    value: "IP,IP,...",
+    help: "static peer list instead of --service",
+    defaultText: "none",
+  },
+  {
+    name: "dns-server",
+    env: "HIVE_DNS_SERVER",
+    value: "HOST:PORT",
+    help: "resolver for --service (IPv6 as [::1]:53)",
+    defaultText: "system",
+  },
+  {
+    name: "announce-ip",
+    env: "POD_IP",
+    value: "IP",
+    help: "this node's address as peers see it",
+    defaultText: "detected",
+  },
+  {
+    name: "bind",
+    env: "HIVE_BIND",
+    value: "IP",
+    help: "address the UDP, proxy and HTTP listeners bind",
+    defaultText: DEFAULTS.bind,
+  },
+  {
+    name: "election-port",
+    env: "HIVE_ELECTION_PORT",
+    value: "N",
+    help: "UDP heartbeat/election port",
+    defaultText: String(DEFAULTS.electionPort),
+  },
+  {
+    name: "proxy-port",
+    env: "HIVE_PROXY_PORT",
+    value: "N",
+    help: "master proxy TCP port",
+    defaultText: String(DEFAULTS.proxyPort),
+  },
+  {
+    name: "http-port",
+    env: "HIVE_HTTP_PORT",
+    value: "N",
+    help: "HTTP port of /healthz /readyz /status /metrics",
+    defaultText: String(DEFAULTS.httpPort),
+  },
+  {
+    name: "redis-host",
+    env: "HIVE_REDIS_HOST",
+    value: "HOST",
+    help: "how the hive reaches its own redis",
+    defaultText: DEFAULTS.redisHost,
+  },
+  {
+    name: "redis-port",
+    env: "HIVE_REDIS_PORT",
+    value: "N",
+    help: "its own redis's port, also told to peers",
+    defaultText: String(DEFAULTS.redisPort),
+  },
+  {
+    name: "redis-socket",
+    env: "HIVE_REDIS_SOCKET",
+    value: "PATH",
+    help: "its own redis's Unix socket, used by the hive and its proxy while leading",
+    defaultText: "none",
+  },
+  {
+    name: "heartbeat-ms",
+    env: "HIVE_HEARTBEAT_MS",
+    value: "MS",
+    help: "interval between heartbeats",
+    defaultText: String(DEFAULTS.heartbeatMs),
+  },
+  {
+    name: "failure-ms",
+    env: "HIVE_FAILURE_MS",
+    value: "MS",
+    help:
+      `silence after which a peer is lost (>= ${FAILURE_TO_HEARTBEAT_MIN_RATIO}x --heartbeat-ms)`,
+    defaultText: String(DEFAULTS.failureMs),
+  },
+  {
+    name: "dns-refresh-ms",
+    env: "HIVE_DNS_REFRESH_MS",
+    value: "MS",
+    help: "interval between DNS lookups of --service",
+    defaultText: String(DEFAULTS.dnsRefreshMs),
+  },
+  {
+    name: "proxy-hold-ms",
+    env: "HIVE_PROXY_HOLD_MS",
+    value: "MS",
+    help: "how long a new client connection waits for a leader",
+    defaultText: String(DEFAULTS.proxyHoldMs),
+  },
+  {
+    name: "max-connections",
+    env: "HIVE_MAX_CONNECTIONS",
+    value: "N",
+    help: "most client connections the proxy holds at once",
+    defaultText: String(DEFAULTS.maxConnections),
+  },
+  {
+    name: "proxy-engine",
+    env: "HIVE_PROXY_ENGINE",
+    value: PROXY_ENGINE_REQUESTS.join("|"),
+    help: "master proxy engine; auto: epoll on x86_64 Linux with --allow-ffi, else deno",
+    defaultText: DEFAULTS.proxyEngine,
+  },
+  {
+    name: "proxy-workers",
+    env: "HIVE_PROXY_WORKERS",
+    value: "N",
+    help: "epoll engine worker threads (about one per CPU the pod may use)",
+    defaultText: String(DEFAULTS.proxyWorkers),
+  },
+  {
+    name: "max-peers",
+    env: "HIVE_MAX_PEERS",
+    value: "N",
+    help: "most peers tracked (and most addresses in --peers)",
+    defaultText: String(DEFAULTS.maxPeers),
+  },
+  {
+    name: "secret-file",
+    env: "HIVE_SECRET",
+    value: "PATH",
+    help: "file holding the heartbeat HMAC secret (trimmed); HIVE_SECRET holds the secret itself",
+    defaultText: "none (unsigned heartbeats)",
+  },
+  {
+    name: "redis-password-file",
+    env: "REDIS_PASSWORD",
+    value: "PATH",
+    help: "file holding the redis password (trimmed); REDIS_PASSWORD holds the password itself",
+    defaultText: "none",
+  },
+  {
+    name: "state-file",
+    env: "HIVE_STATE_FILE",
+    value: "PATH",
+    help: "file that keeps which redis process holds the dataset across hive restarts",
+    defaultText: "none",
+  },
+  {
+    name: "log-level",
+    env: "HIVE_LOG_LEVEL",
+    value: LOG_LEVELS.join("|"),
+    help: "lowest level logged",
+    defaultText: DEFAULTS.logLevel,
+  },
+  {
+    name: "log-format",
+    env: "HIVE_LOG_FORMAT",
+    value: LOG_FORMATS.join("|"),
+    help: "JSON lines or pretty text",
+    defaultText: `${DEFAULTS.logFormatNotTty} (${DEFAULTS.logFormatTty} when stdout is a terminal)`,
+  },
+  {
+    name: "help",
+    env: null,
+    value: null,
+    help: "print this help and exit",
+    defaultText: "",
+    short: "h",
+  },
+];
+
+function specOf(name: string): FlagSpec {
+  const spec = FLAGS.find((f) => f.name === name);
+  if (spec === undefined) throw new Error(`config: no flag spec named ${name}`);
+  return spec;
+}
+
+/** The `node:util` parseArgs option table, built from {@link FLAGS}. */
+function parseArgsOptions(): Record<string, { type: "string" | "boolean"; short?: string }> {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const f of FLAGS) {
+    options[f.name] = f.short === undefined
+      ? { type: f.value === null ? "boolean" : "string" }
+      : { type: f.value === null ? "boolean" : "string", short: f.short };
+  }
+  return options;
+}
+
+/** A raw value and where it came from. */
+interface Raw {
+  text: string;
+  /** The environment variable it came from, or null for a flag. */
+  env: string | null;
+}
+
+function quote(text: string): string {
+  const cut = text.length > MAX_QUOTED_VALUE_CHARS
+    ? `${text.slice(0, MAX_QUOTED_VALUE_CHARS)}...`
+    : text;
+  return JSON.stringify(cut);
+}
+
+function bad(spec: FlagSpec, raw: Raw, expected: string, detail?: string): ConfigError {
+  return new ConfigError(
+    `--${spec.name}`,
+    raw.env,
+    expected,
+    detail ?? `expected ${expected}, got ${quote(raw.text)}`,
+  );
+}
+
+/** Turns a `node:util` parseArgs error into a ConfigError naming the flag. */
+function argsError(error: unknown): ConfigError {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  // Node names the option first, in quotes: 'Unknown option '--x'', 'Option '-h, --help' ...'.
+  const quoted = /'([^']*)'/.exec(message)?.[1] ?? "";
+  const flag = /--[A-Za-z0-9-]+/.exec(quoted)?.[0] ?? /^-[A-Za-z0-9]/.exec(quoted)?.[0];
+  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+    return new ConfigError("arguments", null, "flags only", `unexpected argument ${quote(quoted)}`);
+  }
+  if (flag === undefined) {
+    return new ConfigError("arguments", null, "flags only (see --help)", message);
+  }
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    return new ConfigError(flag, null, "a known flag", "unknown flag (see --help)");
+  }
+  const spec = FLAGS.find((f) => `--${f.name}` === flag || `-${f.short}` === flag);
+  if (spec !== undefined && spec.value === null) {
+    return new ConfigError(flag, null, "no value", "takes no value");
+  }
+  const form = spec === undefined ? "a value" : `a value ${spec.value}`;
+  if (message.includes("ambiguous")) {
+    return new ConfigError(
+      flag,
+      null,
+      form,
+      `expected ${form}, got another flag (write ${flag}=VALUE for a value starting with "-")`,
+    );
+  }
+  return new ConfigError(flag, null, form, `expected ${form}, got nothing`);
+}
+
+function parseIntegerIn(text: string, min: number, max: number): number | null {
+  if (!/^[0-9]{1,10}$/.test(text)) return null;
+  const n = Number(text);
+  return n >= min && n <= max ? n : null;
+}
+
+/**
+ * Canonical form of an IP address (IPv6 lower-case and compressed), or null when `text` is not
+ * one. Zone ids (`fe80::1%eth0`) are refused: a node id must not depend on the local interface.
+ */
+function canonicalIp(text: string): string | null {
+  const family = isIP(text);
+  if (family === 4) return text;
+  if (family !== 6 || text.includes("%")) return null;
+  return new URL(`http://[${text}]/`).hostname.slice(1, -1);
+}
+
+function isDnsName(text: string): boolean {
+  const name = text.endsWith(".") ? text.slice(0, -1) : text;
+  if (name.length === 0 || name.length > MAX_DNS_NAME_CHARS) return false;
+  return name.split(".").every((label) =>
+    /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label)
+  );
+}
+
+function parsePeers(spec: FlagSpec, raw: Raw): string[] {
+  const peers: string[] = [];
+  for (const item of raw.text.split(",")) {
+    const trimmed = item.trim();
+    const ip = canonicalIp(trimmed);
+    if (ip === null) {
+      throw bad(
+        spec,
+        raw,
+        PEERS_FORM,
+        `expected ${PEERS_FORM}, got ${quote(trimmed)} in ${quote(raw.text)}`,
+      );
+    }
+    if (peers.includes(ip)) {
+      throw bad(spec, raw, PEERS_FORM, `expected ${PEERS_FORM}, got ${quote(ip)} twice`);
+    }
+    peers.push(ip);
+  }
+  return peers;
+}
+
+function parseDnsServer(spec: FlagSpec, raw: Raw): HostPort {
+  const text = raw.text;
+  let host: string | null = null;
+  let portText: string | undefined;
+  const bracketed = /^\[([^\]]+)\](?::([^:]*))?$/.exec(text);
+  if (bracketed !== null) {
+    const ip = canonicalIp(bracketed[1] ?? "");
+    host = ip !== null && isIP(ip) === 6 ? ip : null;
+    portText = bracketed[2];
+  } else if (isIP(text) !== 0) {
+    host = canonicalIp(text); // a bare address: the default DNS port
+  } else {
+    const hostAndPort = /^([^:]+):([^:]*)$/.exec(text);
+    if (hostAndPort !== null && isIP(hostAndPort[1] ?? "") === 4) {
+      host = hostAndPort[1] ?? null;
+      portText = hostAndPort[2];
+    }
+  }
+  const port = portText === undefined ? DEFAULTS.dnsServerPort : parseIntegerIn(portText, 1, 65535);
+  if (host === null || port === null) throw bad(spec, raw, DNS_SERVER_FORM);
+  return { host, port };
+}
+
+/** A secret from a file (trimmed, non-empty) or from the environment (as is). */
+function readSecret(
+  spec: FlagSpec,
+  path: string | undefined,
+  envValue: string | undefined,
+  readTextFile: (path: string) => string,
+  emptyEnvIsError: boolean,
+): string | null {
+  const what = spec.name === "secret-file" ? "secret" : "password";
+  const form =
+    `a readable file holding a non-empty ${what} of at most ${MAX_SECRET_CHARS} characters`;
+  let secret: string;
+  let source: Raw;
+  if (path !== undefined) {
+    source = { text: path, env: null };
+    let content: string;
+    try {
+      content = readTextFile(path);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw bad(spec, source, form, `expected ${form}, cannot read ${quote(path)}: ${reason}`);
+    }
+    secret = content.trim();
+    if (secret.length === 0) {
+      throw bad(spec, source, form, `expected ${form}, ${quote(path)} is empty`);
+    }
+  } else if (envValue !== undefined && (envValue !== "" || emptyEnvIsError)) {
+    // Never quote a secret in a message.
+    source = { text: "", env: spec.env };
+    secret = envValue;
+    if (secret.length === 0) {
+      throw bad(
+        spec,
+        source,
+        `a non-empty ${what}`,
+        `expected a non-empty ${what} (unset it to run without one)`,
+      );
+    }
+  } else {
+    return null;
+  }
+  if (secret.length > MAX_SECRET_CHARS) {
+    throw bad(
+      spec,
+      source,
+      form,
+      `expected at most ${MAX_SECRET_CHARS} characters, got ${secret.length}`,
+    );
+  }
+  return secret;
+}
+
+/**
+ * Parses and validates the configuration.
+ *
+ * @param args the command-line arguments (`Deno.args`)
+ * @param env the environment (`Deno.env.toObject()`)
+ * @param readTextFile reads `--secret-file` and `--redis-password-file` (`Deno.readTextFileSync`)
+ * @param stdoutIsTty whether stdout is a terminal: picks the default `--log-format`
+ * @throws {ConfigError} on any bad flag or environment value
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./config.ts";
+ * const env = { HIVE_SERVICE: "redis-hive" };
+ * const config = parseConfig(["--election-port", "7400"], env, Deno.readTextFileSync);
+ * console.log(config.service, config.electionPort); // "redis-hive" 7400
+ * ```
+ */
+export function parseConfig(
+  args: string[],
+  env: Record<string, string | undefined>,
+  readTextFile: (path: string) => string,
+  stdoutIsTty = false,
+): Config {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const parsed = parseArgs({
+      args,
+      options: parseArgsOptions(),
+      strict: true,
+      allowPositionals: false,
+      tokens: true,
+    });
+    values = parsed.values;
+    const seen = new Set<string>();
+    for (const token of parsed.tokens) {
+      if (token.kind !== "option") continue;
+      if (seen.has(token.name)) {
+        throw new ConfigError(`--${token.name}`, null, "one occurrence", "given more than once");
+      }
+      seen.add(token.name);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw argsError(error);
+  }
+
+  const logFormatDefault: LogFormat = stdoutIsTty
+    ? DEFAULTS.logFormatTty
+    : DEFAULTS.logFormatNotTty;
+  const defaults: Config = {
+    service: null,
+    peers: null,
+    dnsServer: null,
+    announceIp: null,
+    bind: DEFAULTS.bind,
+    electionPort: DEFAULTS.electionPort,
+    proxyPort: DEFAULTS.proxyPort,
+    httpPort: DEFAULTS.httpPort,
+    redisHost: DEFAULTS.redisHost,
+    redisPort: DEFAULTS.redisPort,
+    heartbeatMs: DEFAULTS.heartbeatMs,
+    failureMs: DEFAULTS.failureMs,
+    dnsRefreshMs: DEFAULTS.dnsRefreshMs,
+    proxyHoldMs: DEFAULTS.proxyHoldMs,
+    maxConnections: DEFAULTS.maxConnections,
+    proxyEngine: DEFAULTS.proxyEngine,
+    proxyWorkers: DEFAULTS.proxyWorkers,
+    maxPeers: DEFAULTS.maxPeers,
+    secret: null,
+    redisPassword: null,
+    stateFile: null,
+    redisSocket: null,
+    logLevel: DEFAULTS.logLevel,
+    logFormat: logFormatDefault,
+    help: false,
+  };
+  if (values["help"] === true) return { ...defaults, help: true };
+
+  /** The flag's value, else its environment variable's (empty counts as unset), else null. */
+  const raw = (name: string): Raw | null => {
+    const spec = specOf(name);
+    const flagValue = values[name];
+    if (typeof flagValue === "string") return { text: flagValue, env: null };
+    if (spec.env !== null) {
+      const envValue = env[spec.env];
+      if (envValue !== undefined && envValue !== "") return { text: envValue, env: spec.env };
+    }
+    return null;
+  };
+  const integer = (name: string, fallback: number, min: number, max: number, form: string) => {
+    const r = raw(name);
+    if (r === null) return fallback;
+    const n = parseIntegerIn(r.text, min, max);
+    if (n === null) throw bad(specOf(name), r, form);
+    return n;
+  };
+  const port = (name: string, fallback: number) => integer(name, fallback, 1, 65535, PORT_FORM);
+  const duration = (name: string, fallback: number) =>
+    integer(name, fallback, 1, MAX_DURATION_MS, DURATION_FORM);
+  const ip = (name: string): string | null => {
+    const r = raw(name);
+    if (r === null) return null;
+    const canonical = canonicalIp(r.text);
+    if (canonical === null) throw bad(specOf(name), r, IP_FORM);
+    return canonical;
+  };
+  const unixSocketPath = (name: string): string | null => {
+    const r = raw(name);
+    if (r === null) return null;
+    if (!isUnixSocketPath(r.text)) {
+      throw bad(specOf(name), r, `an absolute path of at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes`);
+    }
+    return r.text;
+  };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const r = raw(name);
+    if (r === null) return fallback;
+    const found = allowed.find((a) => a === r.text);
+    if (found === undefined) throw bad(specOf(name), r, `one of ${allowed.join(", ")}`);
+    return found;
+  };
+
+  // The peer source. A flag beats the environment here too: `--peers` on the command line
+  // overrides HIVE_SERVICE from the environment (which is then ignored), and the other way round.
+  let serviceRaw = raw("service");
+  let peersRaw = raw("peers");
+  if (
+    serviceRaw !== null && peersRaw !== null &&
+    (serviceRaw.env === null) !== (peersRaw.env === null)
+  ) {
+    if (serviceRaw.env === null) peersRaw = null;
+    else serviceRaw = null;
+  }
+
+  // Each value on its own first, so an error names the flag the user got wrong.
+  if (serviceRaw !== null && !isDnsName(serviceRaw.text)) {
+    throw bad(specOf("service"), serviceRaw, DNS_NAME_FORM);
+  }
+  const peers = peersRaw === null ? null : parsePeers(specOf("peers"), peersRaw);
+  const dnsServerRaw = raw("dns-server");
+  const dnsServer = dnsServerRaw === null
+    ? null
+    : parseDnsServer(specOf("dns-server"), dnsServerRaw);
+  const redisHostRaw = raw("redis-host");
+  let redisHost: string = DEFAULTS.redisHost;
+  if (redisHostRaw !== null) {
+    const canonical = canonicalIp(redisHostRaw.text);
+    if (canonical === null && !isDnsName(redisHostRaw.text)) {
+      throw bad(specOf("redis-host"), redisHostRaw, HOST_FORM);
+    }
+    redisHost = canonical ?? redisHostRaw.text;
+  }
+  const config: Config = {
+    ...defaults,
+    announceIp: ip("announce-ip"),
+    bind: ip("bind") ?? DEFAULTS.bind,
+    electionPort: port("election-port", DEFAULTS.electionPort),
+    proxyPort: port("proxy-port", DEFAULTS.proxyPort),
+    httpPort: port("http-port", DEFAULTS.httpPort),
+    redisHost,
+    redisPort: port("redis-port", DEFAULTS.redisPort),
+    redisSocket: unixSocketPath("redis-socket"),
+    heartbeatMs: duration("heartbeat-ms", DEFAULTS.heartbeatMs),
+    failureMs: duration("failure-ms", DEFAULTS.failureMs),
+    dnsRefreshMs: duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
+    proxyHoldMs: duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
+    maxConnections: integer(
+      "max-connections",
+      DEFAULTS.maxConnections,
+      1,
+      MAX_CONNECTIONS_LIMIT,
+      `an integer 1..${MAX_CONNECTIONS_LIMIT}`,
+    ),
+    proxyEngine: oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
+    proxyWorkers: integer(
+      "proxy-workers",
+      DEFAULTS.proxyWorkers,
+      1,
+      MAX_EPOLL_WORKERS,
+      `an integer 1..${MAX_EPOLL_WORKERS}`,
+    ),
+    maxPeers: integer(
+      "max-peers",
+      DEFAULTS.maxPeers,
+      1,
+      MAX_PEERS_LIMIT,
+      `an integer 1..${MAX_PEERS_LIMIT}`,
+    ),
+    secret: readSecret(
+      specOf("secret-file"),
+      values["secret-file"] as string | undefined,
+      env["HIVE_SECRET"],
+      readTextFile,
+      true,
+    ),
+    redisPassword: readSecret(
+      specOf("redis-password-file"),
+      values["redis-password-file"] as string | undefined,
+      env["REDIS_PASSWORD"],
+      readTextFile,
+      false,
+    ),
+    stateFile: raw("state-file")?.text ?? null,
+    logLevel: oneOf("log-level", LOG_LEVELS, DEFAULTS.logLevel),
+    logFormat: oneOf("log-format", LOG_FORMATS, logFormatDefault),
+    dnsServer,
+  };
+
+  // Then the relations between values.
+  const failureRaw = raw("failure-ms");
+  if (config.failureMs < FAILURE_TO_HEARTBEAT_MIN_RATIO * config.heartbeatMs) {
+    const ratio = FAILURE_TO_HEARTBEAT_MIN_RATIO;
+    if (failureRaw !== null) {
+      const form = `at least ${ratio} x --heartbeat-ms (${ratio * config.heartbeatMs})`;
+      throw bad(specOf("failure-ms"), failureRaw, form);
+    }
+    const heartbeatRaw = raw("heartbeat-ms");
+    assert(heartbeatRaw !== null, "the defaults satisfy the failure/heartbeat ratio");
+    const most = Math.floor(config.failureMs / ratio);
+    throw bad(specOf("heartbeat-ms"), heartbeatRaw, `at most --failure-ms / ${ratio} (${most})`);
+  }
+  if (config.proxyPort === config.httpPort) {
+    const httpRaw = raw("http-port") ?? { text: String(config.httpPort), env: null };
+    throw bad(
+      specOf("http-port"),
+      httpRaw,
+      "a port other than --proxy-port",
+      `expected a port other than --proxy-port, got ${config.httpPort} for both`,
+    );
+  }
+  if (peers !== null && peersRaw !== null && peers.length > config.maxPeers) {
+    const form = `at most --max-peers (${config.maxPeers}) addresses`;
+    throw bad(specOf("peers"), peersRaw, form, `expected ${form}, got ${peers.length}`);
+  }
+
+  // Exactly one peer source.
+  if (serviceRaw !== null && peersRaw !== null) {
+    const fromEnv = serviceRaw.env !== null;
+    throw new ConfigError(
+      "--service",
+      serviceRaw.env,
+      "exactly one of --service and --peers",
+      `expected exactly one of --service and --peers${
+        fromEnv ? " (HIVE_SERVICE, HIVE_PEERS)" : ""
+      }, got both`,
+    );
+  }
+  if (serviceRaw === null && peers === null) {
+    throw new ConfigError(
+      "--service",
+      null,
+      "exactly one of --service and --peers",
+      "expected exactly one of --service NAME or --peers IP,IP,... " +
+        "(or HIVE_SERVICE / HIVE_PEERS), got neither",
+    );
+  }
+  return { ...config, service: serviceRaw?.text ?? null, peers };
+}
+
+function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(`config: invariant broken: ${message}`);
+}
+
+/**
+ * The `--help` text: usage, then every flag with its environment variable and default.
+ *
+ * @example
+ * ```ts
+ * import { formatHelp } from "./config.ts";
+ * console.log(formatHelp());
+ * ```
+ */
+export function formatHelp(): string {
+  const lines = [
+    "redis-hive: high availability for non-persistent Redis on Kubernetes.",
+    "",
+    "Usage: redis-hive (--service NAME | --peers IP,IP,...) [flags]",
+    "",
+    "Each flag can also be set by the environment variable shown. A flag beats the environment,",
+    "which beats the default; an environment variable set to the empty string counts as unset",
+    "(except HIVE_SECRET, where it is an error). Bad values exit with status " +
+    `${exitCodeForConfigError}.`,
+    "",
+    "Flags:",
+  ];
+  for (const f of FLAGS) {
+    const names = f.short === undefined ? `--${f.name}` : `-${f.short}, --${f.name}`;
+    lines.push(`  ${names}${f.value === null ? "" : ` ${f.value}`}`);
+    lines.push(`      ${f.help}`);
+    const facts = [
+      ...(f.env === null ? [] : [`env ${f.env}`]),
+      ...(f.defaultText === "" ? [] : [`default ${f.defaultText}`]),
+    ];
+    if (facts.length > 0) lines.push(`      (${facts.join("; ")})`);
+  }
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,748 @@
+/**
+ * The hive runtime: a thin loop around the {@link Election} state machine.
+ *
+ * It feeds the election its events (a tick every {@link TICK_MS}, every decoded heartbeat, every
+ * peer set from discovery, an observation of the local redis every {@link observeIntervalMs} and
+ * at once when the connection to redis drops) and carries out what it returns: heartbeats are
+ * encoded once and sent to every peer over UDP, the redis target is enforced (and re-enforced
+ * whenever an observation disagrees with it), the proxy is re-pointed, the state file is
+ * written, events are logged. Everything that touches the world comes in through
+ * {@link HiveDeps}, so tests can run the same loop on in-memory parts.
+ *
+ * @example
+ * ```ts
+ * import { Hive } from "./hive.ts";
+ * const hive = await Hive.start(config); // config from parseConfig()
+ * console.log(hive.status().role);
+ * await hive.stop();
+ * ```
+ */
+
+import { type Clock, systemClock } from "../common/clock.ts";
+import {
+  createCodec,
+  DROP_REASONS,
+  type DropReason,
+  type HeartbeatCodec,
+} from "../election/codec.ts";
+import type { Config } from "./config.ts";
+import {
+  Election,
+  type ElectionAction,
+  type ElectionEvent,
+  type PersistedState,
+} from "../election/election.ts";
+import { getLogger } from "./log.ts";
+import { type DiscoveryEvent, PeerDiscovery } from "../net/peer_discovery.ts";
+import {
+  chooseProxyEngine,
+  currentProxyPlatform,
+  listenProxy,
+  type ProxyEngineChoice,
+  type ProxyHandle,
+} from "../proxy/proxy_engine.ts";
+import {
+  createRedisController,
+  type HandoffSync,
+  type RedisController,
+} from "../redis/redis_controller.ts";
+import { inTargetState } from "../redis/redis_enforce.ts";
+import type { ProxyTarget, RedisObservation, RedisTarget } from "../redis/redis_state.ts";
+import { describeUpstream, type ProxyUpstream } from "../proxy/proxy_options.ts";
+import { DnsResolver } from "../net/resolver.ts";
+import { detectSelfAddress } from "../net/self_address.ts";
+import { type DatagramTransport, listenUdp } from "../net/udp_transport.ts";
+import { readStateFile, writeStateFile } from "./state_file.ts";
+import { startStatusServer, type StatusServer } from "../http/status_server.ts";
+import {
+  FAILOVER_BUCKETS_MS,
+  type FailoverHistogram,
+  type HistoryEntry,
+  type HiveStatus,
+  MAX_HISTORY,
+  type RuntimeStats,
+} from "../http/hive_status.ts";
+
+/** Interval between two election ticks. */
+export const TICK_MS = 50;
+/** Longest interval between two observations of the local redis. */
+export const MAX_OBSERVE_INTERVAL_MS = 100;
+/** A loop that has not ticked for this many ticks is reported unhealthy by `/healthz`. */
+export const HEALTHY_TICK_LAG = 20;
+/** Graceful handoff: writes stay paused at most this long if the hive dies mid-handoff. */
+export const HANDOFF_PAUSE_MS = 2000;
+/**
+ * Graceful handoff: the longest wait (writes paused) for a follower to process every write.
+ * Usually a few ms; up to about a second when the only follower was just resynced (redis 7.0
+ * holds a fresh replica's stream until its next acknowledgement): losing no write is worth the
+ * longer pause in that rare case.
+ */
+export const HANDOFF_SYNC_TIMEOUT_MS = 1200;
+/** Graceful handoff: the longest wait (from the pause) for the successor to lead. */
+export const HANDOFF_TAKEOVER_TIMEOUT_MS = 3000;
+/** How long {@link Hive.start} waits for the first DNS answer to find its own address. */
+export const SELF_DISCOVERY_TIMEOUT_MS = 60_000;
+
+/** Observations of the local redis happen every half heartbeat, at most every 100 ms. */
+export function observeIntervalMs(heartbeatMs: number): number {
+  return Math.max(10, Math.min(MAX_OBSERVE_INTERVAL_MS, Math.floor(heartbeatMs / 2)));
+}
+
+/** What the hive uses to touch the world; each has a real default. */
+export interface HiveDeps {
+  clock?: Clock;
+  /** Opens the UDP socket (default: {@link listenUdp} on `--bind`:`--election-port`). */
+  udp?: (bind: { host: string; port: number }) => Promise<DatagramTransport>;
+  /** The local redis (default: ioredis on `--redis-host`:`--redis-port`). */
+  redis?: (announceIp: string) => RedisController;
+  /** Random boot id (default: 8 random bytes as hex). */
+  bootId?: () => string;
+  /** Whether to start the master proxy (default true). */
+  proxy?: boolean;
+  /**
+   * The proxy engine, already chosen (main.ts chooses it with the other flags, so a bad
+   * `--proxy-engine` exits like a bad flag); default: {@link chooseProxyEngine} for
+   * `--proxy-engine` on this process ({@link currentProxyPlatform}).
+   */
+  proxyEngine?: ProxyEngineChoice;
+  /** Whether to start the HTTP server (default true). */
+  http?: boolean;
+}
+
+const log = getLogger("hive");
+
+/** One running hive node. */
+export class Hive {
+  readonly election: Election;
+  readonly stats: RuntimeStats = {
+    datagramsReceived: 0,
+    datagramsDropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<
+      DropReason,
+      number
+    >,
+    redisCommands: 0,
+    enforceFailures: 0,
+    observations: 0,
+    stateFileErrors: 0,
+  };
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #stopped = false;
+  #lastTickMono: number;
+  #startedMono: number;
+  #redisQueue: Promise<void> = Promise.resolve();
+  #enforcing = false;
+  #stateWrite: Promise<void> = Promise.resolve();
+  #observation: RedisObservation | null = null;
+  /** Catching up with the leader after the link came up (see HiveStatus.redis). */
+  #catchUp: {
+    leader: string | null;
+    linkUpMono: number | null;
+    targetOffset: number | null;
+    caughtUp: boolean;
+  } = { leader: null, linkUpMono: null, targetOffset: null, caughtUp: false };
+  #server: StatusServer | null = null;
+  #history: HistoryEntry[] = [];
+  #leaderLostMono: number | null = null;
+  #failovers: FailoverHistogram = {
+    bucketsMs: FAILOVER_BUCKETS_MS,
+    bucketCounts: FAILOVER_BUCKETS_MS.map(() => 0),
+    count: 0,
+    sumMs: 0,
+    lastMs: null,
+  };
+
+  private constructor(
+    readonly config: Config,
+    readonly self: string,
+    private readonly clock: Clock,
+    private readonly codec: HeartbeatCodec,
+    private readonly udp: DatagramTransport,
+    private readonly redis: RedisController,
+    private readonly discovery: PeerDiscovery,
+    readonly proxy: ProxyHandle | null,
+    /** The proxy's engine and why, or null when there is no proxy. */
+    readonly proxyEngine: ProxyEngineChoice | null,
+    restored: PersistedState | null,
+    bootId: string,
+  ) {
+    this.election = new Election({
+      self,
+      electionPort: config.electionPort,
+      redisPort: config.redisPort,
+      localRedis: { host: config.redisHost, port: config.redisPort },
+      bootId,
+      heartbeatMs: config.heartbeatMs,
+      failureMs: config.failureMs,
+      maxPeers: config.maxPeers,
+      restored,
+    });
+    this.#startedMono = this.#lastTickMono = clock.now().monoMs;
+  }
+
+  /** Starts every part of the hive; resolves once it runs. */
+  static async start(config: Config, deps: HiveDeps = {}): Promise<Hive> {
+    const clock = deps.clock ?? systemClock;
+    // First, before anything opens: `--proxy-engine epoll` where it cannot run throws here.
+    const proxyEngine = deps.proxy === false
+      ? null
+      : deps.proxyEngine ?? chooseProxyEngine(config.proxyEngine, currentProxyPlatform());
+    const codec = await createCodec(config.secret);
+    let latestPeers: readonly string[] = [];
+    let hive: Hive | null = null;
+    const discovery = new PeerDiscovery({
+      source: config.service !== null
+        ? {
+          kind: "dns",
+          name: config.service,
+          resolver: config.dnsServer === null ? new DnsResolver({}) : new DnsResolver({
+            nameServer: { ipAddr: config.dnsServer.host, port: config.dnsServer.port },
+          }),
+        }
+        : { kind: "static", peers: config.peers ?? [] },
+      refreshMs: config.dnsRefreshMs,
+      maxPeers: config.maxPeers,
+      onPeers: (peers) => {
+        latestPeers = peers;
+        if (hive !== null) hive.#apply(hive.election.setPeers(peers, clock.now()));
+      },
+      onEvent: (e) => logDiscovery(e),
+    });
+    discovery.start();
+    const self = config.announceIp ?? await findSelf(() => latestPeers, discovery);
+    let restored: PersistedState | null = null;
+    if (config.stateFile !== null) {
+      try {
+        restored = await readStateFile(config.stateFile);
+      } catch (e) {
+        log.error("cannot read the state file {path}: {error}; starting without it", {
+          path: config.stateFile,
+          error: String(e),
+        });
+      }
+    }
+    const udp = await (deps.udp ?? ((b) => listenUdp(b)))({
+      host: config.bind,
+      port: config.electionPort,
+    });
+    const redis = (deps.redis ?? ((announceIp) =>
+      createRedisController({
+        host: config.redisHost,
+        port: config.redisPort,
+        socket: config.redisSocket,
+        password: config.redisPassword,
+        announceIp,
+      })))(self);
+    const proxy = proxyEngine === null ? null : await listenProxy({
+      engine: proxyEngine.engine,
+      bind: { host: config.bind, port: config.proxyPort },
+      holdMs: config.proxyHoldMs,
+      maxConnections: config.maxConnections,
+      workers: config.proxyWorkers,
+      onEvent: (e) => {
+        if (e.kind === "target-change") {
+          log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
+        } else log.warn(`proxy: ${e.kind}`, { ...e });
+      },
+    });
+    if (proxyEngine !== null) {
+      log.info("master proxy on {bind}:{port}: {engine} engine ({reason}){threads}", {
+        bind: config.bind,
+        port: config.proxyPort,
+        ...proxyEngine,
+        threads: proxy === null || proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
+      });
+    }
+    const bootId = (deps.bootId ?? randomBootId)();
+    hive = new Hive(
+      config,
+      self,
+      clock,
+      codec,
+      udp,
+      redis,
+      discovery,
+      proxy,
+      proxyEngine,
+      restored,
+      bootId,
+    );
+    log.info("hive {id} starting (boot {bootId})", {
+      id: self,
+      bootId,
+      restoredLineage: restored?.lineage ?? null,
+    });
+    hive.#wire(latestPeers);
+    if (deps.http !== false) {
+      hive.#server = await startStatusServer({
+        host: config.bind,
+        port: config.httpPort,
+        hive,
+      });
+    }
+    return hive;
+  }
+
+  #wire(initialPeers: readonly string[]): void {
+    const now = () => this.clock.now();
+    this.udp.setHandler((bytes) => void this.#onDatagram(bytes));
+    this.redis.onConnectionLost(() => {
+      log.warn("connection to the local redis lost");
+      this.#observeSoon();
+    });
+    if (initialPeers.length > 0) this.#apply(this.election.setPeers(initialPeers, now()));
+    this.#observeSoon();
+    this.#every(TICK_MS, () => {
+      this.#lastTickMono = now().monoMs;
+      this.#apply(this.election.tick(now()));
+    });
+    this.#every(observeIntervalMs(this.config.heartbeatMs), () => this.#observeSoon());
+  }
+
+  #every(ms: number, fn: () => void): void {
+    this.#timers.push(setInterval(() => {
+      if (!this.#stopped) fn();
+    }, ms));
+  }
+
+  async #onDatagram(bytes: Uint8Array): Promise<void> {
+    const result = await this.codec.decode(bytes);
+    if (this.#stopped) return;
+    if (!result.ok) {
+      this.stats.datagramsDropped[result.reason]++;
+      log.debug("dropped a datagram: {reason}", { reason: result.reason });
+      return;
+    }
+    this.stats.datagramsReceived++;
+    this.#apply(this.election.receive(result.heartbeat, this.clock.now()));
+  }
+
+  /** Runs `job` after every redis job queued before it: one command at a time. */
+  #redisJob(job: () => Promise<void>): Promise<void> {
+    const next = this.#redisQueue.then(job).catch((e) => {
+      log.error("redis job failed: {error}", { error: String(e) });
+    });
+    this.#redisQueue = next;
+    return next;
+  }
+
+  #observeSoon(): void {
+    void this.#redisJob(() => this.#observeNow());
+  }
+
+  /**
+   * Observes the local redis and feeds the election. `reconcile` (every periodic observation)
+   * re-enforces the target when the redis disagrees with it; the observation that follows an
+   * enforce does not, so a failing enforce (a guard that keeps refusing) is retried once per
+   * observation interval, not in a tight loop.
+   */
+  async #observeNow(reconcile = true): Promise<void> {
+    if (this.#stopped) return;
+    const obs = await this.redis.observe();
+    if (this.#stopped) return;
+    this.stats.observations++;
+    this.#observation = obs;
+    this.#apply(this.election.observeRedis(obs, this.clock.now()));
+    this.#trackCatchUp(obs);
+    // Reconcile: whatever happened to redis behind our back, enforce the target again. A
+    // replica whose link to the leader is down (and not syncing) is re-checked too: enforce runs
+    // the run_id guard, which parks it if the leader's redis is gone or is another process, so
+    // redis's own reconnection can never resync it from a master that restarted empty.
+    if (reconcile && obs.up && !this.#enforcing && needsEnforce(obs, this.election.redisTarget)) {
+      this.#enforceSoon();
+    }
+  }
+
+  #trackCatchUp(obs: RedisObservation): void {
+    const now = this.clock.now();
+    const target = this.election.redisTarget;
+    const leader = this.election.leader;
+    const linked = this.election.role === "follower" && target.kind === "follow" && obs.up &&
+      obs.role === "replica" && obs.masterHost === target.host && obs.linkUp && !obs.loading;
+    const c = this.#catchUp;
+    if (!linked || leader !== c.leader) {
+      this.#catchUp = {
+        leader,
+        linkUpMono: linked ? now.monoMs : null,
+        targetOffset: null,
+        caughtUp: false,
+      };
+      return;
+    }
+    if (c.linkUpMono === null) c.linkUpMono = now.monoMs;
+    if (c.caughtUp) return;
+    if (c.targetOffset === null) {
+      const peer = leader === null ? null : this.election.peer(leader, now);
+      const heardAt = peer?.lastHeardAgoMs == null ? null : now.monoMs - peer.lastHeardAgoMs;
+      if (peer?.last && heardAt !== null && heardAt > c.linkUpMono) {
+        c.targetOffset = peer.last.redis.offset;
+      }
+    }
+    if (c.targetOffset !== null && obs.offset >= c.targetOffset) c.caughtUp = true;
+  }
+
+  #enforceSoon(): void {
+    this.#enforcing = true;
+    void this.#redisJob(async () => {
+      this.#enforcing = false;
+      if (this.#stopped) return;
+      const target = this.election.redisTarget;
+      const result = await this.redis.enforce(target);
+      this.stats.redisCommands += result.commands.length;
+      for (const command of result.commands) {
+        log.info("redis: {command}", { command, target });
+      }
+      for (const warning of result.warnings) log.warn("redis: {warning}", { warning });
+      if (!result.ok) {
+        this.stats.enforceFailures++;
+        log.warn("redis target {kind} not reached: {reason}: {detail}", {
+          kind: target.kind,
+          reason: result.reason,
+          detail: result.detail,
+        });
+      }
+      await this.#observeNow(false); // learn the result at once
+    });
+  }
+
+  #apply(actions: ElectionAction[]): void {
+    for (const a of actions) {
+      switch (a.type) {
+        case "send":
+          void this.#send(a.to, a.heartbeat);
+          break;
+        case "redis":
+          log.info("redis target: {kind}", { ...a.target });
+          this.#enforceSoon();
+          break;
+        case "proxy":
+          this.proxy?.setTarget(proxyUpstream(a.target, this.config));
+          break;
+        case "persist":
+          this.#persist(a.state);
+          break;
+        case "event":
+          logElectionEvent(a.event);
+          this.#remember(a.event);
+          break;
+      }
+    }
+  }
+
+  #remember(e: ElectionEvent): void {
+    const now = this.clock.now();
+    if (e.kind === "role-changed") {
+      if (e.leader === null && this.#leaderLostMono === null) this.#leaderLostMono = now.monoMs;
+      if (e.leader !== null && this.#leaderLostMono !== null) {
+        const ms = now.monoMs - this.#leaderLostMono;
+        this.#leaderLostMono = null;
+        const h = this.#failovers;
+        h.count++;
+        h.sumMs += ms;
+        h.lastMs = ms;
+        h.bucketsMs.forEach((b, i) => {
+          if (ms <= b) h.bucketCounts[i]!++;
+        });
+      }
+    }
+    if (e.kind === "peer-refused") return;
+    this.#history.push({ atWallMs: now.wallMs, kind: e.kind, message: describeEvent(e) });
+    if (this.#history.length > MAX_HISTORY) this.#history.shift();
+  }
+
+  async #send(
+    to: { host: string; port: number }[],
+    heartbeat: Parameters<HeartbeatCodec["encode"]>[0],
+  ): Promise<void> {
+    const bytes = await this.codec.encode(heartbeat);
+    if (this.#stopped) return;
+    for (const endpoint of to) this.udp.send(endpoint, bytes);
+  }
+
+  #persist(state: PersistedState): void {
+    const path = this.config.stateFile;
+    if (path === null) return;
+    this.#stateWrite = this.#stateWrite.then(() => writeStateFile(path, state)).catch((e) => {
+      this.stats.stateFileErrors++;
+      log.error("cannot write the state file {path}: {error}", { path, error: String(e) });
+    });
+  }
+
+  /** True while the loop turns (for `/healthz`). */
+  healthy(): boolean {
+    const lag = this.clock.now().monoMs - this.#lastTickMono;
+    return !this.#stopped && lag < HEALTHY_TICK_LAG * TICK_MS;
+  }
+
+  /** Everything this node knows, for `/status`. */
+  status(): HiveStatus {
+    const now = this.clock.now();
+    const snap = this.election.snapshot(now);
+    return {
+      id: snap.id,
+      role: snap.role,
+      leader: snap.leader,
+      peers: snap.peers.map((p) => ({
+        address: p.address,
+        role: p.last?.role ?? null,
+        leader: p.last?.leader ?? null,
+        live: p.live,
+        lastHeardAgoMs: p.lastHeardAgoMs,
+        inPeerSet: p.inPeerSet,
+        redis: p.last?.redis ?? null,
+      })),
+      redis: {
+        ...snap.redis,
+        target: snap.redisTarget,
+        observation: this.#observation,
+        caughtUpWithLeader: this.#catchUp.linkUpMono === null ? null : this.#catchUp.caughtUp,
+      },
+      eligible: snap.eligible,
+      lineage: snap.lineage,
+      electionStartMs: snap.electionStartMs,
+      leaderSinceMs: snap.leaderSinceMs,
+      proxy: {
+        engine: this.proxyEngine?.engine ?? null,
+        engineReason: this.proxyEngine?.reason ?? null,
+        workers: this.proxy?.workers ?? null,
+        target: snap.proxyTarget,
+        upstream: this.proxy === null ? null : describeUpstream(this.proxy.target),
+        listening: this.proxy?.listening ?? false,
+        stats: this.proxy === null ? null : { ...this.proxy.stats },
+      },
+      discovery: { ...this.discovery.stats },
+      election: snap.stats,
+      runtime: structuredClone(this.stats),
+      history: [...this.#history],
+      failovers: structuredClone(this.#failovers),
+      uptimeMs: now.monoMs - this.#startedMono,
+      lastTickAgoMs: now.monoMs - this.#lastTickMono,
+    };
+  }
+
+  /**
+   * Graceful shutdown (SIGTERM): a leader hands over first. It pauses writes on its redis
+   * (`CLIENT PAUSE ... WRITE`), reads every eligible follower's processed offset until one has
+   * processed every write (bounded by {@link HANDOFF_SYNC_TIMEOUT_MS}), tells that one to take
+   * over, parks its own redis and holds its proxy, and waits (bounded) until the successor leads.
+   * A follower just leaves. Then stops.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#stopped) return;
+    const candidates = this.election.successors(this.clock.now());
+    if (candidates.length > 0) {
+      const started = this.clock.now().monoMs;
+      log.info("graceful shutdown: handing leadership over, candidates {candidates}", {
+        candidates: candidates.map((c) => c.address),
+      });
+      let sync: HandoffSync | null = null;
+      await this.#redisJob(async () => {
+        sync = await this.redis.pauseAndSync(
+          candidates.map((c) => ({ host: c.address, port: c.redisPort })),
+          HANDOFF_PAUSE_MS,
+          HANDOFF_SYNC_TIMEOUT_MS,
+        );
+      });
+      const s = sync as HandoffSync | null;
+      let successor = candidates[0]!.address;
+      if (s !== null && s.ok) {
+        successor = s.chosen.host;
+        log.info("handoff: {successor} processed every write", { successor, ...s });
+      } else {
+        // Nobody caught up in time: the most caught-up one still loses the least.
+        const best = s?.offsets.filter((o) => o.offset !== null).sort((a, b) =>
+          b.offset! - a.offset!
+        )[0];
+        if (best !== undefined) successor = best.host;
+        log.warn(
+          "handoff: no follower processed every write: {reason}; handing over to {successor}",
+          {
+            successor,
+            reason: s?.reason ?? "no answer",
+            masterOffset: s?.masterOffset ?? null,
+            offsets: s?.offsets ?? [],
+          },
+        );
+      }
+      this.#apply(this.election.handOff(successor, this.clock.now()));
+      const deadline = started + HANDOFF_TAKEOVER_TIMEOUT_MS;
+      while (this.clock.now().monoMs < deadline) {
+        if (this.election.proxyTarget?.host === successor) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const tookMs = this.clock.now().monoMs - started;
+      if (this.election.proxyTarget?.host === successor) {
+        log.info("handoff done: {successor} leads after {tookMs} ms", { successor, tookMs });
+      } else {
+        log.warn("handoff: {successor} did not take over in {tookMs} ms", { successor, tookMs });
+      }
+    }
+    await this.stop();
+  }
+
+  /** Stops every part; safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.discovery.stop();
+    await this.#server?.close();
+    await this.proxy?.close();
+    await this.udp.close();
+    await this.#redisQueue;
+    await this.redis.close();
+    await this.#stateWrite;
+    log.info("hive {id} stopped", { id: this.self });
+  }
+}
+
+/**
+ * True when the runtime must enforce `target` again: the redis does not have that role, or it
+ * follows with its link down and no sync in progress (the guard must check the leader again).
+ */
+export function needsEnforce(obs: RedisObservation, target: RedisTarget): boolean {
+  if (!inTargetState(obs, target)) return true;
+  return target.kind === "follow" && !obs.linkUp && !obs.loading;
+}
+
+async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery): Promise<string> {
+  const deadline = Date.now() + SELF_DISCOVERY_TIMEOUT_MS;
+  while (peers().length === 0) {
+    if (Date.now() > deadline) {
+      discovery.stop();
+      throw new Error(
+        `no peer addresses within ${SELF_DISCOVERY_TIMEOUT_MS} ms to find this node's own ` +
+          "address among; set --announce-ip (POD_IP)",
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return detectSelfAddress([...peers()]);
+}
+
+function randomBootId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function logDiscovery(e: DiscoveryEvent): void {
+  switch (e.kind) {
+    case "peers":
+      log.info("peers: {peers}", { peers: [...e.peers], previous: [...e.previous] });
+      break;
+    case "empty":
+      log.warn("DNS answered no address; keeping {kept}, retry in {retryInMs} ms", { ...e });
+      break;
+    case "failed":
+      log.warn("DNS lookup failed: {error}; keeping {kept}, retry in {retryInMs} ms", {
+        error: e.error.message,
+        kept: [...e.kept],
+        consecutive: e.consecutive,
+        retryInMs: e.retryInMs,
+      });
+      break;
+    case "truncated":
+      log.warn("DNS answered more than {maxPeers} addresses; ignored {dropped}", { ...e });
+      break;
+  }
+}
+
+/** One line for an election event, as kept in the history. */
+export function describeEvent(e: ElectionEvent): string {
+  switch (e.kind) {
+    case "role-changed":
+      return `${e.from} -> ${e.to}${e.leader === null ? "" : ` (leader ${e.leader})`}: ${e.reason}`;
+    case "election-started":
+      return `election started: ${e.reason}`;
+    case "elected":
+      return `elected over ${e.candidates.length === 0 ? "no rival" : e.candidates.join(", ")}`;
+    case "redis-restarted":
+      return `local redis restarted (${e.oldRunId.slice(0, 8)} -> ${e.newRunId.slice(0, 8)})`;
+    case "lineage-changed":
+      return `dataset lineage ${
+        e.lineage === null ? "none" : `${e.lineage.bornBy}@${e.lineage.bornMs}`
+      }: ${e.reason}`;
+    case "parked-on-link-loss":
+      return `link to ${e.leader} broke: parked`;
+    case "handoff":
+      return `handing leadership over to ${e.to}`;
+    case "peer-refused":
+      return `peer ${e.address} refused (${e.reason})`;
+  }
+}
+
+function logElectionEvent(e: ElectionEvent): void {
+  switch (e.kind) {
+    case "role-changed":
+      log.info("role {from} -> {to}, leader {leader}: {reason}", { ...e });
+      break;
+    case "election-started":
+      log.info("election started: {reason}", { ...e });
+      break;
+    case "elected":
+      log.info("elected leader over candidates {candidates}", { ...e });
+      break;
+    case "redis-restarted":
+      log.warn("local redis restarted ({oldRunId} -> {newRunId}): parked", { ...e });
+      break;
+    case "lineage-changed":
+      log.info("dataset lineage now {lineage}: {reason}", { ...e });
+      break;
+    case "parked-on-link-loss":
+      log.warn("replication link to {leader} broke: redis parked until the leader speaks", {
+        ...e,
+      });
+      break;
+    case "peer-refused":
+      log.warn("peer {address} refused: {reason}", { ...e });
+      break;
+    case "handoff":
+      log.info("handing leadership over to {to}", { ...e });
+      break;
+  }
+}
+
+/**
+ * The CLI's entry: starts the hive (with `deps`, e.g. the proxy engine main.ts chose), stops it
+ * on SIGINT/SIGTERM, exits 0 (1 if it cannot start).
+ */
+export async function runHive(config: Config, deps: HiveDeps = {}): Promise<void> {
+  let hive: Hive;
+  try {
+    hive = await Hive.start(config, deps);
+  } catch (e) {
+    log.fatal("cannot start: {error}", { error: e instanceof Error ? e.message : String(e) });
+    Deno.exit(1);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: Deno.Signal) => {
+      log.info("{signal}: stopping", { signal });
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+    Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  });
+  await hive.shutdown();
+  Deno.exit(0);
+}
+
+/**
+ * Where the proxy sends new connections for the election's `target`: the own redis's Unix
+ * socket when the target is the own redis (`redisHost:redisPort`, i.e. this hive leads) and
+ * `--redis-socket` is set, else the target itself. A follower's target is the leader's redis,
+ * reached over TCP.
+ *
+ * @example
+ * ```ts
+ * const local = { redisHost: "127.0.0.1", redisPort: 6379, redisSocket: "/run/redis/redis.sock" };
+ * proxyUpstream({ host: "127.0.0.1", port: 6379 }, local); // { path: "/run/redis/redis.sock" }
+ * proxyUpstream({ host: "10.0.0.7", port: 6379 }, local); // { host: "10.0.0.7", port: 6379 }
+ * ```
+ */
+export function proxyUpstream(
+  target: ProxyTarget,
+  local: Pick<Config, "redisHost" | "redisPort" | "redisSocket">,
+): ProxyUpstream {
+  if (target === null || local.redisSocket === null) return target;
+  const own = target.host === local.redisHost && target.port === local.redisPort;
+  return own ? { path: local.redisSocket } : target;
+}

@@ -1,0 +1,107 @@
+/**
+ * The `/status` contract: what `GET /status` returns (at least `id`, `role`, `leader`, `peers`
+ * and `redis`, which outside checks rely on) and the runtime's counters and history inside it.
+ * Its own module, so the HTTP surface, the tools and the tests read the contract without
+ * importing the runtime.
+ *
+ * @example
+ * ```ts
+ * import type { HiveStatus } from "./hive_status.ts";
+ * const status: HiveStatus = await (await fetch("http://127.0.0.11:8080/status")).json();
+ * console.log(status.role, status.leader);
+ * ```
+ */
+
+import type { DropReason } from "../election/codec.ts";
+import type { ElectionEvent, ElectionSnapshot } from "../election/election.ts";
+import type { ProxyEngine } from "../proxy/proxy_engine.ts";
+import type { RedisObservation, RedisTarget } from "../redis/redis_state.ts";
+
+/** Most entries kept in {@link HiveStatus.history}. */
+export const MAX_HISTORY = 50;
+/** Upper bounds of the failover-duration histogram buckets. */
+export const FAILOVER_BUCKETS_MS = [100, 250, 500, 1000, 2000, 5000, 10_000] as const;
+
+/** Counters of the runtime (the election has its own). */
+export interface RuntimeStats {
+  datagramsReceived: number;
+  datagramsDropped: Record<DropReason, number>;
+  redisCommands: number;
+  enforceFailures: number;
+  observations: number;
+  stateFileErrors: number;
+}
+
+/** `/status`: the contract (`id`, `role`, `leader`, `peers`, `redis`) that outside checks rely on, and more. */
+export interface HiveStatus {
+  id: string;
+  role: ElectionSnapshot["role"];
+  leader: string | null;
+  peers: {
+    address: string;
+    role: string | null;
+    leader: string | null;
+    live: boolean;
+    lastHeardAgoMs: number | null;
+    inPeerSet: boolean;
+    redis: ElectionSnapshot["redis"] | null;
+  }[];
+  redis: ElectionSnapshot["redis"] & {
+    target: RedisTarget;
+    observation: RedisObservation | null;
+    /**
+     * Followers: the local redis has reached an offset the leader reported after this
+     * replication link came up (a link can be up while redis still holds back the stream, up
+     * to a second after a full sync); null when not a linked follower.
+     */
+    caughtUpWithLeader: boolean | null;
+  };
+  eligible: boolean;
+  lineage: ElectionSnapshot["lineage"];
+  electionStartMs: number | null;
+  leaderSinceMs: number | null;
+  proxy: {
+    /** The engine that runs the proxy (`--proxy-engine`), or null when there is no proxy. */
+    engine: ProxyEngine | null;
+    /** Why that engine (e.g. `auto: linux/x86_64 with --allow-ffi`), or null. */
+    engineReason: string | null;
+    /** Threads serving the proxy port (`--proxy-workers` for epoll, 1 for deno), or null. */
+    workers: number | null;
+    target: ElectionSnapshot["proxyTarget"];
+    /**
+     * Where new connections actually go: `host:port`, `unix:<path>` (its own redis's socket
+     * while leading with `--redis-socket`) or `none`; null when there is no proxy.
+     */
+    upstream: string | null;
+    listening: boolean;
+    stats: Record<string, number> | null;
+  };
+  discovery: Record<string, unknown>;
+  election: ElectionSnapshot["stats"];
+  runtime: RuntimeStats;
+  /** Recent role changes, elections and lineage changes, newest last (at most {@link MAX_HISTORY}). */
+  history: HistoryEntry[];
+  /** Time from losing a leader to knowing the next one, as a cumulative histogram. */
+  failovers: FailoverHistogram;
+  uptimeMs: number;
+  lastTickAgoMs: number;
+}
+
+/** One remembered event. */
+export interface HistoryEntry {
+  atWallMs: number;
+  kind: ElectionEvent["kind"];
+  message: string;
+}
+
+/** Prometheus-style histogram of failover durations. */
+export interface FailoverHistogram {
+  /** Upper bounds (ms) of the buckets, {@link FAILOVER_BUCKETS_MS}. */
+  bucketsMs: readonly number[];
+  /** Cumulative counts: failovers that took at most `bucketsMs[i]`. */
+  bucketCounts: number[];
+  count: number;
+  sumMs: number;
+  /** The last one, or null. */
+  lastMs: number | null;
+}

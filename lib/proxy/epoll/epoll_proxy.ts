@@ -1,0 +1,424 @@
+/**
+ * The master proxy's epoll engine: the same behaviour and API as `MasterProxy` (same
+ * {@link ProxyOptions}, `setTarget`, `stats`, `close`, events), with the byte copying done by
+ * non-blocking sockets and epoll through libc FFI calls (lib/proxy/epoll/libc.ts) in Web Workers
+ * (lib/proxy/epoll/epoll_worker.ts), so the blocking `epoll_wait` never blocks this thread's event
+ * loop. Measured at less CPU per request than the Deno read/write loop (docs/benchmarks.md).
+ *
+ * {@link DEFAULT_EPOLL_WORKERS} worker threads serve the port, each with its own listening
+ * socket (`SO_REUSEPORT`: the kernel spreads new connections over them) and its own epoll set;
+ * a connection stays on the worker that accepted it. The first worker first binds a plain
+ * socket to the address, so a port some other process (or another hive) listens on is refused
+ * as "address in use", as with one socket. `maxConnections` counts over all workers (a shared
+ * counter); `setTarget` and `close` are applied by every worker, in turn, before they return.
+ *
+ * Needs `--allow-ffi` (libc is opened in this thread to wake the worker, and in the worker),
+ * x86_64 Linux with glibc. Differences from the Deno engine, none visible to clients:
+ * - `setTarget` blocks this thread until the worker has applied the change (microseconds; a
+ *   target given as a host name rather than an IP is resolved there with `getaddrinfo`, once
+ *   per change, so a slow resolver blocks up to {@link EPOLL_CALL_TIMEOUT_MS});
+ * - an idle connection holds no buffer at all (`idleBufferBytes` is validated and ignored);
+ * - events raised in the worker reach `onEvent` asynchronously, or at the latest when `stats`
+ *   is read (so a counter is never seen before its event);
+ * - if the worker crashes (a bug), the error is reported with `reportError`, which ends the
+ *   process unless handled: a proxy that silently stopped forwarding would be worse.
+ *
+ * @example
+ * ```ts
+ * import { EpollMasterProxy } from "./epoll_proxy.ts";
+ * const proxy = await EpollMasterProxy.listen({ bind: { host: "127.0.0.1", port: 6380 } });
+ * proxy.setTarget({ host: "127.0.0.11", port: 6379 });
+ * await proxy.close();
+ * ```
+ */
+
+import { libc } from "./libc.ts";
+import {
+  checkAddress,
+  checkInteger,
+  checkUpstream,
+  copyUpstream,
+  DEFAULT_PROXY_CONNECT_TIMEOUT_MS,
+  DEFAULT_PROXY_HOLD_MS,
+  DEFAULT_PROXY_MAX_CONNECTIONS,
+  MAX_PROXY_CONNECTIONS,
+  MAX_PROXY_WAIT_MS,
+  PROXY_BUFFER_BYTES,
+  PROXY_IDLE_BUFFER_BYTES,
+  type ProxyEvent,
+  type ProxyOptions,
+  type ProxyStats,
+  type ProxyUpstream,
+  sameUpstream,
+} from "../proxy_options.ts";
+import { MAX_PROXY_BUFFER_BYTES, MIN_PROXY_BUFFER_BYTES } from "../proxy_options.ts";
+import { type EpollCommand, EpollControl, STAT_FIELDS } from "./epoll_control.ts";
+import type { EpollWorkerInit, EpollWorkerMessage } from "./epoll_worker.ts";
+
+/**
+ * Worker threads of an epoll proxy by default: 2, as HAProxy runs one thread per CPU on the
+ * 2-core machines measured (docs/benchmarks.md: 1 thread reached 0.94-0.97 of HAProxy's
+ * throughput, 2 threads 0.99-1.02). Each is a V8 isolate: the second one adds about 11 MiB of
+ * resident memory at rest.
+ */
+export const DEFAULT_EPOLL_WORKERS = 2;
+/** Most worker threads of one epoll proxy. */
+export const MAX_EPOLL_WORKERS = 16;
+
+/** Longest wait for the worker to apply a command (or to start, or to stop). */
+export const EPOLL_CALL_TIMEOUT_MS = 10_000;
+
+const WORKER_URL = new URL("./epoll_worker.ts", import.meta.url);
+/** The 8 bytes written to the worker's eventfd to wake it (a u64 1). */
+const WAKE = new Uint8Array(new BigUint64Array([1n]).buffer);
+
+/** `MasterProxy`'s public API, served by an epoll loop in a worker. */
+export class EpollMasterProxy {
+  /** Most bytes in flight per direction per connection. */
+  readonly bufferBytes: number;
+  /** Validated for compatibility; this engine holds no buffer for an idle connection. */
+  readonly idleBufferBytes: number;
+  /** The options' `holdMs`. */
+  readonly holdMs: number;
+  /** The options' `maxConnections`. */
+  readonly maxConnections: number;
+  /** The options' `connectTimeoutMs`. */
+  readonly connectTimeoutMs: number;
+
+  /** How many worker threads serve the port. */
+  readonly workers: number;
+
+  readonly #workers: StartedWorker[];
+  readonly #host: string;
+  readonly #port: number;
+  readonly #onEvent: (event: ProxyEvent) => void;
+  #target: ProxyUpstream;
+  #closing: Promise<void> | null = null;
+  #crash: string | null = null;
+
+  /**
+   * Starts the worker and listens on `opts.bind`. Throws a clear error for bad options, and
+   * the listen error (address in use...) with the errno text.
+   *
+   * @example
+   * ```ts
+   * const proxy = await EpollMasterProxy.listen({ bind: { host: "0.0.0.0", port: 6380 } });
+   * ```
+   */
+  static async listen(opts: ProxyOptions): Promise<EpollMasterProxy> {
+    checkAddress("bind", opts.bind, 0);
+    const holdMs = checkInteger(
+      "holdMs",
+      opts.holdMs ?? DEFAULT_PROXY_HOLD_MS,
+      0,
+      MAX_PROXY_WAIT_MS,
+    );
+    const maxConnections = checkInteger(
+      "maxConnections",
+      opts.maxConnections ?? DEFAULT_PROXY_MAX_CONNECTIONS,
+      1,
+      MAX_PROXY_CONNECTIONS,
+    );
+    const connectTimeoutMs = checkInteger(
+      "connectTimeoutMs",
+      opts.connectTimeoutMs ?? DEFAULT_PROXY_CONNECT_TIMEOUT_MS,
+      1,
+      MAX_PROXY_WAIT_MS,
+    );
+    const bufferBytes = checkInteger(
+      "bufferBytes",
+      opts.bufferBytes ?? PROXY_BUFFER_BYTES,
+      MIN_PROXY_BUFFER_BYTES,
+      MAX_PROXY_BUFFER_BYTES,
+    );
+    const idleBufferBytes = checkInteger(
+      "idleBufferBytes",
+      opts.idleBufferBytes ?? Math.min(PROXY_IDLE_BUFFER_BYTES, bufferBytes),
+      1,
+      bufferBytes,
+    );
+    if (opts.target) checkUpstream("target", opts.target);
+    const target = copyUpstream(opts.target ?? null);
+    const workerCount = checkInteger(
+      "workers",
+      opts.workers ?? DEFAULT_EPOLL_WORKERS,
+      1,
+      MAX_EPOLL_WORKERS,
+    );
+    libc(); // fails here, clearly, without --allow-ffi or off x86_64 Linux
+
+    const openConnections = new SharedArrayBuffer(4);
+    const started: StartedWorker[] = [];
+    let proxy: EpollMasterProxy | null = null;
+    let port = opts.bind.port;
+    try {
+      for (let i = 0; i < workerCount; i++) {
+        const worker = await startWorker({
+          control: EpollControl.allocate(),
+          bind: { host: opts.bind.host, port },
+          target,
+          holdMs,
+          maxConnections,
+          connectTimeoutMs,
+          bufferBytes,
+          openConnections,
+          reusePort: workerCount > 1,
+          probe: workerCount > 1 && i === 0,
+        }, {
+          events: () => {
+            if (proxy !== null) proxy.#drainEvents();
+          },
+          crashed: (message) => {
+            if (proxy !== null) proxy.#crashed(message);
+          },
+        });
+        started.push(worker);
+        port = worker.port; // the others join the port the first one got
+      }
+    } catch (e) {
+      // A worker that started blocks in epoll_wait, where terminate() cannot reach it: stop it
+      // by its close command first, or it would keep its socket on the port.
+      await Promise.allSettled(started.map((w) => stopWorker(w)));
+      throw e;
+    }
+    proxy = new EpollMasterProxy({
+      workers: started,
+      host: opts.bind.host,
+      port,
+      onEvent: opts.onEvent ?? (() => {}),
+      target,
+      settings: { bufferBytes, idleBufferBytes, holdMs, maxConnections, connectTimeoutMs },
+    });
+    return proxy;
+  }
+
+  private constructor(parts: {
+    workers: StartedWorker[];
+    host: string;
+    port: number;
+    onEvent: (event: ProxyEvent) => void;
+    target: ProxyUpstream;
+    settings: {
+      bufferBytes: number;
+      idleBufferBytes: number;
+      holdMs: number;
+      maxConnections: number;
+      connectTimeoutMs: number;
+    };
+  }) {
+    this.#workers = parts.workers;
+    this.workers = parts.workers.length;
+    this.#host = parts.host;
+    this.#port = parts.port;
+    this.#onEvent = parts.onEvent;
+    this.#target = parts.target;
+    this.bufferBytes = parts.settings.bufferBytes;
+    this.idleBufferBytes = parts.settings.idleBufferBytes;
+    this.holdMs = parts.settings.holdMs;
+    this.maxConnections = parts.settings.maxConnections;
+    this.connectTimeoutMs = parts.settings.connectTimeoutMs;
+  }
+
+  /** The address actually listened on (the real port when `bind.port` was 0). */
+  get address(): { host: string; port: number } {
+    return { host: this.#host, port: this.#port };
+  }
+
+  /** True until {@link close} is called. */
+  get listening(): boolean {
+    return this.#closing === null;
+  }
+
+  /** The current target (null: holding new connections). */
+  get target(): ProxyUpstream {
+    return copyUpstream(this.#target);
+  }
+
+  /** Open client connections of each worker thread (how the kernel spread them). */
+  get activeByWorker(): number[] {
+    return this.#workers.map((w) => w.control.stats.active);
+  }
+
+  /** A snapshot of the counters and gauges (also delivering the worker's pending events). */
+  get stats(): Readonly<ProxyStats> {
+    // First the counters, then the events: a worker posts each event before its counter.
+    const stats = this.#workers[0]!.control.stats;
+    for (const w of this.#workers.slice(1)) {
+      const more = w.control.stats;
+      for (const field of STAT_FIELDS) {
+        // Every worker applies every target change: count it once.
+        if (field !== "targetChanges") stats[field] += more[field];
+      }
+    }
+    this.#drainEvents();
+    return stats;
+  }
+
+  /**
+   * Points new connections at `target` (null: hold them), as `MasterProxy.setTarget`:
+   * returns once the worker closed both sides of every proxied connection.
+   *
+   * @example
+   * ```ts
+   * declare const proxy: EpollMasterProxy;
+   * proxy.setTarget({ host: "127.0.0.12", port: 6379 });
+   * ```
+   */
+  setTarget(target: ProxyUpstream): void {
+    if (this.#closing !== null) throw new Error("MasterProxy.setTarget: the proxy is closed");
+    if (target !== null) checkUpstream("target", target);
+    if (sameUpstream(target, this.#target)) return;
+    const from = this.#target;
+    this.#target = copyUpstream(target);
+    let closed = 0;
+    for (const w of this.#workers) closed += this.#call(w, { op: "target", target: this.#target });
+    this.#drainEvents();
+    this.#emit({ kind: "target-change", from, to: this.target, closedConnections: closed });
+  }
+
+  /**
+   * Stops listening, closes every connection, stops the worker. Idempotent.
+   *
+   * @example
+   * ```ts
+   * declare const proxy: EpollMasterProxy;
+   * await proxy.close();
+   * ```
+   */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    let stopping: Promise<unknown> = Promise.resolve();
+    if (this.#crash === null) {
+      for (const w of this.#workers) this.#call(w, { op: "close" });
+      stopping = Promise.all(this.#workers.map((w) => withTimeout(w.stopped, "stop")));
+    }
+    this.#drainEvents();
+    this.#closing = stopping.then(() => {}).finally(() => {
+      for (const w of this.#workers) w.worker.terminate();
+    });
+    return this.#closing;
+  }
+
+  #call(w: StartedWorker, command: EpollCommand): number {
+    if (this.#crash !== null) throw new Error(`epoll proxy worker crashed: ${this.#crash}`);
+    return callWorker(w, command);
+  }
+
+  #drainEvents(): void {
+    for (const w of this.#workers) {
+      for (const event of w.control.drainEvents()) this.#emit(event);
+    }
+  }
+
+  #emit(event: ProxyEvent): void {
+    try {
+      this.#onEvent(event);
+    } catch (e) {
+      console.error("MasterProxy onEvent threw:", e);
+    }
+  }
+
+  #crashed(message: string): void {
+    if (this.#crash !== null) return;
+    this.#crash = message;
+    reportError(new Error(`epoll proxy worker crashed: ${message}`));
+  }
+}
+
+/** One running worker: its thread, shared memory, eventfd and port. */
+interface StartedWorker {
+  worker: Worker;
+  control: EpollControl;
+  wakeFd: number;
+  port: number;
+  /** Resolves when the worker stopped (or crashed). */
+  stopped: Promise<void>;
+}
+
+/** Posts `command` to a running worker, wakes it, and returns its reply (blocking, bounded). */
+function callWorker(w: StartedWorker, command: EpollCommand): number {
+  return w.control.call(command, () => {
+    if (libc().write(w.wakeFd, WAKE, BigInt(WAKE.length)) !== WAKE.length) {
+      throw new Error("EpollMasterProxy: cannot wake the worker");
+    }
+  }, EPOLL_CALL_TIMEOUT_MS);
+}
+
+/** Stops a running worker by its close command, then ends its thread. */
+async function stopWorker(w: StartedWorker): Promise<void> {
+  try {
+    callWorker(w, { op: "close" });
+    await withTimeout(w.stopped, "stop");
+  } finally {
+    w.worker.terminate();
+  }
+}
+
+/** Starts one worker and waits until it listens (or reports why it cannot). */
+async function startWorker(
+  init: EpollWorkerInit,
+  on: { events: () => void; crashed: (message: string) => void },
+): Promise<StartedWorker> {
+  const worker = new Worker(WORKER_URL, { type: "module" });
+  const started = Promise.withResolvers<{ port: number; wakeFd: number }>();
+  const stopped = Promise.withResolvers<void>();
+  const crashed = (message: string) => {
+    started.reject(new Error(`epoll proxy worker: ${message}`));
+    stopped.resolve();
+    on.crashed(message);
+  };
+  worker.onmessage = (event: MessageEvent<EpollWorkerMessage>) => {
+    const message = event.data;
+    switch (message.kind) {
+      case "listening":
+        return started.resolve(message);
+      case "error":
+        started.reject(new Error(`EpollMasterProxy: ${message.message}`));
+        return stopped.resolve();
+      case "events":
+        return on.events();
+      case "crashed":
+        return crashed(message.message);
+      case "stopped":
+        return stopped.resolve();
+    }
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    crashed(event.message);
+  };
+  worker.postMessage(init);
+  try {
+    const { port, wakeFd } = await withTimeout(started.promise, "start");
+    return {
+      worker,
+      control: new EpollControl(init.control),
+      wakeFd,
+      port,
+      stopped: stopped.promise,
+    };
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(`epoll proxy worker did not ${what} within ${EPOLL_CALL_TIMEOUT_MS} ms`),
+            ),
+          EPOLL_CALL_TIMEOUT_MS,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
