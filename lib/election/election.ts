@@ -99,6 +99,14 @@ export interface PersistedState {
   lineage: Lineage | null;
 }
 
+/**
+ * `failureMs` must span at least this many heartbeat intervals (the election refuses less, and so
+ * does `--failure-ms`). With 3, one lost heartbeat leaves a gap of 2 intervals, still a full
+ * interval short of a failure, so one lost datagram plus ordinary jitter is never taken for a
+ * dead peer; with 2, one lost datagram and any delay would be.
+ */
+export const FAILURE_TO_HEARTBEAT_MIN_RATIO = 3;
+
 /** Derives the full timing from the two configured values; see `docs/election.md`. */
 export function defaultTiming(heartbeatMs: number, failureMs: number): ElectionTiming {
   return {
@@ -308,9 +316,10 @@ export class Election {
         throw new Error(`Election: timing ${key} must be a positive number, got ${value}`);
       }
     }
-    if (t.failureMs < 2 * t.heartbeatMs) {
+    if (t.failureMs < FAILURE_TO_HEARTBEAT_MIN_RATIO * t.heartbeatMs) {
       throw new Error(
-        `Election: failureMs (${t.failureMs}) must be at least twice heartbeatMs (${t.heartbeatMs})`,
+        `Election: failureMs (${t.failureMs}) must be at least ${FAILURE_TO_HEARTBEAT_MIN_RATIO} ` +
+          `x heartbeatMs (${t.heartbeatMs})`,
       );
     }
     if (!(options.maxPeers >= 1)) throw new Error(`Election: maxPeers must be >= 1`);

@@ -20,8 +20,21 @@
 
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
-import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "../proxy/proxy_options.ts";
-import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "../proxy/epoll/epoll_proxy.ts";
+import {
+  DEFAULT_EPOLL_WORKERS,
+  DEFAULT_PROXY_HOLD_MS,
+  DEFAULT_PROXY_MAX_CONNECTIONS,
+  isUnixSocketPath,
+  MAX_EPOLL_WORKERS,
+  MAX_PROXY_CONNECTIONS,
+  MAX_UNIX_SOCKET_PATH_BYTES,
+  PROXY_ENGINE_REQUESTS,
+  type ProxyEngineRequest,
+} from "../proxy/proxy_options.ts";
+import { invariant, MAX_DURATION_MS } from "../common/assert.ts";
+import { canonicalIp } from "../net/address.ts";
+import { MAX_PEERS } from "../net/peer_discovery.ts";
+import { FAILURE_TO_HEARTBEAT_MIN_RATIO } from "../election/election.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
 export const exitCodeForConfigError = 2;
@@ -37,15 +50,6 @@ export const LOG_FORMATS = ["json", "pretty"] as const;
 
 /** A log output format: JSON lines for machines, or a pretty one-line text for humans. */
 export type LogFormat = typeof LOG_FORMATS[number];
-
-/**
- * The values of `--proxy-engine`: `auto` (the epoll engine where it can run, else the Deno one;
- * `chooseProxyEngine` in lib/proxy/proxy_engine.ts decides) or one engine by name.
- */
-export const PROXY_ENGINE_REQUESTS = ["auto", "epoll", "deno"] as const;
-
-/** A value of `--proxy-engine`. */
-export type ProxyEngineRequest = typeof PROXY_ENGINE_REQUESTS[number];
 
 /** A DNS server address. */
 export interface HostPort {
@@ -128,11 +132,11 @@ export const DEFAULTS = {
   heartbeatMs: 200,
   failureMs: 1000,
   dnsRefreshMs: 2000,
-  proxyHoldMs: 3000,
-  maxConnections: 10_000,
+  proxyHoldMs: DEFAULT_PROXY_HOLD_MS,
+  maxConnections: DEFAULT_PROXY_MAX_CONNECTIONS,
   proxyEngine: "auto",
   proxyWorkers: DEFAULT_EPOLL_WORKERS,
-  maxPeers: 64,
+  maxPeers: MAX_PEERS,
   logLevel: "info",
   /** Used when stdout is not a terminal (containers, files, pipes). */
   logFormatNotTty: "json",
@@ -147,15 +151,6 @@ export const DEFAULTS = {
   logFormatTty: LogFormat;
   [key: string]: unknown;
 };
-
-/** `--failure-ms` must span at least this many heartbeats, so one lost datagram is no failure. */
-export const FAILURE_TO_HEARTBEAT_MIN_RATIO = 3;
-
-/** Upper bound of every `*-ms` duration (one hour): larger values are typos; timers overflow. */
-export const MAX_DURATION_MS = 3_600_000;
-
-/** Upper bound of `--max-connections`. */
-export const MAX_CONNECTIONS_LIMIT = 1_000_000;
 
 /** Upper bound of `--max-peers` (the peer table and every per-peer list are bounded by it). */
 export const MAX_PEERS_LIMIT = 1024;
@@ -481,17 +476,6 @@ function parseIntegerIn(text: string, min: number, max: number): number | null {
   return n >= min && n <= max ? n : null;
 }
 
-/**
- * Canonical form of an IP address (IPv6 lower-case and compressed), or null when `text` is not
- * one. Zone ids (`fe80::1%eth0`) are refused: a node id must not depend on the local interface.
- */
-function canonicalIp(text: string): string | null {
-  const family = isIP(text);
-  if (family === 4) return text;
-  if (family !== 6 || text.includes("%")) return null;
-  return new URL(`http://[${text}]/`).hostname.slice(1, -1);
-}
-
 function isDnsName(text: string): boolean {
   const name = text.endsWith(".") ? text.slice(0, -1) : text;
   if (name.length === 0 || name.length > MAX_DNS_NAME_CHARS) return false;
@@ -766,8 +750,8 @@ export function parseConfig(
       "max-connections",
       DEFAULTS.maxConnections,
       1,
-      MAX_CONNECTIONS_LIMIT,
-      `an integer 1..${MAX_CONNECTIONS_LIMIT}`,
+      MAX_PROXY_CONNECTIONS,
+      `an integer 1..${MAX_PROXY_CONNECTIONS}`,
     ),
     proxyEngine: oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
     proxyWorkers: integer(
@@ -813,7 +797,7 @@ export function parseConfig(
       throw bad(specOf("failure-ms"), failureRaw, form);
     }
     const heartbeatRaw = raw("heartbeat-ms");
-    assert(heartbeatRaw !== null, "the defaults satisfy the failure/heartbeat ratio");
+    invariant(heartbeatRaw !== null, "config: the defaults satisfy the failure/heartbeat ratio");
     const most = Math.floor(config.failureMs / ratio);
     throw bad(specOf("heartbeat-ms"), heartbeatRaw, `at most --failure-ms / ${ratio} (${most})`);
   }
@@ -853,10 +837,6 @@ export function parseConfig(
     );
   }
   return { ...config, service: serviceRaw?.text ?? null, peers };
-}
-
-function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`config: invariant broken: ${message}`);
 }
 
 /**

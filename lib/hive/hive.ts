@@ -39,7 +39,6 @@ import {
   currentProxyPlatform,
   listenProxy,
   type ProxyEngineChoice,
-  type ProxyHandle,
 } from "../proxy/proxy_engine.ts";
 import {
   createRedisController,
@@ -47,7 +46,7 @@ import {
   type RedisController,
 } from "../redis/redis_controller.ts";
 import type { RedisObservation } from "../redis/redis_state.ts";
-import { describeUpstream } from "../proxy/proxy_options.ts";
+import { describeUpstream, type ProxyHandle } from "../proxy/proxy_options.ts";
 import {
   type CatchUp,
   caughtUpWithLeader,
@@ -211,7 +210,7 @@ export class Hive {
       onEvent: (e) => logDiscovery(e),
     });
     discovery.start();
-    const self = config.announceIp ?? await findSelf(() => latestPeers, discovery);
+    const self = config.announceIp ?? await findSelf(() => latestPeers, discovery, clock);
     let restored: PersistedState | null = null;
     if (config.stateFile !== null) {
       try {
@@ -579,10 +578,15 @@ export class Hive {
   }
 }
 
-async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery): Promise<string> {
-  const deadline = Date.now() + SELF_DISCOVERY_TIMEOUT_MS;
+/** Waits (at most {@link SELF_DISCOVERY_TIMEOUT_MS} on `clock`) for peers, then finds self. */
+async function findSelf(
+  peers: () => readonly string[],
+  discovery: PeerDiscovery,
+  clock: Clock,
+): Promise<string> {
+  const deadline = clock.now().monoMs + SELF_DISCOVERY_TIMEOUT_MS;
   while (peers().length === 0) {
-    if (Date.now() > deadline) {
+    if (clock.now().monoMs > deadline) {
       discovery.stop();
       throw new Error(
         `no peer addresses within ${SELF_DISCOVERY_TIMEOUT_MS} ms to find this node's own ` +

@@ -20,7 +20,9 @@
  * ```
  */
 
+import { monotonicMs } from "../common/clock.ts";
 import { Redis } from "ioredis";
+import { checkPositiveInteger } from "../common/assert.ts";
 import { observationFromInfo, parseInfo } from "./redis_info.ts";
 import { REDIS_DOWN, type RedisObservation, type RedisTarget } from "./redis_state.ts";
 import {
@@ -140,12 +142,8 @@ export function reconnectDelayMs(attempt: number, initialMs: number, maxMs: numb
   return Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 30));
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new TypeError(`createRedisController: ${name} must be a positive integer, got ${value}`);
-  }
-  return value;
-}
+const positiveInt = (name: string, value: number) =>
+  checkPositiveInteger("createRedisController", name, value);
 
 function isReplyError(e: unknown): boolean {
   return e instanceof Error && e.name === "ReplyError";
@@ -361,7 +359,7 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       if (candidates.length === 0) {
         return { ok: false, reason: "no candidate", masterOffset, offsets };
       }
-      const started = Date.now();
+      const started = monotonicMs();
       const peers = candidates.map((c) => connect(c.host, c.port, false));
       try {
         await client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE");
@@ -395,10 +393,10 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
               chosen: { host: done.host, port: done.port },
               masterOffset,
               replicaOffset: done.offset!,
-              waitedMs: Date.now() - started,
+              waitedMs: monotonicMs() - started,
             };
           }
-          if (Date.now() - started >= timeoutMs) {
+          if (monotonicMs() - started >= timeoutMs) {
             return { ok: false, reason: "no candidate caught up", masterOffset, offsets };
           }
           await new Promise((r) => setTimeout(r, HANDOFF_POLL_MS));

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
+import { FAILURE_TO_HEARTBEAT_MIN_RATIO } from "../../lib/election/election.ts";
 import {
   type Config,
   ConfigError,
   DEFAULTS,
   exitCodeForConfigError,
-  FAILURE_TO_HEARTBEAT_MIN_RATIO,
   formatHelp,
   MAX_SECRET_CHARS,
   parseConfig,

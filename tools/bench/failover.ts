@@ -27,7 +27,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { LocalCluster, type LocalNode, sleep } from "../../testing/local_cluster.ts";
+import { LocalCluster, type LocalNode } from "../../testing/local_cluster.ts";
+import { sleep } from "../../testing/wait.ts";
 import { longestGapMs, median, quantile } from "./stats.ts";
 import {
   ContinuousWriter,

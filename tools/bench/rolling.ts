@@ -37,7 +37,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { LocalCluster, type LocalNode, sleep } from "../../testing/local_cluster.ts";
+import { LocalCluster, type LocalNode } from "../../testing/local_cluster.ts";
+import { sleep } from "../../testing/wait.ts";
 import { RespConnection } from "../../testing/resp_connection.ts";
 import { longestGapMs, quantile } from "./stats.ts";
 import {
