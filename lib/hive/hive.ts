@@ -12,7 +12,9 @@
  * @example
  * ```ts
  * import { Hive } from "./hive.ts";
- * const hive = await Hive.start(config); // config from parseConfig()
+ * import { parseConfig } from "./config.ts";
+ * const config = parseConfig(["--peers", "127.0.0.11,127.0.0.12"], {}, Deno.readTextFileSync);
+ * const hive = await Hive.start(config);
  * console.log(hive.status().role);
  * await hive.stop();
  * ```

@@ -9,7 +9,8 @@
  * @example
  * ```ts
  * import { metricsText, METRICS_CONTENT_TYPE } from "./metrics.ts";
- * const body = metricsText(hive.status()); // hive: a running Hive
+ * declare const hive: { status(): import("./hive_status.ts").HiveStatus }; // a running Hive
+ * const body = metricsText(hive.status());
  * new Response(body, { headers: { "content-type": METRICS_CONTENT_TYPE } });
  * ```
  */
@@ -196,7 +197,8 @@ export type HiveMetricName = keyof typeof HIVE_METRICS;
  * @example
  * ```ts
  * import { formatMetrics, hiveMetrics } from "./metrics.ts";
- * const text = formatMetrics(hiveMetrics(hive.status())); // hive: a running Hive
+ * declare const hive: { status(): import("./hive_status.ts").HiveStatus }; // a running Hive
+ * const text = formatMetrics(hiveMetrics(hive.status()));
  * ```
  */
 export function hiveMetrics(status: HiveStatus): MetricFamily[] {
@@ -329,7 +331,8 @@ function failoverSamples(h: HiveStatus["failovers"]): MetricSample[] {
  * @example
  * ```ts
  * import { metricsText } from "./metrics.ts";
- * console.log(metricsText(hive.status())); // hive: a running Hive
+ * declare const hive: { status(): import("./hive_status.ts").HiveStatus }; // a running Hive
+ * console.log(metricsText(hive.status()));
  * ```
  */
 export function metricsText(status: HiveStatus): string {

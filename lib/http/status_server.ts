@@ -14,7 +14,8 @@
  * @example
  * ```ts
  * import { startStatusServer } from "./status_server.ts";
- * const server = await startStatusServer({ host: "127.0.0.1", port: 8080, hive }); // hive: a Hive
+ * declare const hive: StatusSource; // a running Hive
+ * const server = await startStatusServer({ host: "127.0.0.1", port: 8080, hive });
  * console.log(`http://${server.address.host}:${server.address.port}/`);
  * await server.close();
  * ```
@@ -69,7 +70,8 @@ function text(body: string, status = 200): Response {
  * @example
  * ```ts
  * import { handleStatusRequest } from "./status_server.ts";
- * const res = handleStatusRequest(new Request("http://x/readyz"), hive); // hive: a Hive
+ * declare const hive: StatusSource; // a running Hive
+ * const res = handleStatusRequest(new Request("http://x/readyz"), hive);
  * console.log(res.status, await res.text());
  * ```
  */
@@ -106,7 +108,8 @@ export function handleStatusRequest(req: Request, hive: StatusSource): Response 
  * @example
  * ```ts
  * import { startStatusServer } from "./status_server.ts";
- * const server = await startStatusServer({ host: "127.0.0.1", port: 0, hive }); // hive: a Hive
+ * declare const hive: StatusSource; // a running Hive
+ * const server = await startStatusServer({ host: "127.0.0.1", port: 0, hive });
  * await server.close();
  * ```
  */
