@@ -35,6 +35,7 @@ import {
   type PersistedState,
 } from "../election/election.ts";
 import { getLogger } from "./log.ts";
+import { describeEvent, logElectionEvent } from "./events.ts";
 import { type DiscoveryEvent, PeerDiscovery } from "../net/peer_discovery.ts";
 import {
   chooseProxyEngine,
@@ -412,7 +413,7 @@ export class Hive {
           this.#persist(a.state);
           break;
         case "event":
-          logElectionEvent(a.event);
+          logElectionEvent(log, a.event);
           this.#remember(a.event);
           break;
       }
@@ -623,61 +624,6 @@ function logDiscovery(e: DiscoveryEvent): void {
       break;
     case "truncated":
       log.warn("DNS answered more than {maxPeers} addresses; ignored {dropped}", { ...e });
-      break;
-  }
-}
-
-/** One line for an election event, as kept in the history. */
-export function describeEvent(e: ElectionEvent): string {
-  switch (e.kind) {
-    case "role-changed":
-      return `${e.from} -> ${e.to}${e.leader === null ? "" : ` (leader ${e.leader})`}: ${e.reason}`;
-    case "election-started":
-      return `election started: ${e.reason}`;
-    case "elected":
-      return `elected over ${e.candidates.length === 0 ? "no rival" : e.candidates.join(", ")}`;
-    case "redis-restarted":
-      return `local redis restarted (${e.oldRunId.slice(0, 8)} -> ${e.newRunId.slice(0, 8)})`;
-    case "lineage-changed":
-      return `dataset lineage ${
-        e.lineage === null ? "none" : `${e.lineage.bornBy}@${e.lineage.bornMs}`
-      }: ${e.reason}`;
-    case "parked-on-link-loss":
-      return `link to ${e.leader} broke: parked`;
-    case "handoff":
-      return `handing leadership over to ${e.to}`;
-    case "peer-refused":
-      return `peer ${e.address} refused (${e.reason})`;
-  }
-}
-
-function logElectionEvent(e: ElectionEvent): void {
-  switch (e.kind) {
-    case "role-changed":
-      log.info("role {from} -> {to}, leader {leader}: {reason}", { ...e });
-      break;
-    case "election-started":
-      log.info("election started: {reason}", { ...e });
-      break;
-    case "elected":
-      log.info("elected leader over candidates {candidates}", { ...e });
-      break;
-    case "redis-restarted":
-      log.warn("local redis restarted ({oldRunId} -> {newRunId}): parked", { ...e });
-      break;
-    case "lineage-changed":
-      log.info("dataset lineage now {lineage}: {reason}", { ...e });
-      break;
-    case "parked-on-link-loss":
-      log.warn("replication link to {leader} broke: redis parked until the leader speaks", {
-        ...e,
-      });
-      break;
-    case "peer-refused":
-      log.warn("peer {address} refused: {reason}", { ...e });
-      break;
-    case "handoff":
-      log.info("handing leadership over to {to}", { ...e });
       break;
   }
 }
