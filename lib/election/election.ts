@@ -202,7 +202,12 @@ export function sameLineage(a: Lineage | null, b: Lineage | null): boolean {
   return compareLineage(a, b) === 0;
 }
 
-/** The seed's tie-breaker: the alphabetically first address wins (plain string order). */
+/**
+ * The last tie-breaker of every ranking, when lineage, group size, offset and start time are all
+ * equal: the address that comes first in plain string (code-unit) order wins, e.g. "10.0.0.1"
+ * before "10.0.0.2" (and "10.0.0.10" before "10.0.0.2"). Every node sorts the same way, so all
+ * agree on the winner without talking.
+ */
 export function compareAddress(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -83,9 +83,9 @@ export const HEALTHY_TICK_LAG = 20;
 export const HANDOFF_PAUSE_MS = 2000;
 /**
  * Graceful handoff: the longest wait (writes paused) for a follower to process every write.
- * Usually a few ms; up to about a second when the only follower was just resynced (redis 7.0
- * holds a fresh replica's stream until its next acknowledgement): losing no write is worth the
- * longer pause in that rare case.
+ * It must outlast redis 7.0 holding a freshly resynced replica's stream until that replica's next
+ * acknowledgement (sent once a second): losing no write is worth the longer pause in that rare
+ * case. The pauses measured are in docs/benchmarks.md (rolling update).
  */
 export const HANDOFF_SYNC_TIMEOUT_MS = 1200;
 /** Graceful handoff: the longest wait (from the pause) for the successor to lead. */

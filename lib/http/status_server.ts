@@ -4,8 +4,8 @@
  * - `GET /healthz`: 200 while the loop turns, else 503 (`loop stalled`).
  * - `GET /readyz`: 200 when {@link readiness} says ready, else 503; the body is the one-line
  *   reason either way (503 `loop stalled` too while the loop does not turn).
- * - `GET /status`: JSON of the node's {@link HiveStatus} (PRODUCT.md's `id`, `role`, `leader`,
- *   `peers`, `redis`, and more).
+ * - `GET /status`: JSON of the node's {@link HiveStatus} (`id`, `role`, `leader`, `peers`,
+ *   `redis`, and more; the contract is lib/http/hive_status.ts, described in docs/operations.md).
  * - `GET /metrics`: Prometheus text format 0.0.4 ({@link metricsText}).
  * - `GET /`: the status page ({@link STATUS_PAGE_HTML}), which polls `/status` and `/readyz`.
  *
