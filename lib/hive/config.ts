@@ -603,7 +603,18 @@ export function parseConfig(
   readTextFile: (path: string) => string,
   stdoutIsTty = false,
 ): Config {
-  let values: Record<string, string | boolean | undefined>;
+  const values = parseFlagValues(args);
+  const defaults = defaultConfig(stdoutIsTty);
+  if (values["help"] === true) return { ...defaults, help: true };
+  const read = flagReader(values, env);
+  const source = peerSource(read);
+  const config = readEachValue(read, defaults, source, readTextFile);
+  checkRelations(read, config, source);
+  return { ...config, service: source.service?.text ?? null, peers: source.peers };
+}
+
+/** The flags' raw values (`node:util` parseArgs), each given at most once. */
+function parseFlagValues(args: string[]): Record<string, string | boolean | undefined> {
   try {
     const parsed = parseArgs({
       args,
@@ -612,7 +623,6 @@ export function parseConfig(
       allowPositionals: false,
       tokens: true,
     });
-    values = parsed.values;
     const seen = new Set<string>();
     for (const token of parsed.tokens) {
       if (token.kind !== "option") continue;
@@ -621,15 +631,16 @@ export function parseConfig(
       }
       seen.add(token.name);
     }
+    return parsed.values;
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     throw argsError(error);
   }
+}
 
-  const logFormatDefault: LogFormat = stdoutIsTty
-    ? DEFAULTS.logFormatTty
-    : DEFAULTS.logFormatNotTty;
-  const defaults: Config = {
+/** The configuration with every default (and `--log-format`'s default for this stdout). */
+function defaultConfig(stdoutIsTty: boolean): Config {
+  return {
     service: null,
     peers: null,
     dnsServer: null,
@@ -653,12 +664,33 @@ export function parseConfig(
     stateFile: null,
     redisSocket: null,
     logLevel: DEFAULTS.logLevel,
-    logFormat: logFormatDefault,
+    logFormat: stdoutIsTty ? DEFAULTS.logFormatTty : DEFAULTS.logFormatNotTty,
     help: false,
   };
-  if (values["help"] === true) return { ...defaults, help: true };
+}
 
+/** Reads one flag at a time, each kind of value with its own check (see {@link flagReader}). */
+interface FlagReader {
   /** The flag's value, else its environment variable's (empty counts as unset), else null. */
+  raw(name: string): Raw | null;
+  /** The raw value of a secret flag (`--secret-file`...), as given on the command line. */
+  flag(name: string): string | undefined;
+  /** The environment. */
+  env: Record<string, string | undefined>;
+  integer(name: string, fallback: number, min: number, max: number, form: string): number;
+  port(name: string, fallback: number): number;
+  duration(name: string, fallback: number): number;
+  ip(name: string): string | null;
+  unixSocketPath(name: string): string | null;
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T;
+  host(name: string, fallback: string): string;
+}
+
+/** A {@link FlagReader} over the parsed flags and the environment. */
+function flagReader(
+  values: Record<string, string | boolean | undefined>,
+  env: Record<string, string | undefined>,
+): FlagReader {
   const raw = (name: string): Raw | null => {
     const spec = specOf(name);
     const flagValue = values[name];
@@ -676,92 +708,115 @@ export function parseConfig(
     if (n === null) throw bad(specOf(name), r, form);
     return n;
   };
-  const port = (name: string, fallback: number) => integer(name, fallback, 1, 65535, PORT_FORM);
-  const duration = (name: string, fallback: number) =>
-    integer(name, fallback, 1, MAX_DURATION_MS, DURATION_FORM);
-  const ip = (name: string): string | null => {
-    const r = raw(name);
-    if (r === null) return null;
-    const canonical = canonicalIp(r.text);
-    if (canonical === null) throw bad(specOf(name), r, IP_FORM);
-    return canonical;
+  return {
+    raw,
+    flag: (name) => values[name] as string | undefined,
+    env,
+    integer,
+    port: (name, fallback) => integer(name, fallback, 1, 65535, PORT_FORM),
+    duration: (name, fallback) => integer(name, fallback, 1, MAX_DURATION_MS, DURATION_FORM),
+    ip: (name) => {
+      const r = raw(name);
+      if (r === null) return null;
+      const canonical = canonicalIp(r.text);
+      if (canonical === null) throw bad(specOf(name), r, IP_FORM);
+      return canonical;
+    },
+    unixSocketPath: (name) => {
+      const r = raw(name);
+      if (r === null) return null;
+      if (!isUnixSocketPath(r.text)) {
+        const form = `an absolute path of at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes`;
+        throw bad(specOf(name), r, form);
+      }
+      return r.text;
+    },
+    oneOf: <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+      const r = raw(name);
+      if (r === null) return fallback;
+      const found = allowed.find((a) => a === r.text);
+      if (found === undefined) throw bad(specOf(name), r, `one of ${allowed.join(", ")}`);
+      return found;
+    },
+    host: (name, fallback) => {
+      const r = raw(name);
+      if (r === null) return fallback;
+      const canonical = canonicalIp(r.text);
+      if (canonical === null && !isDnsName(r.text)) throw bad(specOf(name), r, HOST_FORM);
+      return canonical ?? r.text;
+    },
   };
-  const unixSocketPath = (name: string): string | null => {
-    const r = raw(name);
-    if (r === null) return null;
-    if (!isUnixSocketPath(r.text)) {
-      throw bad(specOf(name), r, `an absolute path of at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes`);
-    }
-    return r.text;
-  };
-  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
-    const r = raw(name);
-    if (r === null) return fallback;
-    const found = allowed.find((a) => a === r.text);
-    if (found === undefined) throw bad(specOf(name), r, `one of ${allowed.join(", ")}`);
-    return found;
-  };
+}
 
-  // The peer source. A flag beats the environment here too: `--peers` on the command line
-  // overrides HIVE_SERVICE from the environment (which is then ignored), and the other way round.
-  let serviceRaw = raw("service");
-  let peersRaw = raw("peers");
-  if (
-    serviceRaw !== null && peersRaw !== null &&
-    (serviceRaw.env === null) !== (peersRaw.env === null)
-  ) {
-    if (serviceRaw.env === null) peersRaw = null;
-    else serviceRaw = null;
+/** Where the peers come from: `--service` or `--peers` (both raw, one of them null, or both). */
+interface PeerSource {
+  service: Raw | null;
+  peersRaw: Raw | null;
+  peers: string[] | null;
+}
+
+/**
+ * The peer source. A flag beats the environment here too: `--peers` on the command line
+ * overrides HIVE_SERVICE from the environment (which is then ignored), and the other way round.
+ * Each value is checked on its own (both given is refused later, in {@link checkRelations}).
+ */
+function peerSource(read: FlagReader): PeerSource {
+  let service = read.raw("service");
+  let peersRaw = read.raw("peers");
+  if (service !== null && peersRaw !== null && (service.env === null) !== (peersRaw.env === null)) {
+    if (service.env === null) peersRaw = null;
+    else service = null;
   }
-
-  // Each value on its own first, so an error names the flag the user got wrong.
-  if (serviceRaw !== null && !isDnsName(serviceRaw.text)) {
-    throw bad(specOf("service"), serviceRaw, DNS_NAME_FORM);
+  if (service !== null && !isDnsName(service.text)) {
+    throw bad(specOf("service"), service, DNS_NAME_FORM);
   }
   const peers = peersRaw === null ? null : parsePeers(specOf("peers"), peersRaw);
-  const dnsServerRaw = raw("dns-server");
+  return { service, peersRaw, peers };
+}
+
+/** Every value on its own, so an error names the flag the user got wrong. */
+function readEachValue(
+  read: FlagReader,
+  defaults: Config,
+  source: PeerSource,
+  readTextFile: (path: string) => string,
+): Config {
+  const dnsServerRaw = read.raw("dns-server");
   const dnsServer = dnsServerRaw === null
     ? null
     : parseDnsServer(specOf("dns-server"), dnsServerRaw);
-  const redisHostRaw = raw("redis-host");
-  let redisHost: string = DEFAULTS.redisHost;
-  if (redisHostRaw !== null) {
-    const canonical = canonicalIp(redisHostRaw.text);
-    if (canonical === null && !isDnsName(redisHostRaw.text)) {
-      throw bad(specOf("redis-host"), redisHostRaw, HOST_FORM);
-    }
-    redisHost = canonical ?? redisHostRaw.text;
-  }
-  const config: Config = {
+  const redisHost = read.host("redis-host", DEFAULTS.redisHost);
+  return {
     ...defaults,
-    announceIp: ip("announce-ip"),
-    bind: ip("bind") ?? DEFAULTS.bind,
-    electionPort: port("election-port", DEFAULTS.electionPort),
-    proxyPort: port("proxy-port", DEFAULTS.proxyPort),
-    httpPort: port("http-port", DEFAULTS.httpPort),
+    peers: source.peers,
+    announceIp: read.ip("announce-ip"),
+    bind: read.ip("bind") ?? DEFAULTS.bind,
+    electionPort: read.port("election-port", DEFAULTS.electionPort),
+    proxyPort: read.port("proxy-port", DEFAULTS.proxyPort),
+    httpPort: read.port("http-port", DEFAULTS.httpPort),
     redisHost,
-    redisPort: port("redis-port", DEFAULTS.redisPort),
-    redisSocket: unixSocketPath("redis-socket"),
-    heartbeatMs: duration("heartbeat-ms", DEFAULTS.heartbeatMs),
-    failureMs: duration("failure-ms", DEFAULTS.failureMs),
-    dnsRefreshMs: duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
-    proxyHoldMs: duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
-    maxConnections: integer(
+    redisPort: read.port("redis-port", DEFAULTS.redisPort),
+    redisSocket: read.unixSocketPath("redis-socket"),
+    heartbeatMs: read.duration("heartbeat-ms", DEFAULTS.heartbeatMs),
+    failureMs: read.duration("failure-ms", DEFAULTS.failureMs),
+    dnsRefreshMs: read.duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
+    proxyHoldMs: read.duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
+    maxConnections: read.integer(
       "max-connections",
       DEFAULTS.maxConnections,
       1,
       MAX_PROXY_CONNECTIONS,
       `an integer 1..${MAX_PROXY_CONNECTIONS}`,
     ),
-    proxyEngine: oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
-    proxyWorkers: integer(
+    proxyEngine: read.oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
+    proxyWorkers: read.integer(
       "proxy-workers",
       DEFAULTS.proxyWorkers,
       1,
       MAX_EPOLL_WORKERS,
       `an integer 1..${MAX_EPOLL_WORKERS}`,
     ),
-    maxPeers: integer(
+    maxPeers: read.integer(
       "max-peers",
       DEFAULTS.maxPeers,
       1,
@@ -770,39 +825,41 @@ export function parseConfig(
     ),
     secret: readSecret(
       specOf("secret-file"),
-      values["secret-file"] as string | undefined,
-      env["HIVE_SECRET"],
+      read.flag("secret-file"),
+      read.env["HIVE_SECRET"],
       readTextFile,
       true,
     ),
     redisPassword: readSecret(
       specOf("redis-password-file"),
-      values["redis-password-file"] as string | undefined,
-      env["REDIS_PASSWORD"],
+      read.flag("redis-password-file"),
+      read.env["REDIS_PASSWORD"],
       readTextFile,
       false,
     ),
-    stateFile: raw("state-file")?.text ?? null,
-    logLevel: oneOf("log-level", LOG_LEVELS, DEFAULTS.logLevel),
-    logFormat: oneOf("log-format", LOG_FORMATS, logFormatDefault),
+    stateFile: read.raw("state-file")?.text ?? null,
+    logLevel: read.oneOf("log-level", LOG_LEVELS, DEFAULTS.logLevel),
+    logFormat: read.oneOf("log-format", LOG_FORMATS, defaults.logFormat),
     dnsServer,
   };
+}
 
-  // Then the relations between values.
-  const failureRaw = raw("failure-ms");
+/** Then the relations between values, and exactly one peer source. */
+function checkRelations(read: FlagReader, config: Config, source: PeerSource): void {
+  const failureRaw = read.raw("failure-ms");
   if (config.failureMs < FAILURE_TO_HEARTBEAT_MIN_RATIO * config.heartbeatMs) {
     const ratio = FAILURE_TO_HEARTBEAT_MIN_RATIO;
     if (failureRaw !== null) {
       const form = `at least ${ratio} x --heartbeat-ms (${ratio * config.heartbeatMs})`;
       throw bad(specOf("failure-ms"), failureRaw, form);
     }
-    const heartbeatRaw = raw("heartbeat-ms");
+    const heartbeatRaw = read.raw("heartbeat-ms");
     invariant(heartbeatRaw !== null, "config: the defaults satisfy the failure/heartbeat ratio");
     const most = Math.floor(config.failureMs / ratio);
     throw bad(specOf("heartbeat-ms"), heartbeatRaw, `at most --failure-ms / ${ratio} (${most})`);
   }
   if (config.proxyPort === config.httpPort) {
-    const httpRaw = raw("http-port") ?? { text: String(config.httpPort), env: null };
+    const httpRaw = read.raw("http-port") ?? { text: String(config.httpPort), env: null };
     throw bad(
       specOf("http-port"),
       httpRaw,
@@ -810,24 +867,23 @@ export function parseConfig(
       `expected a port other than --proxy-port, got ${config.httpPort} for both`,
     );
   }
+  const { service, peersRaw, peers } = source;
   if (peers !== null && peersRaw !== null && peers.length > config.maxPeers) {
     const form = `at most --max-peers (${config.maxPeers}) addresses`;
     throw bad(specOf("peers"), peersRaw, form, `expected ${form}, got ${peers.length}`);
   }
-
-  // Exactly one peer source.
-  if (serviceRaw !== null && peersRaw !== null) {
-    const fromEnv = serviceRaw.env !== null;
+  if (service !== null && peersRaw !== null) {
+    const fromEnv = service.env !== null;
     throw new ConfigError(
       "--service",
-      serviceRaw.env,
+      service.env,
       "exactly one of --service and --peers",
       `expected exactly one of --service and --peers${
         fromEnv ? " (HIVE_SERVICE, HIVE_PEERS)" : ""
       }, got both`,
     );
   }
-  if (serviceRaw === null && peers === null) {
+  if (service === null && peers === null) {
     throw new ConfigError(
       "--service",
       null,
@@ -836,7 +892,6 @@ export function parseConfig(
         "(or HIVE_SERVICE / HIVE_PEERS), got neither",
     );
   }
-  return { ...config, service: serviceRaw?.text ?? null, peers };
 }
 
 /**

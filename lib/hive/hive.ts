@@ -194,37 +194,12 @@ export class Hive {
     const codec = await createCodec(config.secret);
     let latestPeers: readonly string[] = [];
     let hive: Hive | null = null;
-    const discovery = new PeerDiscovery({
-      source: config.service !== null
-        ? {
-          kind: "dns",
-          name: config.service,
-          resolver: config.dnsServer === null ? new DnsResolver({}) : new DnsResolver({
-            nameServer: { ipAddr: config.dnsServer.host, port: config.dnsServer.port },
-          }),
-        }
-        : { kind: "static", peers: config.peers ?? [] },
-      refreshMs: config.dnsRefreshMs,
-      maxPeers: config.maxPeers,
-      onPeers: (peers) => {
-        latestPeers = peers;
-        if (hive !== null) hive.#apply(hive.election.setPeers(peers, clock.now()));
-      },
-      onEvent: (e) => logDiscovery(e),
+    const discovery = startDiscovery(config, (peers) => {
+      latestPeers = peers;
+      if (hive !== null) hive.#apply(hive.election.setPeers(peers, clock.now()));
     });
-    discovery.start();
     const self = config.announceIp ?? await findSelf(() => latestPeers, discovery, clock);
-    let restored: PersistedState | null = null;
-    if (config.stateFile !== null) {
-      try {
-        restored = await readStateFile(config.stateFile);
-      } catch (e) {
-        log.error("cannot read the state file {path}: {error}; starting without it", {
-          path: config.stateFile,
-          error: String(e),
-        });
-      }
-    }
+    const restored = await readRestoredState(config.stateFile);
     const udp = await (deps.udp ?? ((b) => listenUdp(b)))({
       host: config.bind,
       port: config.electionPort,
@@ -237,26 +212,7 @@ export class Hive {
         password: config.redisPassword,
         announceIp,
       })))(self);
-    const proxy = proxyEngine === null ? null : await listenProxy({
-      engine: proxyEngine.engine,
-      bind: { host: config.bind, port: config.proxyPort },
-      holdMs: config.proxyHoldMs,
-      maxConnections: config.maxConnections,
-      workers: config.proxyWorkers,
-      onEvent: (e) => {
-        if (e.kind === "target-change") {
-          log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
-        } else log.warn(`proxy: ${e.kind}`, { ...e });
-      },
-    });
-    if (proxyEngine !== null) {
-      log.info("master proxy on {bind}:{port}: {engine} engine ({reason}){threads}", {
-        bind: config.bind,
-        port: config.proxyPort,
-        ...proxyEngine,
-        threads: proxy === null || proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
-      });
-    }
+    const proxy = proxyEngine === null ? null : await openProxy(config, proxyEngine);
     const bootId = (deps.bootId ?? randomBootId)();
     hive = new Hive(
       config,
@@ -579,6 +535,67 @@ export class Hive {
     await this.#stateWrite;
     log.info("hive {id} stopped", { id: this.self });
   }
+}
+
+/** Starts peer discovery from `--service` (DNS) or `--peers`; `onPeers` gets every new set. */
+function startDiscovery(
+  config: Config,
+  onPeers: (peers: readonly string[]) => void,
+): PeerDiscovery {
+  const discovery = new PeerDiscovery({
+    source: config.service !== null
+      ? {
+        kind: "dns",
+        name: config.service,
+        resolver: config.dnsServer === null ? new DnsResolver({}) : new DnsResolver({
+          nameServer: { ipAddr: config.dnsServer.host, port: config.dnsServer.port },
+        }),
+      }
+      : { kind: "static", peers: config.peers ?? [] },
+    refreshMs: config.dnsRefreshMs,
+    maxPeers: config.maxPeers,
+    onPeers,
+    onEvent: (e) => logDiscovery(e),
+  });
+  discovery.start();
+  return discovery;
+}
+
+/** The state file's content, or null (none configured, none yet, or unreadable: logged). */
+async function readRestoredState(path: string | null): Promise<PersistedState | null> {
+  if (path === null) return null;
+  try {
+    return await readStateFile(path);
+  } catch (e) {
+    log.error("cannot read the state file {path}: {error}; starting without it", {
+      path,
+      error: String(e),
+    });
+    return null;
+  }
+}
+
+/** Opens the master proxy with the chosen engine, and logs how it runs. */
+async function openProxy(config: Config, choice: ProxyEngineChoice): Promise<ProxyHandle> {
+  const proxy = await listenProxy({
+    engine: choice.engine,
+    bind: { host: config.bind, port: config.proxyPort },
+    holdMs: config.proxyHoldMs,
+    maxConnections: config.maxConnections,
+    workers: config.proxyWorkers,
+    onEvent: (e) => {
+      if (e.kind === "target-change") {
+        log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
+      } else log.warn(`proxy: ${e.kind}`, { ...e });
+    },
+  });
+  log.info("master proxy on {bind}:{port}: {engine} engine ({reason}){threads}", {
+    bind: config.bind,
+    port: config.proxyPort,
+    ...choice,
+    threads: proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
+  });
+  return proxy;
 }
 
 /** Waits (at most {@link SELF_DISCOVERY_TIMEOUT_MS} on `clock`) for peers, then finds self. */
