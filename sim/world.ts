@@ -4,11 +4,11 @@
  * replication precise enough to tell whether a dataset was wiped.
  *
  * Everything is driven by one {@link EventQueue} and one {@link Rng}, so a seed replays exactly.
- * The runtime loop modelled here is the one of lib/hive/hive.ts: tick every {@link SIM_TICK_MS},
- * observe the local redis every {@link SIM_OBSERVE_MS} and at once when its connection drops. What
- * the runtime decides, it decides through the same functions (lib/hive/policy.ts): when to
- * re-enforce the redis target, whether a follower caught up with its leader, where the proxy
- * sends connections, which follower a leaving leader hands over to.
+ * The runtime loop modelled here is the one of lib/hive/hive.ts, at its pace (lib/hive/policy.ts):
+ * tick every {@link TICK_MS}, observe the local redis every `observeIntervalMs(heartbeatMs)` and
+ * at once when its connection drops. What the runtime decides, it decides through the same
+ * functions (policy.ts): when to re-enforce the redis target, whether a follower caught up with
+ * its leader, where the proxy sends connections, which follower a leaving leader hands over to.
  *
  * @example
  * ```ts
@@ -37,17 +37,15 @@ import {
   chooseSuccessor,
   type LocalRedis,
   NOT_LINKED,
+  observeIntervalMs,
   proxyUpstream,
   shouldReconcile,
+  TICK_MS,
   trackCatchUp,
 } from "../lib/hive/policy.ts";
 import { EventQueue } from "./event_queue.ts";
 import { Rng } from "./rng.ts";
 
-/** How often the modelled runtime calls `tick`. */
-export const SIM_TICK_MS = 50;
-/** How often the modelled runtime observes its redis. */
-export const SIM_OBSERVE_MS = 100;
 /** How often a redis replica retries a broken master link (redis's replicationCron). */
 export const REDIS_REPLICATION_CRON_MS = 1000;
 /** How long after a redis restart its hive's reconnect sees it (bounded backoff). */
@@ -149,6 +147,8 @@ export class World {
   readonly nodes: SimNode[] = [];
   readonly heartbeatMs: number;
   readonly failureMs: number;
+  /** How often the modelled runtime observes its redis (the runtime's rule). */
+  readonly observeMs: number;
   readonly maxPeers: number;
   hooks: WorldHooks = {};
 
@@ -169,6 +169,7 @@ export class World {
   constructor(readonly options: WorldOptions) {
     this.rng = new Rng(options.seed);
     this.heartbeatMs = options.heartbeatMs ?? 200;
+    this.observeMs = observeIntervalMs(this.heartbeatMs);
     this.failureMs = options.failureMs ?? 1000;
     this.maxPeers = options.maxPeers ?? 64;
     for (let i = 0; i < options.nodes; i++) {
@@ -299,12 +300,12 @@ export class World {
       if (!alive()) return;
       if (this.#deferWhileStalled(n, tick)) return;
       this.#apply(n, n.hive!.tick(this.instant(n)));
-      this.queue.after(SIM_TICK_MS, tick);
+      this.queue.after(TICK_MS, tick);
     };
     const observe = () => {
       if (!alive()) return;
       this.#observe(n);
-      this.queue.after(SIM_OBSERVE_MS, observe);
+      this.queue.after(this.observeMs, observe);
     };
     const resolve = () => {
       if (!alive()) return;
@@ -316,7 +317,7 @@ export class World {
     resolve();
     this.#observe(n);
     tick();
-    this.queue.after(this.rng.int(1, SIM_OBSERVE_MS), observe);
+    this.queue.after(this.rng.int(1, this.observeMs), observe);
   }
 
   /**

@@ -55,8 +55,10 @@ import {
   caughtUpWithLeader,
   chooseSuccessor,
   NOT_LINKED,
+  observeIntervalMs,
   proxyUpstream,
   shouldReconcile,
+  TICK_MS,
   trackCatchUp,
 } from "./policy.ts";
 import { DnsResolver } from "../net/resolver.ts";
@@ -73,10 +75,6 @@ import {
   type RuntimeStats,
 } from "../http/hive_status.ts";
 
-/** Interval between two election ticks. */
-export const TICK_MS = 50;
-/** Longest interval between two observations of the local redis. */
-export const MAX_OBSERVE_INTERVAL_MS = 100;
 /** A loop that has not ticked for this many ticks is reported unhealthy by `/healthz`. */
 export const HEALTHY_TICK_LAG = 20;
 /** Graceful handoff: writes stay paused at most this long if the hive dies mid-handoff. */
@@ -92,11 +90,6 @@ export const HANDOFF_SYNC_TIMEOUT_MS = 1200;
 export const HANDOFF_TAKEOVER_TIMEOUT_MS = 3000;
 /** How long {@link Hive.start} waits for the first DNS answer to find its own address. */
 export const SELF_DISCOVERY_TIMEOUT_MS = 60_000;
-
-/** Observations of the local redis happen every half heartbeat, at most every 100 ms. */
-export function observeIntervalMs(heartbeatMs: number): number {
-  return Math.max(10, Math.min(MAX_OBSERVE_INTERVAL_MS, Math.floor(heartbeatMs / 2)));
-}
 
 /** What the hive uses to touch the world; each has a real default. */
 export interface HiveDeps {

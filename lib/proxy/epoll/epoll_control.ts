@@ -74,13 +74,9 @@ export const CONTROL_SLOTS = {
   eventsRead: 5,
   eventsDropped: 6,
 } as const;
-const CMD_SEQ = CONTROL_SLOTS.cmdSeq;
-const ACK_SEQ = CONTROL_SLOTS.ackSeq;
-const CMD_LENGTH = CONTROL_SLOTS.cmdLength;
-const REPLY = CONTROL_SLOTS.reply;
-const EVENTS_WRITTEN = CONTROL_SLOTS.eventsWritten;
-const EVENTS_READ = CONTROL_SLOTS.eventsRead;
-const EVENTS_DROPPED = CONTROL_SLOTS.eventsDropped;
+const { cmdSeq: CMD_SEQ, ackSeq: ACK_SEQ, cmdLength: CMD_LENGTH, reply: REPLY } = CONTROL_SLOTS;
+const { eventsWritten: EVENTS_WRITTEN, eventsRead: EVENTS_READ, eventsDropped: EVENTS_DROPPED } =
+  CONTROL_SLOTS;
 const CONTROL_INTS = 8;
 
 const STATS_OFFSET = 0;

@@ -33,14 +33,16 @@
  */
 
 import { libc } from "./libc.ts";
+import type {
+  ProxyEvent,
+  ProxyHandle,
+  ProxyOptions,
+  ProxyStats,
+  ProxyUpstream,
+} from "../proxy_options.ts";
 import {
   checkUpstream,
   copyUpstream,
-  type ProxyEvent,
-  type ProxyHandle,
-  type ProxyOptions,
-  type ProxyStats,
-  type ProxyUpstream,
   resolveProxyOptions,
   sameUpstream,
 } from "../proxy_options.ts";
