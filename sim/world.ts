@@ -5,7 +5,7 @@
  *
  * Everything is driven by one {@link EventQueue} and one {@link Rng}, so a seed replays exactly.
  * The runtime loop modelled here is the one of lib/hive/hive.ts, at its pace (lib/hive/policy.ts):
- * tick every {@link TICK_MS}, observe the local redis every `observeIntervalMs(heartbeatMs)` and
+ * tick every `TICK_MS`, observe the local redis every `observeIntervalMs(heartbeatMs)` and
  * at once when its connection drops. What the runtime decides, it decides through the same
  * functions (policy.ts): when to re-enforce the redis target, whether a follower caught up with
  * its leader, where the proxy sends connections, which follower a leaving leader hands over to.
@@ -32,17 +32,8 @@ import type { Instant } from "../lib/common/clock.ts";
 import { inTargetState } from "../lib/redis/redis_enforce.ts";
 import type { ProxyUpstream } from "../lib/proxy/proxy_options.ts";
 import type { HandoffSync } from "../lib/redis/redis_controller.ts";
-import {
-  type CatchUp,
-  chooseSuccessor,
-  type LocalRedis,
-  NOT_LINKED,
-  observeIntervalMs,
-  proxyUpstream,
-  shouldReconcile,
-  TICK_MS,
-  trackCatchUp,
-} from "../lib/hive/policy.ts";
+// The runtime's own policy, not a copy of it.
+import * as policy from "../lib/hive/policy.ts";
 import { EventQueue } from "./event_queue.ts";
 import { Rng } from "./rng.ts";
 
@@ -59,7 +50,7 @@ export const SIM_REDIS_PORT = 6379;
 /** The election port every simulated node uses. */
 export const SIM_ELECTION_PORT = 7379;
 /** Where every simulated hive finds its own redis (with a Unix socket, as `--redis-socket`). */
-export const SIM_LOCAL_REDIS: LocalRedis = {
+export const SIM_LOCAL_REDIS: policy.LocalRedis = {
   redisHost: "127.0.0.1",
   redisPort: SIM_REDIS_PORT,
   redisSocket: "/run/redis/redis.sock",
@@ -97,10 +88,10 @@ export interface SimNode {
   redisStarts: number;
   /** Whether a restarted redis starts parked (as in the manifests) or as a plain master. */
   redisStartsParked: boolean;
-  /** Where the proxy sends new connections ({@link proxyUpstream} of the election's target). */
+  /** Where the proxy sends new connections ({@link policy.proxyUpstream} of the election's target). */
   proxyUpstream: ProxyUpstream;
-  /** The hive's catch-up record (what its `/readyz` reports; {@link trackCatchUp}). */
-  catchUp: CatchUp;
+  /** The hive's catch-up record (what its `/readyz` reports; {@link policy.trackCatchUp}). */
+  catchUp: policy.CatchUp;
   /** What this node's DNS lookups currently answer. */
   dns: { mode: "full" | "partial" | "empty" | "stale"; addresses: string[] };
   /** Bumped when the hive process is replaced, to cancel its timers. */
@@ -169,7 +160,7 @@ export class World {
   constructor(readonly options: WorldOptions) {
     this.rng = new Rng(options.seed);
     this.heartbeatMs = options.heartbeatMs ?? 200;
-    this.observeMs = observeIntervalMs(this.heartbeatMs);
+    this.observeMs = policy.observeIntervalMs(this.heartbeatMs);
     this.failureMs = options.failureMs ?? 1000;
     this.maxPeers = options.maxPeers ?? 64;
     for (let i = 0; i < options.nodes; i++) {
@@ -183,7 +174,7 @@ export class World {
         redisStarts: 0,
         redisStartsParked: true,
         proxyUpstream: null,
-        catchUp: NOT_LINKED,
+        catchUp: policy.NOT_LINKED,
         dns: { mode: "full", addresses: [] },
         generation: 0,
         persisted: null,
@@ -293,14 +284,14 @@ export class World {
       restored: n.persisted,
     });
     n.proxyUpstream = null;
-    n.catchUp = NOT_LINKED;
+    n.catchUp = policy.NOT_LINKED;
     const alive = () => n.generation === gen && n.hive !== null;
     // The runtime's loop: resolve, observe, tick, on their own timers with a random phase.
     const tick = () => {
       if (!alive()) return;
       if (this.#deferWhileStalled(n, tick)) return;
       this.#apply(n, n.hive!.tick(this.instant(n)));
-      this.queue.after(TICK_MS, tick);
+      this.queue.after(policy.TICK_MS, tick);
     };
     const observe = () => {
       if (!alive()) return;
@@ -322,7 +313,7 @@ export class World {
 
   /**
    * A graceful stop of a pod (SIGTERM, as in a rolling update): a leader hands over to its
-   * most caught-up follower first ({@link chooseSuccessor} over the election's candidates and a
+   * most caught-up follower first ({@link policy.chooseSuccessor} over the election's candidates and a
    * model of the runtime's write pause and sync); `afterMs` later the pod is gone. Returns the
    * successor.
    */
@@ -332,7 +323,7 @@ export class World {
     if (hive !== null) {
       const candidates = hive.successors(this.instant(n));
       if (candidates.length > 0) {
-        successor = chooseSuccessor(candidates, this.#pauseAndSync(n, candidates));
+        successor = policy.chooseSuccessor(candidates, this.#pauseAndSync(n, candidates));
         this.#apply(n, hive.handOff(successor, this.instant(n)));
       }
     }
@@ -371,7 +362,7 @@ export class World {
     n.hive = null;
     n.generation++;
     n.proxyUpstream = null;
-    n.catchUp = NOT_LINKED;
+    n.catchUp = policy.NOT_LINKED;
   }
 
   /** Starts a new, empty redis process: parked (as the manifests do) or as a plain master. */
@@ -440,7 +431,7 @@ export class World {
           break;
         }
         case "proxy":
-          n.proxyUpstream = proxyUpstream(a.target, SIM_LOCAL_REDIS);
+          n.proxyUpstream = policy.proxyUpstream(a.target, SIM_LOCAL_REDIS);
           break;
         case "persist":
           n.persisted = a.state;
@@ -479,7 +470,7 @@ export class World {
     this.#trackCatchUp(n, obs);
     // Reconcile, as the runtime: re-enforce the target whenever the redis disagrees with it.
     const target = n.hive.redisTarget;
-    if (shouldReconcile(obs, target, { reconcile, enforcing: false })) {
+    if (policy.shouldReconcile(obs, target, { reconcile, enforcing: false })) {
       const gen = n.generation;
       this.queue.after(SIM_COMMAND_MS, () => {
         if (n.generation === gen && n.hive !== null && n.hive.redisTarget === target) {
@@ -497,7 +488,7 @@ export class World {
     const leaderLast = peer?.last && peer.lastHeardAgoMs !== null
       ? { heardMono: now.monoMs - peer.lastHeardAgoMs, offset: peer.last.redis.offset }
       : null;
-    n.catchUp = trackCatchUp(n.catchUp, {
+    n.catchUp = policy.trackCatchUp(n.catchUp, {
       nowMono: now.monoMs,
       role: hive.role,
       leader,
