@@ -7,6 +7,13 @@
  * `memory_redis_controller.ts` implements the same {@link RedisController} in memory for unit
  * tests. Both enforce through {@link enforceRedisTarget}.
  *
+ * Busy is not dead: observations go through a {@link RedisFailureDetector}. A redis that
+ * answers slowly, answers `-BUSY`, or whose connection was dropped (`CLIENT KILL`) while a
+ * reconnect (made at once) is not refused, is observed with its last answer and `busy: true`;
+ * it is observed down only once the reconnect is refused or it has not answered for the hang
+ * timeout (`hangMs`). A script still busy at the hang timeout gets `SCRIPT KILL` and
+ * `FUNCTION KILL` once.
+ *
  * @example
  * ```ts
  * import { createRedisController } from "./redis_controller.ts";
@@ -24,6 +31,12 @@ import { Redis } from "ioredis";
 import { observationFromInfo, parseInfo } from "./redis_info.ts";
 import { REDIS_DOWN, type RedisObservation, type RedisTarget } from "./redis_state.ts";
 import {
+  DEFAULT_REDIS_HANG_MS,
+  RedisFailureDetector,
+  type RedisHealth,
+  sameHealth,
+} from "./failure_detector.ts";
+import {
   type CommandOutcome,
   enforceRedisTarget,
   type EnforceResult,
@@ -35,7 +48,10 @@ export type { EnforceFailure, EnforceResult } from "./redis_enforce.ts";
 
 /** The local redis, observed and steered. */
 export interface RedisController {
-  /** Observes the local redis. Never throws: a failure or timeout gives `REDIS_DOWN`. */
+  /**
+   * Observes the local redis. Never throws. A dead redis (see `failure_detector.ts`) gives
+   * `REDIS_DOWN`; a busy one its last answer with `busy: true`.
+   */
   observe(): Promise<RedisObservation>;
   /** Puts the local redis in the role `target` asks for. Idempotent; never throws. */
   enforce(target: RedisTarget): Promise<EnforceResult>;
@@ -85,8 +101,19 @@ function offsetField(info: Map<string, string>, key: string): number | null {
   return info.has(key) && Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
-/** How long one command may take before the redis counts as down, unless told otherwise. */
+/**
+ * How long one steering command (REPLICAOF, CONFIG SET, a guard's INFO) may take before it
+ * counts as failed, unless told otherwise. It does not make the local redis count as down:
+ * that is the failure detector's hang timeout (see `failure_detector.ts`).
+ */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 500;
+/**
+ * How long one observation waits for the answer to its probe before it reports the redis busy
+ * (with its last answer), so the hive's loop keeps turning while redis is slow.
+ */
+export const DEFAULT_PROBE_WAIT_MS = 100;
+/** The name the hive's connection to its own redis carries (`CLIENT SETNAME`, `CLIENT LIST`). */
+export const HIVE_CLIENT_NAME = "redis-hive";
 /** How long a TCP connect plus handshake may take, unless told otherwise. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1_000;
 /** The first reconnect delay after a connection loss; doubles at every failed attempt... */
@@ -119,7 +146,25 @@ export interface RedisControllerOptions {
   reconnectInitialDelayMs?: number;
   /** Largest reconnect delay; default {@link RECONNECT_MAX_DELAY_MS}. */
   reconnectMaxDelayMs?: number;
+  /**
+   * How long the local redis may leave a probe unanswered before it counts as dead (hung);
+   * default {@link DEFAULT_REDIS_HANG_MS} (`--redis-hang-ms`).
+   */
+  hangMs?: number;
+  /** How long one observation waits for its probe; default {@link DEFAULT_PROBE_WAIT_MS}. */
+  probeWaitMs?: number;
+  /** Told of every change of the failure detector's verdict and of every script kill. */
+  onEvent?: (event: RedisControllerEvent) => void;
 }
+
+/** What the controller tells {@link RedisControllerOptions.onEvent}. */
+export type RedisControllerEvent =
+  | { kind: "health"; health: RedisHealth; previous: RedisHealth }
+  | {
+    kind: "script-kill";
+    /** Each kill command and redis's answer (`OK`, or the error, e.g. `-UNKILLABLE`). */
+    results: { command: string; answer: string }[];
+  };
 
 /**
  * The delay before reconnect attempt `attempt` (1 for the first): `initialMs` doubling at
@@ -160,7 +205,8 @@ function message(e: unknown): string {
  * backoff) and returns its controller.
  *
  * Commands never queue while redis is down (no offline queue, no retries): they fail at once,
- * and a command unanswered after `commandTimeoutMs` fails too, so a hung redis counts as down.
+ * and a steering command unanswered after `commandTimeoutMs` fails too. The redis itself counts
+ * as down only by the failure detector's verdict (see the module documentation).
  *
  * @throws {TypeError} on a bad option (empty host, port out of range, non-positive timeouts).
  * @example
@@ -210,16 +256,27 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     );
   }
 
-  const connect = (host: string, port: number, reconnect: boolean, socket?: string): Redis => {
+  const hangMs = opts.hangMs ?? DEFAULT_REDIS_HANG_MS;
+  const detector = new RedisFailureDetector({ hangMs }); // validates hangMs
+  const probeWaitMs = positiveInt("probeWaitMs", opts.probeWaitMs ?? DEFAULT_PROBE_WAIT_MS);
+  const onEvent = opts.onEvent ?? (() => {});
+  const nowMs = () => performance.now();
+
+  // `own`: the connection to the local redis. It never times commands out itself (a slow
+  // answer is the failure detector's business; steering commands are bounded by
+  // withTimeout), carries a name, and reconnects at once after a loss, then with backoff.
+  const connect = (host: string, port: number, own: boolean, socket?: string): Redis => {
     const client = new Redis({
       ...(socket === undefined ? { host, port } : { path: socket }),
       password: opts.password ?? undefined,
       lazyConnect: false,
       protocol: 2,
-      commandTimeout: commandTimeoutMs,
+      commandTimeout: own ? undefined : commandTimeoutMs,
       connectTimeout: connectTimeoutMs,
-      retryStrategy: reconnect
-        ? (attempt: number) => reconnectDelayMs(attempt, initialDelayMs, maxDelayMs)
+      ...(own ? { connectionName: HIVE_CLIENT_NAME } : {}),
+      retryStrategy: own
+        ? (attempt: number) =>
+          attempt === 1 ? 0 : reconnectDelayMs(attempt - 1, initialDelayMs, maxDelayMs)
         : null,
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
@@ -242,11 +299,19 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
   client.on("ready", () => {
     ready = true;
     connectionGeneration++;
+    detector.connected(nowMs());
+    // Never evicted under maxmemory-clients (redis 7); an older redis refuses: harmless.
+    client.call("CLIENT", "NO-EVICT", "on").catch(() => {});
+  });
+  client.on("error", (e: unknown) => {
+    const code = (e as { code?: unknown }).code;
+    detector.connectFailed(typeof code === "string" ? code : undefined, nowMs());
   });
   client.on("close", () => {
     if (!ready) return;
     ready = false;
     if (closed) return;
+    detector.connectionLost(nowMs());
     for (const cb of lostCallbacks) cb();
   });
 
@@ -266,22 +331,85 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     return guard.client;
   };
 
+  // The last fresh answer, and the probe in flight (one at a time: a busy redis gets no pile).
+  let lastAnswer: RedisObservation | null = null;
+  let probe: Promise<ProbeResult> | null = null;
+  let health: RedisHealth = detector.health(nowMs());
+
+  const startProbe = (): Promise<ProbeResult> => {
+    if (probe !== null) return probe;
+    detector.probeSent(nowMs());
+    probe = (async (): Promise<ProbeResult> => {
+      try {
+        const [server, replication, persistence] = await Promise.all([
+          client.info("server"),
+          client.info("replication"),
+          client.info("persistence"),
+        ]);
+        const obs = observationFromInfo(
+          parseInfo(server),
+          parseInfo(replication),
+          parseInfo(persistence),
+        );
+        // A master loading (DEBUG RELOAD, a restart with a dump) is alive but cannot serve:
+        // busy, while it is the same process.
+        if (
+          obs.role === "master" && obs.loading && lastAnswer !== null &&
+          lastAnswer.runId === obs.runId
+        ) {
+          detector.loading(nowMs());
+          return { kind: "unanswered" };
+        }
+        detector.answered(nowMs());
+        lastAnswer = obs;
+        return { kind: "answer", obs };
+      } catch (e) {
+        if (isReplyError(e) && /^BUSY\b/.test(message(e))) {
+          detector.busyReply(nowMs());
+          return { kind: "unanswered" };
+        }
+        // Another error reply (NOAUTH, a renamed INFO): it answers, but cannot be observed.
+        if (isReplyError(e)) return { kind: "rejected" };
+        return { kind: "unanswered" }; // the connection dropped: the detector knows
+      } finally {
+        probe = null;
+      }
+    })();
+    return probe;
+  };
+
+  const killScript = () => {
+    detector.scriptKillSent(nowMs());
+    const commands = [["SCRIPT", "KILL"], ["FUNCTION", "KILL"]];
+    void Promise.all(commands.map(async ([name, ...rest]) => {
+      const command = [name, ...rest].join(" ");
+      try {
+        const answer = await withTimeout(client.call(name!, ...rest), commandTimeoutMs);
+        return { command, answer: String(answer) };
+      } catch (e) {
+        return { command, answer: `-${message(e)}` };
+      }
+    })).then((results) => onEvent({ kind: "script-kill", results }));
+  };
+
   const observe = async (): Promise<RedisObservation> => {
-    if (closed || client.status !== "ready") return REDIS_DOWN;
-    try {
-      const [server, replication, persistence] = await Promise.all([
-        client.info("server"),
-        client.info("replication"),
-        client.info("persistence"),
-      ]);
-      return observationFromInfo(
-        parseInfo(server),
-        parseInfo(replication),
-        parseInfo(persistence),
-      );
-    } catch {
-      return REDIS_DOWN;
+    if (closed) return REDIS_DOWN;
+    if (client.status !== "ready") await settled(client, probeWaitMs);
+    if (client.status === "ready") {
+      const result = await Promise.race([startProbe(), sleep(probeWaitMs)]);
+      if (result !== undefined && result.kind === "rejected") return REDIS_DOWN;
     }
+    const now = nowMs();
+    if (detector.shouldKillScript(now)) killScript();
+    const h = detector.health(now);
+    if (!sameHealth(h, health)) {
+      const previous = health;
+      health = h;
+      onEvent({ kind: "health", health: h, previous });
+    } else health = h;
+    if (h.state === "answering" && lastAnswer !== null) return lastAnswer;
+    if (h.state === "busy" && lastAnswer !== null) return { ...lastAnswer, busy: true };
+    return REDIS_DOWN;
   };
 
   const session: EnforceSession = {
@@ -290,7 +418,7 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       const [name, ...rest] = args;
       if (name === undefined) throw new Error("run: empty command");
       try {
-        await client.call(name, ...rest);
+        await withTimeout(client.call(name, ...rest), commandTimeoutMs);
         return { ok: true };
       } catch (e) {
         return {
@@ -364,9 +492,12 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       const started = Date.now();
       const peers = candidates.map((c) => connect(c.host, c.port, false));
       try {
-        await client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE");
+        await withTimeout(
+          client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE"),
+          commandTimeoutMs,
+        );
         masterOffset = offsetField(
-          parseInfo(await client.info("replication")),
+          parseInfo(await withTimeout(client.info("replication"), commandTimeoutMs)),
           "master_repl_offset",
         );
         if (masterOffset === null) {
@@ -418,6 +549,48 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       await Promise.all(clients.map((c) => disconnect(c)));
     },
   };
+}
+
+/** What one probe of the local redis gave. */
+type ProbeResult =
+  | { kind: "answer"; obs: RedisObservation }
+  /** No usable answer (yet): `-BUSY`, a master loading, the connection dropped. */
+  | { kind: "unanswered" }
+  /** An error reply other than `-BUSY` (e.g. `-NOAUTH`). */
+  | { kind: "rejected" };
+
+function sleep(ms: number): Promise<undefined> {
+  return new Promise((r) => setTimeout(() => r(undefined), ms));
+}
+
+/** `promise`, or a rejection with "timed out after N ms" if it has not settled by then. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Waits (at most `timeoutMs`) until a connection that is not ready settles: ready, or a
+ * connect attempt failed. Returns at once when the client has ended.
+ */
+function settled(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === "ready" || client.status === "end") return Promise.resolve();
+  return new Promise((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      client.off("ready", finish);
+      client.off("error", finish);
+      client.off("end", finish);
+      resolve();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    client.on("ready", finish);
+    client.on("error", finish);
+    client.on("end", finish);
+  });
 }
 
 /**
