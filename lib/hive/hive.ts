@@ -46,9 +46,17 @@ import {
   type HandoffSync,
   type RedisController,
 } from "../redis/redis_controller.ts";
-import { inTargetState } from "../redis/redis_enforce.ts";
-import type { ProxyTarget, RedisObservation, RedisTarget } from "../redis/redis_state.ts";
-import { describeUpstream, type ProxyUpstream } from "../proxy/proxy_options.ts";
+import type { RedisObservation } from "../redis/redis_state.ts";
+import { describeUpstream } from "../proxy/proxy_options.ts";
+import {
+  type CatchUp,
+  caughtUpWithLeader,
+  chooseSuccessor,
+  NOT_LINKED,
+  proxyUpstream,
+  shouldReconcile,
+  trackCatchUp,
+} from "./policy.ts";
 import { DnsResolver } from "../net/resolver.ts";
 import { detectSelfAddress } from "../net/self_address.ts";
 import { type DatagramTransport, listenUdp } from "../net/udp_transport.ts";
@@ -134,12 +142,7 @@ export class Hive {
   #stateWrite: Promise<void> = Promise.resolve();
   #observation: RedisObservation | null = null;
   /** Catching up with the leader after the link came up (see HiveStatus.redis). */
-  #catchUp: {
-    leader: string | null;
-    linkUpMono: number | null;
-    targetOffset: number | null;
-    caughtUp: boolean;
-  } = { leader: null, linkUpMono: null, targetOffset: null, caughtUp: false };
+  #catchUp: CatchUp = NOT_LINKED;
   #server: StatusServer | null = null;
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
@@ -343,41 +346,28 @@ export class Hive {
     this.#observation = obs;
     this.#apply(this.election.observeRedis(obs, this.clock.now()));
     this.#trackCatchUp(obs);
-    // Reconcile: whatever happened to redis behind our back, enforce the target again. A
-    // replica whose link to the leader is down (and not syncing) is re-checked too: enforce runs
-    // the run_id guard, which parks it if the leader's redis is gone or is another process, so
-    // redis's own reconnection can never resync it from a master that restarted empty.
-    if (reconcile && obs.up && !this.#enforcing && needsEnforce(obs, this.election.redisTarget)) {
+    // Reconcile: whatever happened to redis behind our back, enforce the target again.
+    const enforcing = this.#enforcing;
+    if (shouldReconcile(obs, this.election.redisTarget, { reconcile, enforcing })) {
       this.#enforceSoon();
     }
   }
 
   #trackCatchUp(obs: RedisObservation): void {
     const now = this.clock.now();
-    const target = this.election.redisTarget;
     const leader = this.election.leader;
-    const linked = this.election.role === "follower" && target.kind === "follow" && obs.up &&
-      obs.role === "replica" && obs.masterHost === target.host && obs.linkUp && !obs.loading;
-    const c = this.#catchUp;
-    if (!linked || leader !== c.leader) {
-      this.#catchUp = {
-        leader,
-        linkUpMono: linked ? now.monoMs : null,
-        targetOffset: null,
-        caughtUp: false,
-      };
-      return;
-    }
-    if (c.linkUpMono === null) c.linkUpMono = now.monoMs;
-    if (c.caughtUp) return;
-    if (c.targetOffset === null) {
-      const peer = leader === null ? null : this.election.peer(leader, now);
-      const heardAt = peer?.lastHeardAgoMs == null ? null : now.monoMs - peer.lastHeardAgoMs;
-      if (peer?.last && heardAt !== null && heardAt > c.linkUpMono) {
-        c.targetOffset = peer.last.redis.offset;
-      }
-    }
-    if (c.targetOffset !== null && obs.offset >= c.targetOffset) c.caughtUp = true;
+    const peer = leader === null ? null : this.election.peer(leader, now);
+    const leaderLast = peer?.last && peer.lastHeardAgoMs !== null
+      ? { heardMono: now.monoMs - peer.lastHeardAgoMs, offset: peer.last.redis.offset }
+      : null;
+    this.#catchUp = trackCatchUp(this.#catchUp, {
+      nowMono: now.monoMs,
+      role: this.election.role,
+      leader,
+      target: this.election.redisTarget,
+      obs,
+      leaderLast,
+    });
   }
 
   #enforceSoon(): void {
@@ -494,7 +484,7 @@ export class Hive {
         ...snap.redis,
         target: snap.redisTarget,
         observation: this.#observation,
-        caughtUpWithLeader: this.#catchUp.linkUpMono === null ? null : this.#catchUp.caughtUp,
+        caughtUpWithLeader: caughtUpWithLeader(this.#catchUp),
       },
       eligible: snap.eligible,
       lineage: snap.lineage,
@@ -543,16 +533,10 @@ export class Hive {
         );
       });
       const s = sync as HandoffSync | null;
-      let successor = candidates[0]!.address;
+      const successor = chooseSuccessor(candidates, s);
       if (s !== null && s.ok) {
-        successor = s.chosen.host;
         log.info("handoff: {successor} processed every write", { successor, ...s });
       } else {
-        // Nobody caught up in time: the most caught-up one still loses the least.
-        const best = s?.offsets.filter((o) => o.offset !== null).sort((a, b) =>
-          b.offset! - a.offset!
-        )[0];
-        if (best !== undefined) successor = best.host;
         log.warn(
           "handoff: no follower processed every write: {reason}; handing over to {successor}",
           {
@@ -593,15 +577,6 @@ export class Hive {
     await this.#stateWrite;
     log.info("hive {id} stopped", { id: this.self });
   }
-}
-
-/**
- * True when the runtime must enforce `target` again: the redis does not have that role, or it
- * follows with its link down and no sync in progress (the guard must check the leader again).
- */
-export function needsEnforce(obs: RedisObservation, target: RedisTarget): boolean {
-  if (!inTargetState(obs, target)) return true;
-  return target.kind === "follow" && !obs.linkUp && !obs.loading;
 }
 
 async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery): Promise<string> {
@@ -723,26 +698,4 @@ export async function runHive(config: Config, deps: HiveDeps = {}): Promise<void
   });
   await hive.shutdown();
   Deno.exit(0);
-}
-
-/**
- * Where the proxy sends new connections for the election's `target`: the own redis's Unix
- * socket when the target is the own redis (`redisHost:redisPort`, i.e. this hive leads) and
- * `--redis-socket` is set, else the target itself. A follower's target is the leader's redis,
- * reached over TCP.
- *
- * @example
- * ```ts
- * const local = { redisHost: "127.0.0.1", redisPort: 6379, redisSocket: "/run/redis/redis.sock" };
- * proxyUpstream({ host: "127.0.0.1", port: 6379 }, local); // { path: "/run/redis/redis.sock" }
- * proxyUpstream({ host: "10.0.0.7", port: 6379 }, local); // { host: "10.0.0.7", port: 6379 }
- * ```
- */
-export function proxyUpstream(
-  target: ProxyTarget,
-  local: Pick<Config, "redisHost" | "redisPort" | "redisSocket">,
-): ProxyUpstream {
-  if (target === null || local.redisSocket === null) return target;
-  const own = target.host === local.redisHost && target.port === local.redisPort;
-  return own ? { path: local.redisSocket } : target;
 }
