@@ -45,6 +45,7 @@ import {
   createRedisController,
   type HandoffSync,
   type RedisController,
+  type RedisControllerEvent,
 } from "../redis/redis_controller.ts";
 import type { RedisObservation } from "../redis/redis_state.ts";
 import { describeUpstream } from "../proxy/proxy_options.ts";
@@ -234,6 +235,8 @@ export class Hive {
         socket: config.redisSocket,
         password: config.redisPassword,
         announceIp,
+        hangMs: config.redisHangMs,
+        onEvent: logRedisEvent,
       })))(self);
     const proxy = proxyEngine === null ? null : await listenProxy({
       engine: proxyEngine.engine,
@@ -597,6 +600,27 @@ async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery
 function randomBootId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function logRedisEvent(e: RedisControllerEvent): void {
+  if (e.kind === "script-kill") {
+    log.warn("the local redis ran a script past --redis-hang-ms: sent {results}", {
+      results: e.results.map((r) => `${r.command}: ${r.answer}`),
+    });
+    return;
+  }
+  const h = e.health;
+  if (h.state === "answering") {
+    log.info("the local redis answers again (was {previous})", {
+      previous: e.previous.state === "answering" ? "answering" : e.previous.reason,
+    });
+  } else if (h.state === "busy") {
+    log.warn("the local redis is busy ({reason}), not dead: unanswered for {unansweredMs} ms", {
+      ...h,
+    });
+  } else {
+    log.warn("the local redis is dead ({reason})", { ...h });
+  }
 }
 
 function logDiscovery(e: DiscoveryEvent): void {
