@@ -34,6 +34,7 @@ import type { ProxyUpstream } from "../lib/proxy/proxy_options.ts";
 import type { HandoffSync } from "../lib/redis/redis_controller.ts";
 import {
   type CatchUp,
+  chooseCrashSuccessor,
   chooseSuccessor,
   type LocalRedis,
   NOT_LINKED,
@@ -54,6 +55,8 @@ export const REDIS_REPLICATION_CRON_MS = 1000;
 export const SIM_RECONNECT_MS = 30;
 /** Time for a redis command issued by the hive to take effect. */
 export const SIM_COMMAND_MS = 2;
+/** Time the runtime takes to read the crash handoff candidates' offsets. */
+export const SIM_CRASH_HANDOFF_READ_MS = 3;
 /** Time for a full sync to complete. */
 export const SIM_SYNC_MS = { min: 5, max: 60 };
 /** The redis port every simulated node uses. */
@@ -446,6 +449,32 @@ export class World {
           break;
         case "event":
           break;
+        case "crash-handoff": {
+          // The runtime reads the candidates' offsets from their redis over TCP (a few ms), then
+          // hands over to the most caught up ({@link chooseCrashSuccessor}) or gives up.
+          const gen = n.generation;
+          const candidates = a.candidates;
+          const run = () => {
+            if (n.generation !== gen || n.hive === null) return;
+            if (this.#deferWhileStalled(n, run)) return;
+            const readings = candidates.map((c) => {
+              const m = this.byAddress(c.address);
+              const readable = m !== undefined && m.redis !== null && this.tcp(n, m);
+              // The simulator models no write stream: every readable offset is 0.
+              return { host: c.address, offset: readable ? 0 : null };
+            });
+            const chosen = chooseCrashSuccessor(candidates, readings);
+            const now = this.instant(n);
+            this.#apply(
+              n,
+              chosen === null
+                ? n.hive.abandonCrashHandoff("no candidate answered", now)
+                : n.hive.handOff(chosen, now),
+            );
+          };
+          this.queue.after(SIM_CRASH_HANDOFF_READ_MS, run);
+          break;
+        }
       }
     }
   }

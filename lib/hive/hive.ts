@@ -52,7 +52,9 @@ import { describeUpstream } from "../proxy/proxy_options.ts";
 import {
   type CatchUp,
   caughtUpWithLeader,
+  chooseCrashSuccessor,
   chooseSuccessor,
+  CRASH_HANDOFF_READ_TIMEOUT_MS,
   NOT_LINKED,
   proxyUpstream,
   shouldReconcile,
@@ -417,8 +419,41 @@ export class Hive {
           logElectionEvent(a.event);
           this.#remember(a.event);
           break;
+        case "crash-handoff":
+          void this.#crashHandoff(a.candidates);
+          break;
       }
     }
+  }
+
+  /**
+   * This node led and its redis died: read the candidates' offsets from their redis (bounded by
+   * {@link CRASH_HANDOFF_READ_TIMEOUT_MS}), hand over to the most caught up, or give up (the
+   * followers elect) when none answered.
+   */
+  async #crashHandoff(candidates: { address: string; redisPort: number }[]): Promise<void> {
+    const started = this.clock.now().monoMs;
+    const readings = await this.redis.readOffsets(
+      candidates.map((c) => ({ host: c.address, port: c.redisPort })),
+      CRASH_HANDOFF_READ_TIMEOUT_MS,
+    );
+    if (this.#stopped) return;
+    const chosen = chooseCrashSuccessor(candidates, readings);
+    const readMs = this.clock.now().monoMs - started;
+    if (chosen === null) {
+      log.warn("crash handoff: no candidate's redis answered in {readMs} ms: the followers elect", {
+        readMs,
+        readings,
+      });
+      this.#apply(this.election.abandonCrashHandoff("no candidate answered", this.clock.now()));
+      return;
+    }
+    log.info("crash handoff: handing over to {chosen} (offsets read in {readMs} ms)", {
+      chosen,
+      readMs,
+      readings,
+    });
+    this.#apply(this.election.handOff(chosen, this.clock.now()));
   }
 
   #remember(e: ElectionEvent): void {
@@ -664,6 +699,10 @@ export function describeEvent(e: ElectionEvent): string {
       return `link to ${e.leader} broke: parked`;
     case "handoff":
       return `handing leadership over to ${e.to}`;
+    case "crash-handoff":
+      return `${e.reason}: handing over to one of ${e.candidates.join(", ")}`;
+    case "crash-handoff-abandoned":
+      return `crash handoff abandoned: ${e.reason}`;
     case "peer-refused":
       return `peer ${e.address} refused (${e.reason})`;
   }
@@ -696,6 +735,12 @@ function logElectionEvent(e: ElectionEvent): void {
       break;
     case "handoff":
       log.info("handing leadership over to {to}", { ...e });
+      break;
+    case "crash-handoff":
+      log.warn("{reason}: handing over to the most caught-up of {candidates}", { ...e });
+      break;
+    case "crash-handoff-abandoned":
+      log.warn("crash handoff abandoned: {reason}; the followers elect", { ...e });
       break;
   }
 }
