@@ -866,7 +866,6 @@ export class Election {
       this.#setRole("follower", null, "no longer eligible", out);
       return;
     }
-    if (now.monoMs - this.#candidateSinceMono < this.timing.electionWindowMs) return;
     const me: CandidateRank = {
       address: this.options.self,
       lineage: this.#lineage,
@@ -876,6 +875,21 @@ export class Election {
     const rivals = live.filter((hb) =>
       hb.role === "candidate" && hb.electionStartMs !== null && hb.redis.up
     );
+    if (now.monoMs - this.#candidateSinceMono < this.timing.electionWindowMs) {
+      // Early win: every live peer already stands and ranks below this node (they all lost the
+      // leader too), so the window has nothing left to tell. A peer still following, starting
+      // or leading, or a better rival, means waiting the window out as before.
+      const early = live.length > 0 && rivals.length === live.length &&
+        rivals.every((hb) => compareCandidates(candidateRankOf(hb), me) > 0);
+      if (!early) return;
+      this.#becomeLeader(
+        now,
+        rivals.map((hb) => hb.from),
+        out,
+        "won the election (every peer stood)",
+      );
+      return;
+    }
     if (rivals.some((hb) => compareCandidates(candidateRankOf(hb), me) < 0)) return;
     this.#becomeLeader(now, rivals.map((hb) => hb.from), out, "won the election");
   }

@@ -592,3 +592,54 @@ Deno.test("crash handoff after an empty restart seen first (new run_id): the los
   assert.equal(e.role, "follower");
   assert.ok(redisTargets(actions).every((t) => !t.includes('"leader"')), "never re-promoted");
 });
+
+Deno.test("early win: a candidate that hears every live peer stand below it leads before the window closes", () => {
+  const setup = () => {
+    const e = new Election(options());
+    e.setPeers([SELF, "10.0.0.1", "10.0.0.9"], at(0));
+    e.observeRedis(replicaOf("127.0.0.1", false), at(0));
+    e.receive(leaderHb("10.0.0.1", 1), at(10));
+    e.observeRedis(replicaOf("10.0.0.1", true, "run-self", "repl-10.0.0.1"), at(50));
+    e.receive(
+      { ...leaderHb("10.0.0.9", 1), role: "follower", leader: "10.0.0.1", leaderSinceMs: null },
+      at(60),
+    );
+    assert.equal(e.lineage?.bornBy, LINEAGE.bornBy);
+    return e;
+  };
+  const rival = (seq: number, startMs: number): Heartbeat => ({
+    ...leaderHb("10.0.0.9", seq),
+    role: "candidate",
+    leader: null,
+    leaderSinceMs: null,
+    electionStartMs: WALL0 + startMs,
+    redis: { ...leaderHb("10.0.0.9", seq).redis, role: "replica" },
+  });
+
+  // The leader's pod is lost: silent for failureMs. The other follower keeps talking.
+  const e = setup();
+  e.receive(
+    { ...rival(2, 0), role: "follower", leader: "10.0.0.1", electionStartMs: null },
+    at(900),
+  );
+  e.tick(at(1010));
+  assert.equal(e.role, "candidate");
+  // Still a follower peer: no early win; its candidacy (started later, so it ranks below) is.
+  e.tick(at(1100));
+  assert.equal(e.role, "candidate");
+  e.receive(rival(3, 1030), at(1040));
+  assert.equal(e.role, "leader", "led at once, before the 400 ms window");
+  assert.equal(e.stats.elections, 1);
+
+  // A rival that ranks first (it stood earlier): wait, and follow it when it leads.
+  const f = setup();
+  f.receive(
+    { ...rival(2, 0), role: "follower", leader: "10.0.0.1", electionStartMs: null },
+    at(900),
+  );
+  f.tick(at(1010));
+  f.receive(rival(3, 1000), at(1020));
+  assert.equal(f.role, "candidate");
+  f.tick(at(1010 + f.timing.electionWindowMs));
+  assert.equal(f.role, "candidate", "the better rival wins the window");
+});
