@@ -4,7 +4,7 @@
  * (sim/world.ts: the real election state machine, a lossy UDP network) for `--hours` simulated
  * hours with `--loss` of every datagram dropped; nothing fails, so every time a follower gives
  * its leader up as silent is a false suspicion. Reported per heartbeat/failure pair: false
- * suspicions, elections and leader changes per hour.
+ * suspicions, elections, new leaders and role changes per hour.
  *
  * @example
  * ```sh
@@ -30,6 +30,8 @@ export interface SuspicionResult {
   falseSuspicionsPerHour: number;
   electionsPerHour: number;
   leaderChangesPerHour: number;
+  /** Leaders elected (a node other than the healthy leader took over): what clients feel. */
+  newLeadersPerHour: number;
 }
 
 /**
@@ -54,7 +56,9 @@ export function measureSuspicions(
   world.startAll();
   world.run(10_000);
   let suspicions = 0;
+  let elected = 0;
   world.hooks.onAction = (_node, a) => {
+    if (a.type === "event" && a.event.kind === "elected") elected++;
     if (
       a.type === "event" && a.event.kind === "role-changed" && a.event.reason === "leader silent"
     ) {
@@ -75,6 +79,7 @@ export function measureSuspicions(
     falseSuspicionsPerHour: suspicions / o.hours,
     electionsPerHour: (stat("elections") - elections0) / o.hours,
     leaderChangesPerHour: (stat("leaderChanges") - changes0) / o.hours,
+    newLeadersPerHour: elected / o.hours,
   };
 }
 
@@ -108,14 +113,16 @@ export function main(args: string[]): Promise<void> {
       `${hours} simulated hour(s) per pair (deno task bench suspicions)`,
   );
   console.log(
-    "| heartbeat | failure | false suspicions / h | elections / h | leader changes / h |",
+    "| heartbeat | failure | false suspicions / h | elections / h | new leaders / h | " +
+      "role changes / h |",
   );
-  console.log("| --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- |");
   for (const p of pairs) {
     const r = measureSuspicions({ ...p, hours, loss, seed });
     console.log(
       `| ${r.heartbeatMs} ms | ${r.failureMs} ms | ${r.falseSuspicionsPerHour.toFixed(1)} | ` +
-        `${r.electionsPerHour.toFixed(1)} | ${r.leaderChangesPerHour.toFixed(1)} |`,
+        `${r.electionsPerHour.toFixed(1)} | ${r.newLeadersPerHour.toFixed(1)} | ` +
+        `${r.leaderChangesPerHour.toFixed(1)} |`,
     );
   }
   return Promise.resolve();
