@@ -278,7 +278,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   for (const n of world.nodes) {
     world.setDns(n, "full");
     world.startNode(n);
-    if (n.redis !== null) n.redis.busyUntil = Math.min(n.redis.busyUntil, world.now); // SIGCONT
+    world.resumeRedis(n); // SIGCONT
   }
   checker.disturb();
   log("heal everything");

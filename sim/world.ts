@@ -96,6 +96,8 @@ export interface SimRedis {
    */
   busySince: number;
   busyUntil: number;
+  /** Commands sent while busy, run in order when it is done (as redis runs its input). */
+  pending: (() => void)[];
 }
 
 /** One simulated pod: a hive (maybe crashed) and a redis (maybe crashed). */
@@ -413,6 +415,7 @@ export class World {
       cronPhaseMs: this.rng.int(0, REDIS_REPLICATION_CRON_MS - 1),
       busySince: 0,
       busyUntil: 0,
+      pending: [],
     };
     n.redis = r;
     const cron = () => {
@@ -596,9 +599,26 @@ export class World {
     this.hooks.onDisturb?.();
     if (this.now >= r.busyUntil) r.busySince = this.now; // else one longer episode
     r.busyUntil = Math.max(r.busyUntil, this.now + ms);
-    this.queue.at(r.busyUntil, () => {
-      if (n.redis === r && this.now >= r.busyUntil) this.hooks.onDisturb?.();
+    const end = r.busyUntil;
+    // At its end the commands sent meanwhile run, unless a later episode or a SIGCONT moved it.
+    this.queue.at(end, () => {
+      if (n.redis === r && r.busyUntil === end) this.#resume(r);
     });
+  }
+
+  /** SIGCONT: the node's redis is no longer busy; the commands it was sent run now, in order. */
+  resumeRedis(n: SimNode): void {
+    const r = n.redis;
+    if (r === null || this.now >= r.busyUntil) return;
+    r.busyUntil = this.now;
+    this.#resume(r);
+  }
+
+  #resume(r: SimRedis): void {
+    this.hooks.onDisturb?.();
+    const pending = r.pending;
+    r.pending = [];
+    for (const run of pending) run();
   }
 
   /** What the node's hive would observe of its redis now. */
@@ -629,11 +649,10 @@ export class World {
     const r = n.redis;
     if (r === null) return;
     if (this.now < r.busyUntil) {
-      // A busy redis runs the command when it is done (the runtime's own times out, and
-      // re-enforces on a later observation: the same end state).
-      const gen = n.generation;
-      this.queue.at(r.busyUntil, () => {
-        if (n.generation === gen && n.hive !== null && n.redis === r) this.enforce(n, target);
+      // A busy redis runs the command when it is done, in the order it was sent (the runtime's
+      // own times out, and re-enforces on a later observation).
+      r.pending.push(() => {
+        if (n.redis === r) this.enforce(n, target);
       });
       return;
     }
