@@ -79,7 +79,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   while (world.now < chaosEnd) {
     faults++;
     const n = rng.pick(world.nodes);
-    const kind = rng.int(0, 16);
+    const kind = rng.int(0, 19);
     if (injectFault(chaos, n, kind)) continue; // a calm period ran
     checker.disturb();
     world.run(rng.int(50, 2500));
@@ -133,6 +133,7 @@ function healAndConverge(
   for (const n of world.nodes) {
     world.setDns(n, "full");
     world.startNode(n);
+    world.resumeRedis(n); // SIGCONT
   }
   checker.disturb();
   log("heal everything");
@@ -180,7 +181,8 @@ function injectFault(c: ChaosContext, n: SimNode, kind: number): boolean {
   else if (kind === 12 || kind === 13) {
     calmPeriod(c);
     return true;
-  } else otherFault(c, n, kind);
+  } else if (kind >= 17) busyFault(c, n, kind);
+  else otherFault(c, n, kind);
   return false;
 }
 
@@ -305,6 +307,78 @@ function otherFault(c: ChaosContext, n: SimNode, kind: number): void {
       later(rng.int(1000, 4000), () => world.startNode(victim));
       break;
     }
+  }
+}
+
+/**
+ * Faults 17..19: a busy redis within the hang timeout, a redis paused past it, and a leader's
+ * redis crash with its likely successor hit at the same moment.
+ */
+function busyFault(c: ChaosContext, n: SimNode, kind: number): void {
+  const { world, rng, log, leaderNode } = c;
+  switch (kind) {
+    case 17: {
+      // A busy redis (a long script, CLIENT PAUSE, a fork), mostly the leader's, within the
+      // hang timeout: nobody may take it for dead (the checker's busy rule).
+      const victim = rng.chance(0.8) ? leaderNode() ?? n : n;
+      const busyMs = rng.int(200, world.redisHangMs - 500);
+      world.busyRedis(victim, busyMs);
+      log(`busy redis ${victim.index} for ${busyMs} ms`);
+      break;
+    }
+    case 18: {
+      // The leader's redis paused past the hang timeout (SIGSTOP): dead, handed over; it
+      // comes back later as the same process.
+      const victim = leaderNode() ?? n;
+      const pauseMs = world.redisHangMs + rng.int(0, 3000);
+      world.busyRedis(victim, pauseMs);
+      log(`pause redis ${victim.index} for ${pauseMs} ms (past the hang timeout)`);
+      break;
+    }
+    case 19:
+      crashWithSuccessorHit(c);
+      break;
+  }
+}
+
+/**
+ * The leader's redis crashes and, at the same moment, its likely successor is hit: cut off,
+ * stalled, its redis busy, or its redis restarting empty.
+ */
+function crashWithSuccessorHit(c: ChaosContext): void {
+  const { world, rng, log, later, leaderNode } = c;
+  const victim = leaderNode();
+  if (victim === undefined || victim.redis === null || victim.hive === null) return;
+  const heirAddress = victim.hive.successors(world.instant(victim))[0]?.address;
+  const heir = heirAddress === undefined ? undefined : world.byAddress(heirAddress);
+  world.crashRedis(victim);
+  const delay = rng.int(FAST_RESTART_MIN_MS, 3 * world.failureMs);
+  later(delay, () => {
+    if (victim.redis === null) world.startRedis(victim, victim.redisStartsParked);
+  });
+  if (heir === undefined) {
+    log(`crash redis ${victim.index} (no successor), restart in ${delay} ms`);
+    return;
+  }
+  const how = rng.pick(["partitioned", "stalled", "busy", "restarted empty"] as const);
+  log(`crash redis ${victim.index}, restart in ${delay} ms; successor ${heir.index} ${how}`);
+  if (how === "partitioned") {
+    for (const m of world.nodes) {
+      if (m !== heir) {
+        world.block(heir, m);
+        world.block(m, heir);
+      }
+    }
+  } else if (how === "stalled") {
+    world.stallHive(heir, rng.int(200, 2000));
+  } else if (how === "busy") {
+    world.busyRedis(heir, rng.int(200, world.redisHangMs + 2000));
+  } else if (heir.redis !== null) {
+    world.crashRedis(heir);
+    const heirDelay = rng.int(FAST_RESTART_MIN_MS, world.failureMs);
+    later(heirDelay, () => {
+      if (heir.redis === null) world.startRedis(heir, heir.redisStartsParked);
+    });
   }
 }
 

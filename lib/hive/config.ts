@@ -35,6 +35,11 @@ import { invariant, MAX_DURATION_MS } from "../common/assert.ts";
 import { canonicalIp } from "../net/address.ts";
 import { MAX_PEERS } from "../net/peer_discovery.ts";
 import { FAILURE_TO_HEARTBEAT_MIN_RATIO } from "../election/election.ts";
+import {
+  DEFAULT_REDIS_HANG_MS,
+  MAX_REDIS_HANG_MS,
+  MIN_REDIS_HANG_MS,
+} from "../redis/failure_detector.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
 export const exitCodeForConfigError = 2;
@@ -91,6 +96,11 @@ export interface Config {
   heartbeatMs: number;
   /** Silence after which a peer is lost (>= {@link FAILURE_TO_HEARTBEAT_MIN_RATIO} heartbeats). */
   failureMs: number;
+  /**
+   * How long the local redis may leave the hive unanswered (a script, a fork, a pause) before
+   * it counts as dead; see lib/redis/failure_detector.ts.
+   */
+  redisHangMs: number;
   /** Interval between two DNS lookups of `service`. */
   dnsRefreshMs: number;
   /** How long a new proxied connection waits for a leader before it is closed. */
@@ -131,6 +141,7 @@ export const DEFAULTS = {
   redisPort: 6379,
   heartbeatMs: 200,
   failureMs: 1000,
+  redisHangMs: DEFAULT_REDIS_HANG_MS,
   dnsRefreshMs: 2000,
   proxyHoldMs: DEFAULT_PROXY_HOLD_MS,
   maxConnections: DEFAULT_PROXY_MAX_CONNECTIONS,
@@ -310,6 +321,14 @@ const FLAGS: readonly FlagSpec[] = [
     help:
       `silence after which a peer is lost (>= ${FAILURE_TO_HEARTBEAT_MIN_RATIO}x --heartbeat-ms)`,
     defaultText: String(DEFAULTS.failureMs),
+  },
+  {
+    name: "redis-hang-ms",
+    env: "HIVE_REDIS_HANG_MS",
+    value: "MS",
+    help: "how long the local redis may not answer (busy) before it counts as dead " +
+      `(${MIN_REDIS_HANG_MS}..${MAX_REDIS_HANG_MS}; default: redis's busy-reply-threshold)`,
+    defaultText: String(DEFAULT_REDIS_HANG_MS),
   },
   {
     name: "dns-refresh-ms",
@@ -653,6 +672,7 @@ function defaultConfig(stdoutIsTty: boolean): Config {
     redisPort: DEFAULTS.redisPort,
     heartbeatMs: DEFAULTS.heartbeatMs,
     failureMs: DEFAULTS.failureMs,
+    redisHangMs: DEFAULTS.redisHangMs,
     dnsRefreshMs: DEFAULTS.dnsRefreshMs,
     proxyHoldMs: DEFAULTS.proxyHoldMs,
     maxConnections: DEFAULTS.maxConnections,
@@ -799,6 +819,13 @@ function readEachValue(
     redisSocket: read.unixSocketPath("redis-socket"),
     heartbeatMs: read.duration("heartbeat-ms", DEFAULTS.heartbeatMs),
     failureMs: read.duration("failure-ms", DEFAULTS.failureMs),
+    redisHangMs: read.integer(
+      "redis-hang-ms",
+      DEFAULTS.redisHangMs,
+      MIN_REDIS_HANG_MS,
+      MAX_REDIS_HANG_MS,
+      `milliseconds, an integer ${MIN_REDIS_HANG_MS}..${MAX_REDIS_HANG_MS}`,
+    ),
     dnsRefreshMs: read.duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
     proxyHoldMs: read.duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
     maxConnections: read.integer(

@@ -68,6 +68,16 @@ export const EVENT_TEXT: {
     log: "handing leadership over to {to}",
     history: (e) => `handing leadership over to ${e.to}`,
   },
+  "crash-handoff": {
+    level: "warn",
+    log: "{reason}: handing over to the most caught-up of {candidates}",
+    history: (e) => `${e.reason}: handing over to one of ${e.candidates.join(", ")}`,
+  },
+  "crash-handoff-abandoned": {
+    level: "warn",
+    log: "crash handoff abandoned: {reason}; the followers elect",
+    history: (e) => `crash handoff abandoned: ${e.reason}`,
+  },
   "peer-refused": {
     level: "warn",
     log: "peer {address} refused: {reason}",

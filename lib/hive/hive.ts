@@ -47,13 +47,16 @@ import {
   createRedisController,
   type HandoffSync,
   type RedisController,
+  type RedisControllerEvent,
 } from "../redis/redis_controller.ts";
 import type { RedisObservation } from "../redis/redis_state.ts";
 import { describeUpstream, type ProxyHandle } from "../proxy/proxy_options.ts";
 import {
   type CatchUp,
   caughtUpWithLeader,
+  chooseCrashSuccessor,
   chooseSuccessor,
+  CRASH_HANDOFF_READ_TIMEOUT_MS,
   NOT_LINKED,
   observeIntervalMs,
   proxyUpstream,
@@ -204,6 +207,8 @@ export class Hive {
         socket: config.redisSocket,
         password: config.redisPassword,
         announceIp,
+        hangMs: config.redisHangMs,
+        onEvent: logRedisEvent,
       })))(self);
     const proxy = proxyEngine === null ? null : await openProxy(config, proxyEngine);
     const bootId = (deps.bootId ?? randomBootId)();
@@ -365,8 +370,41 @@ export class Hive {
           logElectionEvent(log, a.event);
           this.#remember(a.event);
           break;
+        case "crash-handoff":
+          void this.#crashHandoff(a.candidates);
+          break;
       }
     }
+  }
+
+  /**
+   * This node led and its redis died: read the candidates' offsets from their redis (bounded by
+   * {@link CRASH_HANDOFF_READ_TIMEOUT_MS}), hand over to the most caught up, or give up (the
+   * followers elect) when none answered.
+   */
+  async #crashHandoff(candidates: { address: string; redisPort: number }[]): Promise<void> {
+    const started = this.clock.now().monoMs;
+    const readings = await this.redis.readOffsets(
+      candidates.map((c) => ({ host: c.address, port: c.redisPort })),
+      CRASH_HANDOFF_READ_TIMEOUT_MS,
+    );
+    if (this.#stopped) return;
+    const chosen = chooseCrashSuccessor(candidates, readings);
+    const readMs = this.clock.now().monoMs - started;
+    if (chosen === null) {
+      log.warn("crash handoff: no candidate's redis answered in {readMs} ms: the followers elect", {
+        readMs,
+        readings,
+      });
+      this.#apply(this.election.abandonCrashHandoff("no candidate answered", this.clock.now()));
+      return;
+    }
+    log.info("crash handoff: handing over to {chosen} (offsets read in {readMs} ms)", {
+      chosen,
+      readMs,
+      readings,
+    });
+    this.#apply(this.election.handOff(chosen, this.clock.now()));
   }
 
   #remember(e: ElectionEvent): void {
@@ -614,6 +652,27 @@ async function findSelf(
 function randomBootId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function logRedisEvent(e: RedisControllerEvent): void {
+  if (e.kind === "script-kill") {
+    log.warn("the local redis ran a script past --redis-hang-ms: sent {results}", {
+      results: e.results.map((r) => `${r.command}: ${r.answer}`),
+    });
+    return;
+  }
+  const h = e.health;
+  if (h.state === "answering") {
+    log.info("the local redis answers again (was {previous})", {
+      previous: e.previous.state === "answering" ? "answering" : e.previous.reason,
+    });
+  } else if (h.state === "busy") {
+    log.warn("the local redis is busy ({reason}), not dead: unanswered for {unansweredMs} ms", {
+      ...h,
+    });
+  } else {
+    log.warn("the local redis is dead ({reason})", { ...h });
+  }
 }
 
 function logDiscovery(e: DiscoveryEvent): void {

@@ -7,6 +7,13 @@
  * `memory_redis_controller.ts` implements the same {@link RedisController} in memory for unit
  * tests. Both enforce through {@link enforceRedisTarget}.
  *
+ * Busy is not dead: observations go through a {@link RedisFailureDetector}. A redis that
+ * answers slowly, answers `-BUSY`, or whose connection was dropped (`CLIENT KILL`) while a
+ * reconnect (made at once) is not refused, is observed with its last answer and `busy: true`;
+ * it is observed down only once the reconnect is refused or it has not answered for the hang
+ * timeout (`hangMs`). A script still busy at the hang timeout gets `SCRIPT KILL` and
+ * `FUNCTION KILL` once.
+ *
  * @example
  * ```ts
  * import { createRedisController } from "./redis_controller.ts";
@@ -27,6 +34,12 @@ import { checkPositiveInteger } from "../common/assert.ts";
 import { observationFromInfo, parseInfo } from "./redis_info.ts";
 import { REDIS_DOWN, type RedisObservation, type RedisTarget } from "./redis_state.ts";
 import {
+  DEFAULT_REDIS_HANG_MS,
+  RedisFailureDetector,
+  type RedisHealth,
+  sameHealth,
+} from "./failure_detector.ts";
+import {
   type CommandOutcome,
   enforceRedisTarget,
   type EnforceResult,
@@ -38,7 +51,10 @@ export type { EnforceFailure, EnforceResult } from "./redis_enforce.ts";
 
 /** The local redis, observed and steered. */
 export interface RedisController {
-  /** Observes the local redis. Never throws: a failure or timeout gives `REDIS_DOWN`. */
+  /**
+   * Observes the local redis. Never throws. A dead redis (see `failure_detector.ts`) gives
+   * `REDIS_DOWN`; a busy one its last answer with `busy: true`.
+   */
   observe(): Promise<RedisObservation>;
   /** Puts the local redis in the role `target` asks for. Idempotent; never throws. */
   enforce(target: RedisTarget): Promise<EnforceResult>;
@@ -57,8 +73,25 @@ export interface RedisController {
     pauseMs: number,
     timeoutMs: number,
   ): Promise<HandoffSync>;
+  /**
+   * Crash handoff: reads each candidate's processed replication offset from its redis directly
+   * (`slave_repl_offset`, else `master_repl_offset`), over new connections, waiting at most
+   * `timeoutMs` in all; a candidate that did not answer in time reads null. Never throws.
+   */
+  readOffsets(
+    candidates: readonly { host: string; port: number }[],
+    timeoutMs: number,
+  ): Promise<OffsetReading[]>;
   /** Closes every connection; later calls observe down and enforce nothing. */
   close(): Promise<void>;
+}
+
+/** One candidate's replication offset as {@link RedisController.readOffsets} read it. */
+export interface OffsetReading {
+  host: string;
+  port: number;
+  /** The offset, or null when it could not be read in time. */
+  offset: number | null;
 }
 
 /** The outcome of {@link RedisController.pauseAndSync}. */
@@ -88,8 +121,19 @@ function offsetField(info: Map<string, string>, key: string): number | null {
   return info.has(key) && Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
-/** How long one command may take before the redis counts as down, unless told otherwise. */
+/**
+ * How long one steering command (REPLICAOF, CONFIG SET, a guard's INFO) may take before it
+ * counts as failed, unless told otherwise. It does not make the local redis count as down:
+ * that is the failure detector's hang timeout (see `failure_detector.ts`).
+ */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 500;
+/**
+ * How long one observation waits for the answer to its probe before it reports the redis busy
+ * (with its last answer), so the hive's loop keeps turning while redis is slow.
+ */
+export const DEFAULT_PROBE_WAIT_MS = 100;
+/** The name the hive's connection to its own redis carries (`CLIENT SETNAME`, `CLIENT LIST`). */
+export const HIVE_CLIENT_NAME = "redis-hive";
 /** How long a TCP connect plus handshake may take, unless told otherwise. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 1_000;
 /** The first reconnect delay after a connection loss; doubles at every failed attempt... */
@@ -122,7 +166,25 @@ export interface RedisControllerOptions {
   reconnectInitialDelayMs?: number;
   /** Largest reconnect delay; default {@link RECONNECT_MAX_DELAY_MS}. */
   reconnectMaxDelayMs?: number;
+  /**
+   * How long the local redis may leave a probe unanswered before it counts as dead (hung);
+   * default {@link DEFAULT_REDIS_HANG_MS} (`--redis-hang-ms`).
+   */
+  hangMs?: number;
+  /** How long one observation waits for its probe; default {@link DEFAULT_PROBE_WAIT_MS}. */
+  probeWaitMs?: number;
+  /** Told of every change of the failure detector's verdict and of every script kill. */
+  onEvent?: (event: RedisControllerEvent) => void;
 }
+
+/** What the controller tells {@link RedisControllerOptions.onEvent}. */
+export type RedisControllerEvent =
+  | { kind: "health"; health: RedisHealth; previous: RedisHealth }
+  | {
+    kind: "script-kill";
+    /** Each kill command and redis's answer (`OK`, or the error, e.g. `-UNKILLABLE`). */
+    results: { command: string; answer: string }[];
+  };
 
 /**
  * The delay before reconnect attempt `attempt` (1 for the first): `initialMs` doubling at
@@ -159,7 +221,8 @@ function message(e: unknown): string {
  * backoff) and returns its controller.
  *
  * Commands never queue while redis is down (no offline queue, no retries): they fail at once,
- * and a command unanswered after `commandTimeoutMs` fails too, so a hung redis counts as down.
+ * and a steering command unanswered after `commandTimeoutMs` fails too. The redis itself counts
+ * as down only by the failure detector's verdict (see the module documentation).
  *
  * @throws {TypeError} on a bad option (empty host, port out of range...), {RangeError} on a
  *   non-positive timeout.
@@ -173,14 +236,15 @@ function message(e: unknown): string {
  */
 export function createRedisController(opts: RedisControllerOptions): RedisController {
   const timing = checkControllerOptions(opts);
-  const connect = (host: string, port: number, reconnect: boolean, socket?: string): Redis =>
-    connectRedis(opts.password, timing, { host, port, socket }, reconnect);
+  const detector = new RedisFailureDetector({ hangMs: opts.hangMs ?? DEFAULT_REDIS_HANG_MS }); // validates hangMs
+  const connect = (host: string, port: number, own: boolean, socket?: string): Redis =>
+    connectRedis(opts.password, timing, { host, port, socket }, own);
   const client = connect(opts.host, opts.port, true, opts.socket ?? undefined);
-  const connection = trackConnection(client);
+  const connection = trackConnection(client, detector);
   const guard = new GuardConnection((host, port) => connect(host, port, false));
-  const observe = (): Promise<RedisObservation> =>
-    connection.closed ? Promise.resolve(REDIS_DOWN) : observeRedis(client);
-  const session = enforceSession(client, observe, guard, connection, timing.connectTimeoutMs);
+  const observer = new LocalObserver(client, detector, connection, timing, opts.onEvent);
+  const observe = (): Promise<RedisObservation> => observer.observe();
+  const session = enforceSession(client, observe, guard, connection, timing);
 
   let enforceChain: Promise<unknown> = Promise.resolve();
   const settings = { announceIp: opts.announceIp, password: opts.password, ownPort: opts.port };
@@ -222,7 +286,17 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       }
       const peers = (cs: readonly { host: string; port: number }[]) =>
         cs.map((c) => connect(c.host, c.port, false));
-      return pauseAndSync(client, peers, candidates, pauseMs, timeoutMs);
+      return pauseAndSync(client, peers, candidates, pauseMs, timeoutMs, timing.commandTimeoutMs);
+    },
+    readOffsets(candidates, timeoutMs): Promise<OffsetReading[]> {
+      if (connection.closed || candidates.length === 0) {
+        return Promise.resolve(candidates.map((c) => ({ ...c, offset: null })));
+      }
+      return readOffsets(
+        candidates.map((c) => connect(c.host, c.port, false)),
+        candidates,
+        timeoutMs,
+      );
     },
     async close(): Promise<void> {
       if (connection.closed) return;
@@ -238,6 +312,7 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
 /** The controller's timeouts and reconnect delays, every default applied and checked. */
 interface ControllerTiming {
   commandTimeoutMs: number;
+  probeWaitMs: number;
   connectTimeoutMs: number;
   initialDelayMs: number;
   maxDelayMs: number;
@@ -267,6 +342,7 @@ function checkControllerOptions(opts: RedisControllerOptions): ControllerTiming 
       "commandTimeoutMs",
       opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
     ),
+    probeWaitMs: positiveInt("probeWaitMs", opts.probeWaitMs ?? DEFAULT_PROBE_WAIT_MS),
     connectTimeoutMs: positiveInt(
       "connectTimeoutMs",
       opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
@@ -287,24 +363,30 @@ function checkControllerOptions(opts: RedisControllerOptions): ControllerTiming 
 }
 
 /**
- * An ioredis client with the controller's settings: no offline queue, no retried command, a
- * command timeout; `reconnect` makes it reconnect in the background with bounded backoff.
+ * An ioredis client with the controller's settings: no offline queue, no retried command.
+ * `own`: the connection to the local redis. It never times commands out itself (a slow answer
+ * is the failure detector's business; steering commands are bounded by {@link withTimeout}),
+ * carries a name ({@link HIVE_CLIENT_NAME}), and reconnects in the background at once after a
+ * loss, then with bounded backoff. Other connections (peers) time each command out and never
+ * reconnect.
  */
 function connectRedis(
   password: string | null,
   timing: ControllerTiming,
   at: { host: string; port: number; socket?: string | undefined },
-  reconnect: boolean,
+  own: boolean,
 ): Redis {
   const client = new Redis({
     ...(at.socket === undefined ? { host: at.host, port: at.port } : { path: at.socket }),
     password: password ?? undefined,
     lazyConnect: false,
     protocol: 2,
-    commandTimeout: timing.commandTimeoutMs,
+    commandTimeout: own ? undefined : timing.commandTimeoutMs,
     connectTimeout: timing.connectTimeoutMs,
-    retryStrategy: reconnect
-      ? (attempt: number) => reconnectDelayMs(attempt, timing.initialDelayMs, timing.maxDelayMs)
+    ...(own ? { connectionName: HIVE_CLIENT_NAME } : {}),
+    retryStrategy: own
+      ? (attempt: number) =>
+        attempt === 1 ? 0 : reconnectDelayMs(attempt - 1, timing.initialDelayMs, timing.maxDelayMs)
       : null,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
@@ -328,8 +410,11 @@ interface ConnectionState {
   lostCallbacks: (() => void)[];
 }
 
-/** Follows `client`'s connections: a new generation when ready, the callbacks when it drops. */
-function trackConnection(client: Redis): ConnectionState {
+/**
+ * Follows `client`'s connections: a new generation when ready, the callbacks when it drops; tells
+ * `detector` of each connection, failed connect and loss.
+ */
+function trackConnection(client: Redis, detector: RedisFailureDetector): ConnectionState {
   const state: ConnectionState = {
     closed: false,
     generation: 0,
@@ -340,11 +425,19 @@ function trackConnection(client: Redis): ConnectionState {
   client.on("ready", () => {
     ready = true;
     state.generation++;
+    detector.connected(monotonicMs());
+    // Never evicted under maxmemory-clients (redis 7); an older redis refuses: harmless.
+    client.call("CLIENT", "NO-EVICT", "on").catch(() => {});
+  });
+  client.on("error", (e: unknown) => {
+    const code = (e as { code?: unknown }).code;
+    detector.connectFailed(typeof code === "string" ? code : undefined, monotonicMs());
   });
   client.on("close", () => {
     if (!ready) return;
     ready = false;
     if (state.closed) return;
+    detector.connectionLost(monotonicMs());
     for (const cb of state.lostCallbacks) cb();
   });
   return state;
@@ -384,18 +477,115 @@ class GuardConnection {
   }
 }
 
-/** Observes the redis behind `client` (INFO server, replication, persistence); never throws. */
-async function observeRedis(client: Redis): Promise<RedisObservation> {
-  if (client.status !== "ready") return REDIS_DOWN;
-  try {
-    const [server, replication, persistence] = await Promise.all([
-      client.info("server"),
-      client.info("replication"),
-      client.info("persistence"),
-    ]);
-    return observationFromInfo(parseInfo(server), parseInfo(replication), parseInfo(persistence));
-  } catch {
+/** What one probe of the local redis gave. */
+type ProbeResult =
+  | { kind: "answer"; obs: RedisObservation }
+  /** No usable answer (yet): `-BUSY`, a master loading, the connection dropped. */
+  | { kind: "unanswered" }
+  /** An error reply other than `-BUSY` (e.g. `-NOAUTH`). */
+  | { kind: "rejected" };
+
+/**
+ * Observes the local redis through the failure detector: one probe (INFO server, replication,
+ * persistence) in flight at a time (a busy redis gets no pile), each observation waiting at most
+ * `probeWaitMs` for it; the last fresh answer stands in while redis is busy. Never throws.
+ */
+class LocalObserver {
+  #lastAnswer: RedisObservation | null = null;
+  #probe: Promise<ProbeResult> | null = null;
+  #health: RedisHealth;
+
+  constructor(
+    private readonly client: Redis,
+    private readonly detector: RedisFailureDetector,
+    private readonly connection: ConnectionState,
+    private readonly timing: ControllerTiming,
+    private readonly onEvent: (event: RedisControllerEvent) => void = () => {},
+  ) {
+    this.#health = detector.health(monotonicMs());
+  }
+
+  /** See {@link RedisController.observe}. */
+  async observe(): Promise<RedisObservation> {
+    const { client, detector, timing } = this;
+    if (this.connection.closed) return REDIS_DOWN;
+    if (client.status !== "ready") await settled(client, timing.probeWaitMs);
+    if (client.status === "ready") {
+      const result = await Promise.race([this.#startProbe(), sleep(timing.probeWaitMs)]);
+      if (result !== undefined && result.kind === "rejected") return REDIS_DOWN;
+    }
+    const now = monotonicMs();
+    if (detector.shouldKillScript(now)) this.#killScript();
+    const h = detector.health(now);
+    if (!sameHealth(h, this.#health)) {
+      const previous = this.#health;
+      this.#health = h;
+      this.onEvent({ kind: "health", health: h, previous });
+    } else this.#health = h;
+    const last = this.#lastAnswer;
+    if (h.state === "answering" && last !== null) return last;
+    if (h.state === "busy" && last !== null) return { ...last, busy: true };
     return REDIS_DOWN;
+  }
+
+  #startProbe(): Promise<ProbeResult> {
+    if (this.#probe !== null) return this.#probe;
+    this.detector.probeSent(monotonicMs());
+    this.#probe = this.#runProbe().finally(() => {
+      this.#probe = null;
+    });
+    return this.#probe;
+  }
+
+  async #runProbe(): Promise<ProbeResult> {
+    const { client, detector } = this;
+    try {
+      const [server, replication, persistence] = await Promise.all([
+        client.info("server"),
+        client.info("replication"),
+        client.info("persistence"),
+      ]);
+      const obs = observationFromInfo(
+        parseInfo(server),
+        parseInfo(replication),
+        parseInfo(persistence),
+      );
+      // A master loading (DEBUG RELOAD, a restart with a dump) is alive but cannot serve:
+      // busy, while it is the same process.
+      const last = this.#lastAnswer;
+      if (obs.role === "master" && obs.loading && last !== null && last.runId === obs.runId) {
+        detector.loading(monotonicMs());
+        return { kind: "unanswered" };
+      }
+      detector.answered(monotonicMs());
+      this.#lastAnswer = obs;
+      return { kind: "answer", obs };
+    } catch (e) {
+      if (isReplyError(e) && /^BUSY\b/.test(message(e))) {
+        detector.busyReply(monotonicMs());
+        return { kind: "unanswered" };
+      }
+      // Another error reply (NOAUTH, a renamed INFO): it answers, but cannot be observed.
+      if (isReplyError(e)) return { kind: "rejected" };
+      return { kind: "unanswered" }; // the connection dropped: the detector knows
+    }
+  }
+
+  #killScript(): void {
+    this.detector.scriptKillSent(monotonicMs());
+    const commands = [["SCRIPT", "KILL"], ["FUNCTION", "KILL"]];
+    void Promise.all(commands.map(async ([name, ...rest]) => {
+      const command = [name, ...rest].join(" ");
+      try {
+        const answer = await withTimeout(
+          this.client.call(name!, ...rest),
+          this.timing.commandTimeoutMs,
+        );
+        return { command, answer: String(answer) };
+      } catch (e) {
+        return { command, answer: `-${message(e)}` };
+      }
+    })).then((results) => this.onEvent({ kind: "script-kill", results }));
   }
 }
 
@@ -405,7 +595,7 @@ function enforceSession(
   observe: () => Promise<RedisObservation>,
   guard: GuardConnection,
   connection: ConnectionState,
-  connectTimeoutMs: number,
+  timing: ControllerTiming,
 ): EnforceSession {
   return {
     observe,
@@ -413,7 +603,7 @@ function enforceSession(
       const [name, ...rest] = args;
       if (name === undefined) throw new Error("run: empty command");
       try {
-        await client.call(name, ...rest);
+        await withTimeout(client.call(name, ...rest), timing.commandTimeoutMs);
         return { ok: true };
       } catch (e) {
         return {
@@ -425,7 +615,7 @@ function enforceSession(
     },
     async readRunId(host: string, port: number): Promise<RunIdReading> {
       const peer = guard.client(host, port);
-      if (!(await becameReady(peer, connectTimeoutMs))) {
+      if (!(await becameReady(peer, timing.connectTimeoutMs))) {
         return { ok: false, message: `not connected (${peer.status})` };
       }
       try {
@@ -446,7 +636,8 @@ function enforceSession(
 
 /**
  * {@link RedisController.pauseAndSync} on the ready local `client`; `connect` opens one
- * connection per candidate (closed before returning).
+ * connection per candidate (closed before returning); each command to the local redis is
+ * bounded by `commandTimeoutMs` (its connection has no command timeout of its own).
  */
 async function pauseAndSync(
   client: Redis,
@@ -454,6 +645,7 @@ async function pauseAndSync(
   candidates: readonly { host: string; port: number }[],
   pauseMs: number,
   timeoutMs: number,
+  commandTimeoutMs: number,
 ): Promise<HandoffSync> {
   let masterOffset: number | null = null;
   const offsets = candidates.map((c) => ({ ...c, offset: null as number | null }));
@@ -463,8 +655,11 @@ async function pauseAndSync(
   const started = monotonicMs();
   const peers = connect(candidates);
   try {
-    await client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE");
-    masterOffset = offsetField(parseInfo(await client.info("replication")), "master_repl_offset");
+    await withTimeout(client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE"), commandTimeoutMs);
+    masterOffset = offsetField(
+      parseInfo(await withTimeout(client.info("replication"), commandTimeoutMs)),
+      "master_repl_offset",
+    );
     if (masterOffset === null) {
       return { ok: false, reason: "no master_repl_offset", masterOffset, offsets };
     }
@@ -504,6 +699,70 @@ async function pauseAndSync(
   } finally {
     for (const p of peers) p.disconnect();
   }
+}
+
+/**
+ * {@link RedisController.readOffsets} over `peers` (one new connection per candidate, in
+ * order; closed before returning).
+ */
+async function readOffsets(
+  peers: Redis[],
+  candidates: readonly { host: string; port: number }[],
+  timeoutMs: number,
+): Promise<OffsetReading[]> {
+  const readings: OffsetReading[] = candidates.map((c) => ({ ...c, offset: null }));
+  try {
+    await withTimeout(
+      Promise.all(peers.map(async (p, i) => {
+        try {
+          if (!(await becameReady(p, timeoutMs))) return;
+          const info = parseInfo(await p.info("replication"));
+          readings[i]!.offset = offsetField(info, "slave_repl_offset") ??
+            offsetField(info, "master_repl_offset");
+        } catch {
+          // unreadable: stays null
+        }
+      })),
+      timeoutMs,
+    ).catch(() => {});
+    return readings.map((r) => ({ ...r }));
+  } finally {
+    for (const p of peers) p.disconnect();
+  }
+}
+
+function sleep(ms: number): Promise<undefined> {
+  return new Promise((r) => setTimeout(() => r(undefined), ms));
+}
+
+/** `promise`, or a rejection with "timed out after N ms" if it has not settled by then. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Waits (at most `timeoutMs`) until a connection that is not ready settles: ready, or a
+ * connect attempt failed. Returns at once when the client has ended.
+ */
+function settled(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === "ready" || client.status === "end") return Promise.resolve();
+  return new Promise((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      client.off("ready", finish);
+      client.off("error", finish);
+      client.off("end", finish);
+      resolve();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    client.on("ready", finish);
+    client.on("error", finish);
+    client.on("end", finish);
+  });
 }
 
 /**

@@ -30,6 +30,11 @@ export interface RedisObservation {
   replId: string | null;
   /** `master_repl_offset`. */
   offset: number;
+  /**
+   * Redis is busy (a slow answer, `-BUSY`, a master loading, a reconnect under way) but not
+   * dead: the other fields are those of its last answer. Absent (or false) on a fresh answer.
+   */
+  busy?: boolean;
 }
 
 /** The observation of a redis that could not be reached. */
