@@ -54,6 +54,8 @@ import { detectSelfAddress } from "../net/self_address.ts";
 import { type DatagramTransport, listenUdp } from "../net/udp_transport.ts";
 import { readStateFile, writeStateFile } from "./state_file.ts";
 import { startStatusServer, type StatusServer } from "../http/status_server.ts";
+import { SentinelServer, type SentinelServerEvent } from "../sentinel/sentinel_server.ts";
+import { type SentinelView, sentinelViewOf } from "../sentinel/sentinel_view.ts";
 import {
   FAILOVER_BUCKETS_MS,
   type FailoverHistogram,
@@ -107,6 +109,8 @@ export interface HiveDeps {
   proxyEngine?: ProxyEngineChoice;
   /** Whether to start the HTTP server (default true). */
   http?: boolean;
+  /** Whether to start the Sentinel endpoint when `--sentinel-port` is not 0 (default true). */
+  sentinel?: boolean;
 }
 
 const log = getLogger("hive");
@@ -141,6 +145,8 @@ export class Hive {
     caughtUp: boolean;
   } = { leader: null, linkUpMono: null, targetOffset: null, caughtUp: false };
   #server: StatusServer | null = null;
+  /** The Sentinel endpoint (lib/sentinel/), or null when off. */
+  #sentinel: SentinelServer | null = null;
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
   #failovers: FailoverHistogram = {
@@ -277,6 +283,23 @@ export class Hive {
         host: config.bind,
         port: config.httpPort,
         hive,
+      });
+    }
+    if (deps.sentinel !== false && config.sentinelPort !== 0) {
+      hive.#sentinel = await SentinelServer.listen({
+        host: config.bind,
+        port: config.sentinelPort,
+        self,
+        masterName: config.masterName,
+        password: config.sentinelPassword,
+        downAfterMs: config.failureMs,
+        source: hive,
+        onEvent: logSentinelEvent,
+      });
+      log.info("sentinel endpoint on {bind}:{port}, master name {name}", {
+        bind: config.bind,
+        port: config.sentinelPort,
+        name: config.masterName,
       });
     }
     return hive;
@@ -416,6 +439,7 @@ export class Hive {
           break;
         case "proxy":
           this.proxy?.setTarget(proxyUpstream(a.target, this.config));
+          this.#sentinel?.refresh(); // every leader change: +switch-master and the like
           break;
         case "persist":
           this.#persist(a.state);
@@ -464,6 +488,14 @@ export class Hive {
     this.#stateWrite = this.#stateWrite.then(() => writeStateFile(path, state)).catch((e) => {
       this.stats.stateFileErrors++;
       log.error("cannot write the state file {path}: {error}", { path, error: String(e) });
+    });
+  }
+
+  /** What the Sentinel endpoint reports now: the confirmed master, replicas, other hives. */
+  sentinelView(): SentinelView {
+    return sentinelViewOf(this.election.snapshot(this.clock.now()), {
+      redisPort: this.config.redisPort,
+      sentinelPort: this.config.sentinelPort,
     });
   }
 
@@ -586,6 +618,7 @@ export class Hive {
     for (const t of this.#timers) clearInterval(t);
     this.discovery.stop();
     await this.#server?.close();
+    await this.#sentinel?.close();
     await this.proxy?.close();
     await this.udp.close();
     await this.#redisQueue;
@@ -622,6 +655,12 @@ async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery
 function randomBootId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function logSentinelEvent(e: SentinelServerEvent): void {
+  if (e.kind === "published") {
+    log.info("sentinel: published {channel} {message} to {receivers} subscribers", { ...e });
+  } else log.warn(`sentinel: ${e.kind}`, { ...e });
 }
 
 function logDiscovery(e: DiscoveryEvent): void {

@@ -82,6 +82,7 @@ Deno.test("three hives on in-memory parts: elect, replicate, fail over, hand ove
             redisNet.controller({ host: address, port: 6379, password: null, announceIp }),
           proxy: false,
           http: false,
+          sentinel: false,
         }),
       );
     }
