@@ -64,6 +64,11 @@ export interface SentinelLimits {
   maxCommandBytes: number;
   /** Most arguments in one command. */
   maxArgs: number;
+  /**
+   * How long `SENTINEL get-master-addr-by-name` waits for a master while there is none (a
+   * failover in progress) before it answers null; the connection reads nothing else meanwhile.
+   */
+  maxMasterWaitMs: number;
 }
 
 /**
@@ -76,7 +81,16 @@ export const SENTINEL_LIMITS: Readonly<SentinelLimits> = {
   maxPendingOutputBytes: 1024 * 1024,
   maxCommandBytes: 16 * 1024,
   maxArgs: 64,
+  maxMasterWaitMs: 1000,
 };
+
+/**
+ * Delay between a change of master and the events that announce it. A client asking for the
+ * master at that moment (its request held by {@link SentinelLimits.maxMasterWaitMs}) gets the
+ * new address first: ioredis's `failoverDetector` gives up for good when `+switch-master`
+ * arrives while it is still resolving the master, so the event must come after the answer.
+ */
+export const SENTINEL_EVENT_DELAY_MS = 100;
 
 /** Bytes read from a socket at once. */
 const READ_CHUNK_BYTES = 16 * 1024;
@@ -108,6 +122,8 @@ export interface SentinelServerOptions {
   downAfterMs: number;
   source: SentinelSource;
   limits?: Partial<SentinelLimits>;
+  /** Delay of the events after a change (default {@link SENTINEL_EVENT_DELAY_MS}). */
+  eventDelayMs?: number;
   onEvent?: (e: SentinelServerEvent) => void;
 }
 
@@ -162,6 +178,11 @@ export class SentinelServer {
   #startedMs = performance.now();
   #closed = false;
   #accepting: Promise<void>;
+  /** Requests waiting for a master (resolved by {@link refresh} or their timeout). */
+  #masterWaiters = new Set<() => void>();
+  /** Events not yet published, oldest first, and the timer that publishes them. */
+  #pendingEvents: { event: SentinelEvent; dueMs: number }[] = [];
+  #eventTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #settings: SentinelSettings;
   readonly #ctx: SentinelContext;
   readonly #opts: SentinelServerOptions;
@@ -225,7 +246,50 @@ export class SentinelServer {
     const events = masterChangeEvents(this.#settings.masterName, this.#state, next);
     if (next !== null && !sameAddress(next, this.#state.lastKnown)) this.#epoch++;
     this.#state = { announced: next, lastKnown: next ?? this.#state.lastKnown };
-    for (const e of events) this.#publish(e);
+    if (next !== null) {
+      for (const wake of [...this.#masterWaiters]) wake();
+    }
+    const dueMs = performance.now() + (this.#opts.eventDelayMs ?? SENTINEL_EVENT_DELAY_MS);
+    for (const event of events) this.#pendingEvents.push({ event, dueMs });
+    this.#schedulePublish();
+  }
+
+  #schedulePublish(): void {
+    if (this.#eventTimer !== null || this.#closed) return;
+    const first = this.#pendingEvents[0];
+    if (first === undefined) return;
+    this.#eventTimer = setTimeout(() => {
+      this.#eventTimer = null;
+      const now = performance.now();
+      while (this.#pendingEvents.length > 0 && this.#pendingEvents[0]!.dueMs <= now) {
+        this.#publish(this.#pendingEvents.shift()!.event);
+      }
+      this.#schedulePublish();
+    }, Math.max(0, first.dueMs - performance.now()));
+  }
+
+  /** Resolves when a master is announced, or after `ms`, or when the server closes. */
+  #waitForMaster(ms: number): Promise<void> {
+    if (this.#state.announced !== null || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#masterWaiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#masterWaiters.add(wake);
+    });
+  }
+
+  /** True for a master query that may wait (see {@link SentinelLimits.maxMasterWaitMs}). */
+  #waitsForMaster(args: readonly string[], session: Session): boolean {
+    return args.length === 3 && args[0]!.toLowerCase() === "sentinel" &&
+      args[1]!.toLowerCase() === "get-master-addr-by-name" &&
+      args[2] === this.#settings.masterName &&
+      (this.#settings.password === null || session.authenticated) &&
+      (session.protocol === 3 || session.channels.size + session.patterns.size === 0) &&
+      this.#state.announced === null;
   }
 
   #publish(e: SentinelEvent): void {
@@ -316,6 +380,9 @@ export class SentinelServer {
           }
           if (args === null) break;
           this.stats.commands++;
+          if (this.#waitsForMaster(args, client.session)) {
+            await this.#waitForMaster(this.limits.maxMasterWaitMs);
+          }
           const result = handleCommand(args, client.session, this.#ctx);
           for (const r of result.replies) this.#send(client, r);
           if (result.close) break reading;
@@ -360,6 +427,8 @@ export class SentinelServer {
     if (this.#closed) return;
     this.#closed = true;
     closeQuietly(this.#listener);
+    if (this.#eventTimer !== null) clearTimeout(this.#eventTimer);
+    for (const wake of [...this.#masterWaiters]) wake();
     for (const client of [...this.#clients]) this.#drop(client);
     await this.#accepting;
   }
