@@ -148,8 +148,9 @@ async function ioredisWriter(opts: SentinelWriterOptions): Promise<SentinelWrite
     async (k, v) => {
       await redis.set(k, v);
     },
-    async () => {
+    () => {
       redis.disconnect();
+      return Promise.resolve();
     },
   );
   w.start();
@@ -177,8 +178,9 @@ async function nodeRedisWriter(opts: SentinelWriterOptions): Promise<SentinelWri
     async (k, v) => {
       await withTimeout(sentinel.set(k, v), CLIENT_TIMEOUT_MS);
     },
-    async () => {
+    () => {
       sentinel.destroy();
+      return Promise.resolve();
     },
   );
   w.start();
