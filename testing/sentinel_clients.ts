@@ -339,21 +339,3 @@ export function startSentinelWriter(
       return redisCliWriter(opts);
   }
 }
-
-/**
- * Longest time between two consecutive acknowledgements: how long writes were unavailable
- * around a fault (0 with fewer than two).
- *
- * @example
- * ```ts
- * import { longestAckGapMs } from "./sentinel_clients.ts";
- * longestAckGapMs([{ key: "a", atMs: 10 }, { key: "b", atMs: 250 }, { key: "c", atMs: 260 }]); // 240
- * ```
- */
-export function longestAckGapMs(acks: readonly SentinelAck[]): number {
-  let longest = 0;
-  for (let i = 1; i < acks.length; i++) {
-    longest = Math.max(longest, acks[i]!.atMs - acks[i - 1]!.atMs);
-  }
-  return longest;
-}

@@ -13,12 +13,12 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { LocalCluster } from "../../testing/local_cluster.ts";
 import {
-  longestAckGapMs,
   SENTINEL_CLIENTS,
   type SentinelWriter,
   startSentinelWriter,
 } from "../../testing/sentinel_clients.ts";
 import { eventually } from "../../testing/redis_server.ts";
+import { longestGapMs } from "../../tools/bench/stats.ts";
 
 const ADDRESSES = ["127.0.16.21", "127.0.16.22", "127.0.16.23"];
 /** Acknowledged writes each client makes before the crash, and again after it. */
@@ -101,7 +101,7 @@ Deno.test({
             console.log(
               `${w.client}: ${mine.length} writes acknowledged, ${w.failures} failed attempts, ` +
                 `longest pause between two acknowledged writes ${
-                  Math.round(longestAckGapMs(mine))
+                  Math.round(longestGapMs(mine))
                 } ms`,
             );
           }

@@ -24,6 +24,10 @@ export const BENCHMARKS: Record<string, { about: string; load: () => Promise<Ben
     about: "write unavailability and acked writes lost: redis crash, empty restart, node loss",
     load: () => import("./failover.ts"),
   },
+  sentinel: {
+    about: "sentinel-aware clients: throughput vs direct and the proxy; recovery after a crash",
+    load: () => import("./sentinel.ts"),
+  },
   rolling: {
     about: "write pause and acked writes lost across rolling restarts (graceful handoff)",
     load: () => import("./rolling.ts"),
