@@ -65,8 +65,11 @@ export interface SentinelLimits {
   /** Most arguments in one command. */
   maxArgs: number;
   /**
-   * How long `SENTINEL get-master-addr-by-name` waits for a master while there is none (a
-   * failover in progress) before it answers null; the connection reads nothing else meanwhile.
+   * How long a master query (`SENTINEL get-master-addr-by-name`, `master`, `masters`) waits for
+   * a master while there is none (a failover in progress) before it answers that there is none
+   * (null; the master flagged `s_down,o_down`); the connection reads nothing else meanwhile.
+   * Clients then get the new master the moment it is confirmed, instead of retrying on their
+   * own schedule (node-redis waits a whole second after a master flagged down).
    */
   maxMasterWaitMs: number;
 }
@@ -284,9 +287,13 @@ export class SentinelServer {
 
   /** True for a master query that may wait (see {@link SentinelLimits.maxMasterWaitMs}). */
   #waitsForMaster(args: readonly string[], session: Session): boolean {
-    return args.length === 3 && args[0]!.toLowerCase() === "sentinel" &&
-      args[1]!.toLowerCase() === "get-master-addr-by-name" &&
-      args[2] === this.#settings.masterName &&
+    if (args[0]?.toLowerCase() !== "sentinel") return false;
+    const sub = args[1]?.toLowerCase();
+    const query = sub === "masters"
+      ? args.length === 2
+      : (sub === "get-master-addr-by-name" || sub === "master") && args.length === 3 &&
+        args[2] === this.#settings.masterName;
+    return query &&
       (this.#settings.password === null || session.authenticated) &&
       (session.protocol === 3 || session.channels.size + session.patterns.size === 0) &&
       this.#state.announced === null;

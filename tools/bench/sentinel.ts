@@ -307,13 +307,16 @@ async function crashOnce(cluster: LocalCluster, run: number): Promise<RecoveryRu
     await cluster.waitForSettled({ notLeader: leader.address, timeoutMs: RECOVERY_TIMEOUT_MS });
     await new Promise((r) => setTimeout(r, WRITE_AROUND_FAULT_MS));
   } finally {
+    // A writer that never recovered pauses until it is stopped: count that pause too.
+    const proxyStopMs = performance.now();
     const proxyLog = await proxyWriter.stop();
     keys.set("proxy client", proxyLog.acks.map((a) => a.key));
-    result.pauseMs.set("proxy client", longestGapMs(proxyLog.acks));
+    result.pauseMs.set("proxy client", pauseUntil(proxyLog.acks, proxyStopMs));
     for (const w of writers) {
+      const stopMs = Date.now(); // the sentinel writers' acks are on the wall clock
       const acks = await w.stop();
       keys.set(w.client, acks.map((a) => a.key));
-      result.pauseMs.set(w.client, longestGapMs(acks));
+      result.pauseMs.set(w.client, pauseUntil(acks, stopMs));
     }
   }
   const after = await cluster.waitForSettled({ notLeader: leader.address });
@@ -323,6 +326,12 @@ async function crashOnce(cluster: LocalCluster, run: number): Promise<RecoveryRu
   }
   await leader.startRedis({ parked: true });
   return result;
+}
+
+/** The longest pause between two acknowledgements, or from the last one to `stopMs`. */
+function pauseUntil(acks: readonly { atMs: number }[], stopMs: number): number {
+  const last = acks.at(-1)?.atMs ?? stopMs;
+  return Math.max(longestGapMs(acks), stopMs - last);
 }
 
 function recoveryTable(runs: RecoveryRun[]): string[] {
