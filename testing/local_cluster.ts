@@ -68,6 +68,8 @@ export interface NodePorts {
   election: number;
   proxy: number;
   http: number;
+  /** The hive's Sentinel endpoint (`--sentinel-port`; 0 = off). */
+  sentinel: number;
 }
 
 /**
@@ -79,6 +81,7 @@ export const DEFAULT_NODE_PORTS: Readonly<NodePorts> = {
   election: 17379,
   proxy: 16380,
   http: 18080,
+  sentinel: 36379,
 };
 
 /** How the hives find each other. */
@@ -621,6 +624,8 @@ export class LocalCluster {
       String(node.ports.proxy),
       "--http-port",
       String(node.ports.http),
+      "--sentinel-port",
+      String(node.ports.sentinel),
       "--redis-host",
       node.address,
       "--redis-port",

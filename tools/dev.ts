@@ -45,6 +45,7 @@ export const DEV_PORTS: Readonly<NodePorts> = {
   election: 7379,
   proxy: 6380,
   http: 8080,
+  sentinel: 26379,
 };
 /** Exit status when `redis-server` is not on the PATH. */
 export const EXIT_MISSING_REDIS = 3;

@@ -123,6 +123,12 @@ export interface Config {
    * it lives on an emptyDir volume: it survives a container restart, not a new pod.
    */
   stateFile: string | null;
+  /** Sentinel-protocol endpoint port (lib/sentinel/), or 0 for none. */
+  sentinelPort: number;
+  /** The master's name on the Sentinel endpoint. */
+  masterName: string;
+  /** Password Sentinel clients must give (`AUTH`/`HELLO AUTH`), or null for none. */
+  sentinelPassword: string | null;
   /** Lowest level logged. */
   logLevel: LogLevel;
   /** Log output format. */
@@ -148,6 +154,8 @@ export const DEFAULTS = {
   proxyEngine: "auto",
   proxyWorkers: DEFAULT_EPOLL_WORKERS,
   maxPeers: MAX_PEERS,
+  sentinelPort: 26379,
+  masterName: "mymaster",
   logLevel: "info",
   /** Used when stdout is not a terminal (containers, files, pipes). */
   logFormatNotTty: "json",
@@ -221,12 +229,17 @@ interface FlagSpec {
 }
 
 const PORT_FORM = "an integer port 1..65535";
+const SENTINEL_PORT_FORM = "an integer port 1..65535, or 0 for no Sentinel endpoint";
 const DURATION_FORM = `a whole number of milliseconds 1..${MAX_DURATION_MS}`;
 const DNS_NAME_FORM = "a DNS name such as redis-hive or redis-hive.default.svc.cluster.local";
 const IP_FORM = "an IPv4 or IPv6 address";
 const PEERS_FORM = "a comma-separated list of distinct IP addresses, e.g. 10.0.0.1,10.0.0.2";
 const DNS_SERVER_FORM = "HOST:PORT with an IP host, e.g. 10.96.0.10:53 or [fd00::a]:53";
 const HOST_FORM = "an IP address or a DNS name";
+/** Longest `--master-name`. */
+export const MAX_MASTER_NAME_CHARS = 128;
+const MASTER_NAME_FORM =
+  `1..${MAX_MASTER_NAME_CHARS} printable ASCII characters without spaces, e.g. mymaster`;
 
 /** Every flag, in help order. */
 const FLAGS: readonly FlagSpec[] = [
@@ -394,6 +407,28 @@ const FLAGS: readonly FlagSpec[] = [
     defaultText: "none",
   },
   {
+    name: "sentinel-port",
+    env: "HIVE_SENTINEL_PORT",
+    value: "N",
+    help: "Sentinel-protocol endpoint for sentinel-aware clients (0 = off)",
+    defaultText: String(DEFAULTS.sentinelPort),
+  },
+  {
+    name: "master-name",
+    env: "HIVE_MASTER_NAME",
+    value: "NAME",
+    help: "the master's name on the Sentinel endpoint",
+    defaultText: DEFAULTS.masterName,
+  },
+  {
+    name: "sentinel-password-file",
+    env: "HIVE_SENTINEL_PASSWORD",
+    value: "PATH",
+    help: "file holding the Sentinel endpoint's password (trimmed); " +
+      "HIVE_SENTINEL_PASSWORD holds the password itself",
+    defaultText: "none",
+  },
+  {
     name: "log-level",
     env: "HIVE_LOG_LEVEL",
     value: LOG_LEVELS.join("|"),
@@ -501,6 +536,14 @@ function isDnsName(text: string): boolean {
   return name.split(".").every((label) =>
     /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label)
   );
+}
+
+function masterName(r: Raw | null): string {
+  if (r === null) return DEFAULTS.masterName;
+  if (!new RegExp(`^[\\x21-\\x7e]{1,${MAX_MASTER_NAME_CHARS}}$`).test(r.text)) {
+    throw bad(specOf("master-name"), r, MASTER_NAME_FORM);
+  }
+  return r.text;
 }
 
 function parsePeers(spec: FlagSpec, raw: Raw): string[] {
@@ -683,6 +726,9 @@ function defaultConfig(stdoutIsTty: boolean): Config {
     redisPassword: null,
     stateFile: null,
     redisSocket: null,
+    sentinelPort: DEFAULTS.sentinelPort,
+    masterName: DEFAULTS.masterName,
+    sentinelPassword: null,
     logLevel: DEFAULTS.logLevel,
     logFormat: stdoutIsTty ? DEFAULTS.logFormatTty : DEFAULTS.logFormatNotTty,
     help: false,
@@ -865,6 +911,21 @@ function readEachValue(
       false,
     ),
     stateFile: read.raw("state-file")?.text ?? null,
+    sentinelPort: read.integer(
+      "sentinel-port",
+      DEFAULTS.sentinelPort,
+      0,
+      65535,
+      SENTINEL_PORT_FORM,
+    ),
+    masterName: masterName(read.raw("master-name")),
+    sentinelPassword: readSecret(
+      specOf("sentinel-password-file"),
+      read.flag("sentinel-password-file"),
+      read.env["HIVE_SENTINEL_PASSWORD"],
+      readTextFile,
+      false,
+    ),
     logLevel: read.oneOf("log-level", LOG_LEVELS, DEFAULTS.logLevel),
     logFormat: read.oneOf("log-format", LOG_FORMATS, defaults.logFormat),
     dnsServer,
@@ -892,6 +953,17 @@ function checkRelations(read: FlagReader, config: Config, source: PeerSource): v
       httpRaw,
       "a port other than --proxy-port",
       `expected a port other than --proxy-port, got ${config.httpPort} for both`,
+    );
+  }
+  if (
+    config.sentinelPort !== 0 &&
+    (config.sentinelPort === config.proxyPort || config.sentinelPort === config.httpPort)
+  ) {
+    throw bad(
+      specOf("sentinel-port"),
+      read.raw("sentinel-port") ?? { text: String(config.sentinelPort), env: null },
+      "a port other than --proxy-port and --http-port",
+      `expected a port other than --proxy-port and --http-port, got ${config.sentinelPort}`,
     );
   }
   const { service, peersRaw, peers } = source;

@@ -69,6 +69,8 @@ import { detectSelfAddress } from "../net/self_address.ts";
 import { type DatagramTransport, listenUdp } from "../net/udp_transport.ts";
 import { readStateFile, writeStateFile } from "./state_file.ts";
 import { startStatusServer, type StatusServer } from "../http/status_server.ts";
+import { SentinelServer, type SentinelServerEvent } from "../sentinel/sentinel_server.ts";
+import { type SentinelView, sentinelViewOf } from "../sentinel/sentinel_view.ts";
 import {
   FAILOVER_BUCKETS_MS,
   type FailoverHistogram,
@@ -113,6 +115,8 @@ export interface HiveDeps {
   proxyEngine?: ProxyEngineChoice;
   /** Whether to start the HTTP server (default true). */
   http?: boolean;
+  /** Whether to start the Sentinel endpoint when `--sentinel-port` is not 0 (default true). */
+  sentinel?: boolean;
 }
 
 const log = getLogger("hive");
@@ -142,6 +146,8 @@ export class Hive {
   /** Catching up with the leader after the link came up (see HiveStatus.redis). */
   #catchUp: CatchUp = NOT_LINKED;
   #server: StatusServer | null = null;
+  /** The Sentinel endpoint (lib/sentinel/), or null when off. */
+  #sentinel: SentinelServer | null = null;
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
   #failovers: FailoverHistogram = {
@@ -237,6 +243,9 @@ export class Hive {
         port: config.httpPort,
         hive,
       });
+    }
+    if (deps.sentinel !== false && config.sentinelPort !== 0) {
+      hive.#sentinel = await openSentinel(config, self, hive);
     }
     return hive;
   }
@@ -362,6 +371,7 @@ export class Hive {
           break;
         case "proxy":
           this.proxy?.setTarget(proxyUpstream(a.target, this.config));
+          this.#sentinel?.refresh(); // every leader change: +switch-master and the like
           break;
         case "persist":
           this.#persist(a.state);
@@ -443,6 +453,14 @@ export class Hive {
     this.#stateWrite = this.#stateWrite.then(() => writeStateFile(path, state)).catch((e) => {
       this.stats.stateFileErrors++;
       log.error("cannot write the state file {path}: {error}", { path, error: String(e) });
+    });
+  }
+
+  /** What the Sentinel endpoint reports now: the confirmed master, replicas, other hives. */
+  sentinelView(): SentinelView {
+    return sentinelViewOf(this.election.snapshot(this.clock.now()), {
+      redisPort: this.config.redisPort,
+      sentinelPort: this.config.sentinelPort,
     });
   }
 
@@ -559,6 +577,7 @@ export class Hive {
     for (const t of this.#timers) clearInterval(t);
     this.discovery.stop();
     await this.#server?.close();
+    await this.#sentinel?.close();
     await this.proxy?.close();
     await this.udp.close();
     await this.#redisQueue;
@@ -629,6 +648,26 @@ async function openProxy(config: Config, choice: ProxyEngineChoice): Promise<Pro
   return proxy;
 }
 
+/** Opens the Sentinel endpoint on `--sentinel-port`, reporting `hive`'s view. */
+async function openSentinel(config: Config, self: string, hive: Hive): Promise<SentinelServer> {
+  const sentinel = await SentinelServer.listen({
+    host: config.bind,
+    port: config.sentinelPort,
+    self,
+    masterName: config.masterName,
+    password: config.sentinelPassword,
+    downAfterMs: config.failureMs,
+    source: hive,
+    onEvent: logSentinelEvent,
+  });
+  log.info("sentinel endpoint on {bind}:{port}, master name {name}", {
+    bind: config.bind,
+    port: config.sentinelPort,
+    name: config.masterName,
+  });
+  return sentinel;
+}
+
 /** Waits (at most {@link SELF_DISCOVERY_TIMEOUT_MS} on `clock`) for peers, then finds self. */
 async function findSelf(
   peers: () => readonly string[],
@@ -673,6 +712,12 @@ function logRedisEvent(e: RedisControllerEvent): void {
   } else {
     log.warn("the local redis is dead ({reason})", { ...h });
   }
+}
+
+function logSentinelEvent(e: SentinelServerEvent): void {
+  if (e.kind === "published") {
+    log.info("sentinel: published {channel} {message} to {receivers} subscribers", { ...e });
+  } else log.warn(`sentinel: ${e.kind}`, { ...e });
 }
 
 function logDiscovery(e: DiscoveryEvent): void {

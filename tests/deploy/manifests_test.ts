@@ -69,7 +69,11 @@ const SERVICE_TARGETS: Record<string, { container: string; portName: string }> =
   "redis-hive": { container: HIVE_CONTAINER, portName: "election" },
   "redis-hive-master": { container: HIVE_CONTAINER, portName: "proxy" },
   "redis-hive-replica": { container: REDIS_CONTAINER, portName: "redis" },
+  "redis-hive-sentinel": { container: HIVE_CONTAINER, portName: "sentinel" },
 };
+
+/** The port Sentinel clients expect by default (Sentinel's own). */
+const SENTINEL_DEFAULT_PORT = 26379;
 
 /** The schema (a `kubernetes-models` class) of every kind the manifests may hold. */
 const SCHEMAS: Record<string, new (data: never) => { validate(): void }> = {
@@ -438,7 +442,7 @@ function checkServiceTargets(bundle: Bundle): void {
   assert.deepEqual(
     services.map((s) => s.metadata?.name).sort(),
     Object.keys(SERVICE_TARGETS).sort(),
-    "the Services are exactly the headless, -master and -replica ones",
+    "the Services are exactly the headless, -master, -replica and -sentinel ones",
   );
   for (const service of services) {
     const name = service.metadata?.name ?? "";
@@ -459,6 +463,8 @@ function checkServiceTargets(bundle: Bundle): void {
   const replica = serviceOf(bundle, "redis-hive-replica").spec?.ports?.[0];
   assert.equal(master?.port, REDIS_DEFAULT_PORT, "clients reach -master on the redis port");
   assert.equal(replica?.port, REDIS_DEFAULT_PORT, "clients reach -replica on the redis port");
+  const sentinel = serviceOf(bundle, "redis-hive-sentinel").spec?.ports?.[0];
+  assert.equal(sentinel?.port, SENTINEL_DEFAULT_PORT, "clients reach -sentinel on Sentinel's port");
 }
 
 /** The headless Service publishes every pod, ready or not, on the UDP election port. */
@@ -497,6 +503,8 @@ function checkHiveConfig(bundle: Bundle): void {
   );
   assert.equal(config.proxyPort, namedPort(hive, "proxy", "TCP"), "proxy port");
   assert.equal(config.httpPort, namedPort(hive, "http", "TCP"), "http port");
+  assert.equal(config.sentinelPort, namedPort(hive, "sentinel", "TCP"), "sentinel port");
+  assert.equal(config.masterName, "mymaster", "the master name clients are configured with");
   const probes: [string, IProbe | undefined, string][] = [
     ["readinessProbe", hive.readinessProbe, "/readyz"],
     ["livenessProbe", hive.livenessProbe, "/healthz"],
@@ -981,6 +989,30 @@ const BREAKAGES: Breakage[] = [
     check: "checkHiveConfig",
     what: "--proxy-port not the container's proxy port",
     breakIt: (b) => argAfter(hiveIn(b), "--proxy-port", "6390"),
+  },
+  {
+    check: "checkServiceTargets",
+    what: "-sentinel targeting the proxy",
+    breakIt: (b) => {
+      serviceOf(b, "redis-hive-sentinel").spec!.ports![0]!.targetPort = "proxy";
+    },
+  },
+  {
+    check: "checkServiceTargets",
+    what: "-sentinel on another port than 26379",
+    breakIt: (b) => {
+      serviceOf(b, "redis-hive-sentinel").spec!.ports![0]!.port = 26380;
+    },
+  },
+  {
+    check: "checkHiveConfig",
+    what: "--sentinel-port not the container's sentinel port",
+    breakIt: (b) => argAfter(hiveIn(b), "--sentinel-port", "26380"),
+  },
+  {
+    check: "checkHiveConfig",
+    what: "the Sentinel endpoint turned off",
+    breakIt: (b) => argAfter(hiveIn(b), "--sentinel-port", "0"),
   },
   {
     check: "checkHiveConfig",

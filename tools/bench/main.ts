@@ -29,6 +29,10 @@ export const BENCHMARKS: Record<string, { about: string; load: () => Promise<Ben
       "false suspicions of a healthy leader under datagram loss (simulated): --failure-ms cost",
     load: () => import("./suspicions.ts"),
   },
+  sentinel: {
+    about: "sentinel-aware clients: throughput vs direct and the proxy; recovery after a crash",
+    load: () => import("./sentinel.ts"),
+  },
   rolling: {
     about: "write pause and acked writes lost across rolling restarts (graceful handoff)",
     load: () => import("./rolling.ts"),
