@@ -21,7 +21,7 @@
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
 import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "../proxy/proxy_options.ts";
-import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "../proxy/epoll/epoll_proxy.ts";
+import { MAX_EPOLL_WORKERS } from "../proxy/epoll/epoll_proxy.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
 export const exitCodeForConfigError = 2;
@@ -95,8 +95,11 @@ export interface Config {
   maxConnections: number;
   /** Which master proxy engine to run (`auto`: decided at start, see lib/proxy/proxy_engine.ts). */
   proxyEngine: ProxyEngineRequest;
-  /** Worker threads of the epoll engine (the Deno engine runs on the main thread). */
-  proxyWorkers: number;
+  /**
+   * Worker threads of the epoll engine (the Deno engine runs on the main thread); null when not
+   * given: one per CPU the container may use (lib/proxy/proxy_workers.ts).
+   */
+  proxyWorkers: number | null;
   /** Most peers tracked (and most addresses in `peers`). */
   maxPeers: number;
   /** Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats. */
@@ -131,7 +134,7 @@ export const DEFAULTS = {
   proxyHoldMs: 3000,
   maxConnections: 10_000,
   proxyEngine: "auto",
-  proxyWorkers: DEFAULT_EPOLL_WORKERS,
+  proxyWorkers: null,
   maxPeers: 64,
   logLevel: "info",
   /** Used when stdout is not a terminal (containers, files, pipes). */
@@ -348,8 +351,8 @@ const FLAGS: readonly FlagSpec[] = [
     name: "proxy-workers",
     env: "HIVE_PROXY_WORKERS",
     value: "N",
-    help: "epoll engine worker threads (about one per CPU the pod may use)",
-    defaultText: String(DEFAULTS.proxyWorkers),
+    help: "epoll engine worker threads",
+    defaultText: "one per CPU the container may use (cgroup cpu.max, else the CPUs)",
   },
   {
     name: "max-peers",
@@ -770,9 +773,9 @@ export function parseConfig(
       `an integer 1..${MAX_CONNECTIONS_LIMIT}`,
     ),
     proxyEngine: oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
-    proxyWorkers: integer(
+    proxyWorkers: raw("proxy-workers") === null ? DEFAULTS.proxyWorkers : integer(
       "proxy-workers",
-      DEFAULTS.proxyWorkers,
+      1,
       1,
       MAX_EPOLL_WORKERS,
       `an integer 1..${MAX_EPOLL_WORKERS}`,

@@ -54,6 +54,10 @@ import { detectSelfAddress } from "../net/self_address.ts";
 import { type DatagramTransport, listenUdp } from "../net/udp_transport.ts";
 import { readStateFile, writeStateFile } from "./state_file.ts";
 import { startStatusServer, type StatusServer } from "../http/status_server.ts";
+import { readProcessMemory } from "../http/process_metrics.ts";
+import { startMallocTrim } from "./malloc_trim.ts";
+import { readCgroupCpuLimit } from "../common/cgroup.ts";
+import { type ProxyWorkerCount, proxyWorkerCount } from "../proxy/proxy_workers.ts";
 import {
   FAILOVER_BUCKETS_MS,
   type FailoverHistogram,
@@ -162,6 +166,8 @@ export class Hive {
     readonly proxy: ProxyHandle | null,
     /** The proxy's engine and why, or null when there is no proxy. */
     readonly proxyEngine: ProxyEngineChoice | null,
+    /** The epoll engine's worker count and where it came from, or null (no epoll proxy). */
+    readonly proxyWorkers: ProxyWorkerCount | null,
     restored: PersistedState | null,
     bootId: string,
   ) {
@@ -232,12 +238,18 @@ export class Hive {
         password: config.redisPassword,
         announceIp,
       })))(self);
+    // The epoll engine's threads: --proxy-workers, else the CPUs the cgroup allows.
+    const workerCount = proxyEngine?.engine !== "epoll" ? null : proxyWorkerCount({
+      flag: config.proxyWorkers,
+      cgroup: () => readCgroupCpuLimit(),
+      hardwareConcurrency: navigator.hardwareConcurrency,
+    });
     const proxy = proxyEngine === null ? null : await listenProxy({
       engine: proxyEngine.engine,
       bind: { host: config.bind, port: config.proxyPort },
       holdMs: config.proxyHoldMs,
       maxConnections: config.maxConnections,
-      workers: config.proxyWorkers,
+      workers: workerCount?.workers,
       onEvent: (e) => {
         if (e.kind === "target-change") {
           log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
@@ -249,7 +261,10 @@ export class Hive {
         bind: config.bind,
         port: config.proxyPort,
         ...proxyEngine,
-        threads: proxy === null || proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
+        threads: workerCount === null
+          ? ""
+          : `, ${workerCount.workers} worker thread${workerCount.workers === 1 ? "" : "s"} ` +
+            `(${workerCount.source})`,
       });
     }
     const bootId = (deps.bootId ?? randomBootId)();
@@ -263,6 +278,7 @@ export class Hive {
       discovery,
       proxy,
       proxyEngine,
+      workerCount,
       restored,
       bootId,
     );
@@ -504,6 +520,9 @@ export class Hive {
         engine: this.proxyEngine?.engine ?? null,
         engineReason: this.proxyEngine?.reason ?? null,
         workers: this.proxy?.workers ?? null,
+        workersSource: this.proxy === null
+          ? null
+          : this.proxyWorkers?.source ?? "deno engine: the main thread",
         target: snap.proxyTarget,
         upstream: this.proxy === null ? null : describeUpstream(this.proxy.target),
         listening: this.proxy?.listening ?? false,
@@ -516,6 +535,7 @@ export class Hive {
       failovers: structuredClone(this.#failovers),
       uptimeMs: now.monoMs - this.#startedMono,
       lastTickAgoMs: now.monoMs - this.#lastTickMono,
+      process: readProcessMemory(),
     };
   }
 
@@ -713,6 +733,9 @@ export async function runHive(config: Config, deps: HiveDeps = {}): Promise<void
     log.fatal("cannot start: {error}", { error: e instanceof Error ? e.message : String(e) });
     Deno.exit(1);
   }
+  // Give freed C heap back to the kernel now and then (about 50 MB; lib/hive/malloc_trim.ts).
+  const trim = startMallocTrim();
+  if (!trim.running) log.info("not trimming the C heap: {reason}", { reason: trim.reason });
   await new Promise<void>((resolve) => {
     const stop = (signal: Deno.Signal) => {
       log.info("{signal}: stopping", { signal });

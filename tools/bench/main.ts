@@ -24,6 +24,10 @@ export const BENCHMARKS: Record<string, { about: string; load: () => Promise<Ben
     about: "write unavailability and acked writes lost: redis crash, empty restart, node loss",
     load: () => import("./failover.ts"),
   },
+  memory: {
+    about: "resident memory of every hive of a 3-node cluster in service: idle, under load, after",
+    load: () => import("./memory.ts"),
+  },
   rolling: {
     about: "write pause and acked writes lost across rolling restarts (graceful handoff)",
     load: () => import("./rolling.ts"),
