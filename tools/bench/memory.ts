@@ -23,7 +23,7 @@
  * deno task bench memory                                   # 3 nodes, about 2 minutes
  * deno task bench memory --idle-seconds 10 --load-seconds 5 --after-seconds 5
  * deno task bench memory --v8-flags none                   # without the start task's --v8-flags
- * deno task bench memory --hive-args "--proxy-workers 1"   # a variant
+ * deno task bench memory --hive-args="--proxy-workers 1"  # a variant (= before a value with -)
  * ```
  */
 
