@@ -116,6 +116,11 @@ export interface LocalClusterOptions {
   redisSocket?: boolean;
   /** Called with every line a hive writes (stdout and stderr), e.g. to print it. */
   onHiveLine?: (address: string, line: string) => void;
+  /**
+   * The `deno run` flags of every hive instead of the production ones of `deno task start`
+   * (to measure a variant, e.g. other `--v8-flags`); default {@link productionDenoFlags}.
+   */
+  denoFlags?: readonly string[];
 }
 
 /** One hive process (`deno run <production flags> main.ts ...`). */
@@ -542,7 +547,9 @@ export class LocalCluster {
     if (opts.discovery.kind === "dns" && opts.addresses.includes(opts.discovery.listen)) {
       throw new TypeError(`dnsmasq address ${opts.discovery.listen} is also a node address`);
     }
-    const denoFlags = await productionDenoFlags();
+    const denoFlags = opts.denoFlags === undefined
+      ? await productionDenoFlags()
+      : [...opts.denoFlags];
     const stateDir = await Deno.makeTempDir({ prefix: "redis-hive-cluster-" });
     const cluster = new LocalCluster(opts, denoFlags, stateDir);
     live.add(cluster);

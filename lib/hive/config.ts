@@ -21,7 +21,6 @@
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
 import {
-  DEFAULT_EPOLL_WORKERS,
   DEFAULT_PROXY_HOLD_MS,
   DEFAULT_PROXY_MAX_CONNECTIONS,
   isUnixSocketPath,
@@ -109,8 +108,11 @@ export interface Config {
   maxConnections: number;
   /** Which master proxy engine to run (`auto`: decided at start, see lib/proxy/proxy_engine.ts). */
   proxyEngine: ProxyEngineRequest;
-  /** Worker threads of the epoll engine (the Deno engine runs on the main thread). */
-  proxyWorkers: number;
+  /**
+   * Worker threads of the epoll engine (the Deno engine runs on the main thread); null when not
+   * given: one per CPU the container may use (lib/proxy/proxy_workers.ts).
+   */
+  proxyWorkers: number | null;
   /** Most peers tracked (and most addresses in `peers`). */
   maxPeers: number;
   /** Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats. */
@@ -152,7 +154,7 @@ export const DEFAULTS = {
   proxyHoldMs: DEFAULT_PROXY_HOLD_MS,
   maxConnections: DEFAULT_PROXY_MAX_CONNECTIONS,
   proxyEngine: "auto",
-  proxyWorkers: DEFAULT_EPOLL_WORKERS,
+  proxyWorkers: null,
   maxPeers: MAX_PEERS,
   sentinelPort: 26379,
   masterName: "mymaster",
@@ -375,8 +377,8 @@ const FLAGS: readonly FlagSpec[] = [
     name: "proxy-workers",
     env: "HIVE_PROXY_WORKERS",
     value: "N",
-    help: "epoll engine worker threads (about one per CPU the pod may use)",
-    defaultText: String(DEFAULTS.proxyWorkers),
+    help: "epoll engine worker threads",
+    defaultText: "one per CPU the container may use (cgroup cpu.max, else the CPUs)",
   },
   {
     name: "max-peers",
@@ -882,9 +884,9 @@ function readEachValue(
       `an integer 1..${MAX_PROXY_CONNECTIONS}`,
     ),
     proxyEngine: read.oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
-    proxyWorkers: read.integer(
+    proxyWorkers: read.raw("proxy-workers") === null ? DEFAULTS.proxyWorkers : read.integer(
       "proxy-workers",
-      DEFAULTS.proxyWorkers,
+      1,
       1,
       MAX_EPOLL_WORKERS,
       `an integer 1..${MAX_EPOLL_WORKERS}`,

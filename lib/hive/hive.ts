@@ -71,6 +71,10 @@ import { readStateFile, writeStateFile } from "./state_file.ts";
 import { startStatusServer, type StatusServer } from "../http/status_server.ts";
 import { SentinelServer, type SentinelServerEvent } from "../sentinel/sentinel_server.ts";
 import { type SentinelView, sentinelViewOf } from "../sentinel/sentinel_view.ts";
+import { readProcessMemory } from "../http/process_metrics.ts";
+import { startMallocTrim } from "./malloc_trim.ts";
+import { readCgroupCpuLimit } from "../common/cgroup.ts";
+import { type ProxyWorkerCount, proxyWorkerCount } from "../proxy/proxy_workers.ts";
 import {
   FAILOVER_BUCKETS_MS,
   type FailoverHistogram,
@@ -169,6 +173,8 @@ export class Hive {
     readonly proxy: ProxyHandle | null,
     /** The proxy's engine and why, or null when there is no proxy. */
     readonly proxyEngine: ProxyEngineChoice | null,
+    /** The epoll engine's worker count and where it came from, or null (no epoll proxy). */
+    readonly proxyWorkers: ProxyWorkerCount | null,
     restored: PersistedState | null,
     bootId: string,
   ) {
@@ -216,7 +222,13 @@ export class Hive {
         hangMs: config.redisHangMs,
         onEvent: logRedisEvent,
       })))(self);
-    const proxy = proxyEngine === null ? null : await openProxy(config, proxyEngine);
+    // The epoll engine's threads: --proxy-workers, else the CPUs the cgroup allows.
+    const workerCount = proxyEngine?.engine !== "epoll" ? null : proxyWorkerCount({
+      flag: config.proxyWorkers,
+      cgroup: () => readCgroupCpuLimit(),
+      hardwareConcurrency: navigator.hardwareConcurrency,
+    });
+    const proxy = proxyEngine === null ? null : await openProxy(config, proxyEngine, workerCount);
     const bootId = (deps.bootId ?? randomBootId)();
     hive = new Hive(
       config,
@@ -228,6 +240,7 @@ export class Hive {
       discovery,
       proxy,
       proxyEngine,
+      workerCount,
       restored,
       bootId,
     );
@@ -501,6 +514,9 @@ export class Hive {
         engine: this.proxyEngine?.engine ?? null,
         engineReason: this.proxyEngine?.reason ?? null,
         workers: this.proxy?.workers ?? null,
+        workersSource: this.proxy === null
+          ? null
+          : this.proxyWorkers?.source ?? "deno engine: the main thread",
         target: snap.proxyTarget,
         upstream: this.proxy === null ? null : describeUpstream(this.proxy.target),
         listening: this.proxy?.listening ?? false,
@@ -513,6 +529,7 @@ export class Hive {
       failovers: structuredClone(this.#failovers),
       uptimeMs: now.monoMs - this.#startedMono,
       lastTickAgoMs: now.monoMs - this.#lastTickMono,
+      process: readProcessMemory(),
     };
   }
 
@@ -626,13 +643,17 @@ async function readRestoredState(path: string | null): Promise<PersistedState | 
 }
 
 /** Opens the master proxy with the chosen engine, and logs how it runs. */
-async function openProxy(config: Config, choice: ProxyEngineChoice): Promise<ProxyHandle> {
+async function openProxy(
+  config: Config,
+  choice: ProxyEngineChoice,
+  workerCount: ProxyWorkerCount | null,
+): Promise<ProxyHandle> {
   const proxy = await listenProxy({
     engine: choice.engine,
     bind: { host: config.bind, port: config.proxyPort },
     holdMs: config.proxyHoldMs,
     maxConnections: config.maxConnections,
-    workers: config.proxyWorkers,
+    workers: workerCount?.workers,
     onEvent: (e) => {
       if (e.kind === "target-change") {
         log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
@@ -643,7 +664,10 @@ async function openProxy(config: Config, choice: ProxyEngineChoice): Promise<Pro
     bind: config.bind,
     port: config.proxyPort,
     ...choice,
-    threads: proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
+    threads: workerCount === null
+      ? ""
+      : `, ${workerCount.workers} worker thread${workerCount.workers === 1 ? "" : "s"} ` +
+        `(${workerCount.source})`,
   });
   return proxy;
 }
@@ -754,6 +778,9 @@ export async function runHive(config: Config, deps: HiveDeps = {}): Promise<void
     log.fatal("cannot start: {error}", { error: e instanceof Error ? e.message : String(e) });
     Deno.exit(1);
   }
+  // Give freed C heap back to the kernel now and then (about 50 MB; lib/hive/malloc_trim.ts).
+  const trim = startMallocTrim();
+  if (!trim.running) log.info("not trimming the C heap: {reason}", { reason: trim.reason });
   await new Promise<void>((resolve) => {
     const stop = (signal: Deno.Signal) => {
       log.info("{signal}: stopping", { signal });

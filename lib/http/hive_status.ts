@@ -15,6 +15,7 @@
 import type { DropReason } from "../election/codec.ts";
 import type { ElectionEvent, ElectionSnapshot } from "../election/election.ts";
 import type { ProxyEngine } from "../proxy/proxy_engine.ts";
+import type { ProcessMemory } from "./process_metrics.ts";
 import type { RedisObservation, RedisTarget } from "../redis/redis_state.ts";
 
 /** Most entries kept in {@link HiveStatus.history}. */
@@ -65,8 +66,14 @@ export interface HiveStatus {
     engine: ProxyEngine | null;
     /** Why that engine (e.g. `auto: linux/x86_64 with --allow-ffi`), or null. */
     engineReason: string | null;
-    /** Threads serving the proxy port (`--proxy-workers` for epoll, 1 for deno), or null. */
+    /** Threads serving the proxy port (epoll: lib/proxy/proxy_workers.ts; 1 for deno), or null. */
     workers: number | null;
+    /**
+     * Where that number came from: `flag` (`--proxy-workers`), the cgroup CPU limit (e.g.
+     * `cgroup cpu.max 150000/100000`), `cpus` (no limit: the machine's CPUs), or the Deno
+     * engine's main thread; null when there is no proxy.
+     */
+    workersSource: string | null;
     target: ElectionSnapshot["proxyTarget"];
     /**
      * Where new connections actually go: `host:port`, `unix:<path>` (its own redis's socket
@@ -85,6 +92,11 @@ export interface HiveStatus {
   failovers: FailoverHistogram;
   uptimeMs: number;
   lastTickAgoMs: number;
+  /**
+   * The hive process's memory (resident, and the main isolate's V8 heap); absent from a status
+   * made without a process (tests, the simulator).
+   */
+  process?: ProcessMemory;
 }
 
 /** One remembered event. */

@@ -185,6 +185,20 @@ export const HIVE_METRICS = {
   dns_empty_answers_total: ["counter", "DNS resolutions answered with no address."],
   dns_consecutive_failures: ["gauge", "Failed or empty DNS resolutions since the last good one."],
   state_file_errors_total: ["counter", "Failed writes of the state file."],
+  process_resident_memory_bytes: [
+    "gauge",
+    "Resident memory of the hive process, all threads (the proxy's worker isolates) included.",
+  ],
+  process_heap_size_bytes: ["gauge", "V8 heap of the main isolate: memory it holds."],
+  process_heap_used_bytes: ["gauge", "V8 heap of the main isolate: bytes in use."],
+  process_external_memory_bytes: [
+    "gauge",
+    "Memory outside the V8 heap held by the main isolate's objects (ArrayBuffers...).",
+  ],
+  process_heap_space_bytes: [
+    "gauge",
+    "Memory each V8 heap space of the main isolate holds (label space).",
+  ],
 } as const satisfies Record<string, readonly [MetricType, string]>;
 
 /** A metric's short name: the key in {@link HIVE_METRICS}, without {@link METRIC_PREFIX}. */
@@ -212,6 +226,7 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   redisMetrics(status, add);
   proxyMetrics(status, add);
   discoveryMetrics(status, add);
+  processMetrics(status, add);
   return out;
 }
 
@@ -330,6 +345,22 @@ function discoveryMetrics(status: HiveStatus, add: AddMetric): void {
   add("dns_empty_answers_total", dns("empties"));
   add("dns_consecutive_failures", dns("consecutiveFailures"));
   add("state_file_errors_total", one(status.runtime.stateFileErrors));
+}
+
+/** The process's memory (RSS, the main isolate's V8 heap and its spaces). */
+function processMetrics(status: HiveStatus, add: AddMetric): void {
+  const m = status.process;
+  add("process_resident_memory_bytes", m === undefined ? [] : one(m.rssBytes));
+  add("process_heap_size_bytes", m === undefined ? [] : one(m.heapTotalBytes));
+  add("process_heap_used_bytes", m === undefined ? [] : one(m.heapUsedBytes));
+  add("process_external_memory_bytes", m === undefined ? [] : one(m.externalBytes));
+  add(
+    "process_heap_space_bytes",
+    (m?.heapSpaces ?? []).map((space) => ({
+      labels: { space: space.name },
+      value: space.physicalBytes,
+    })),
+  );
 }
 
 function failoverSamples(h: HiveStatus["failovers"]): MetricSample[] {

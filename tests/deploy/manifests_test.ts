@@ -32,6 +32,7 @@ import type { IProbe } from "kubernetes-models/v1/Probe";
 import { type Config, parseConfig } from "../../lib/hive/config.ts";
 import { PARKED_MASTER } from "../../lib/redis/redis_state.ts";
 import { HANDOFF_SYNC_TIMEOUT_MS, HANDOFF_TAKEOVER_TIMEOUT_MS } from "../../lib/hive/hive.ts";
+import { MAX_EPOLL_WORKERS } from "../../lib/proxy/proxy_options.ts";
 
 /** The directory holding the manifests. */
 const K8S_DIR = new URL("../../k8s/", import.meta.url);
@@ -57,6 +58,19 @@ const HIVE_CONTAINER = "redis-hive";
 const EXPECTED_REPLICAS = 3;
 /** Shortest grace period that leaves a leader time to hand over on SIGTERM, in seconds. */
 const MIN_TERMINATION_GRACE_SECONDS = 30;
+/**
+ * The hive's resident memory in service, at most (issue 15's target; `deno task bench memory`
+ * measured at most 97.5 MiB, docs/benchmarks.md): its memory request must cover it.
+ */
+const HIVE_RSS_IN_SERVICE_MIB = 100;
+/**
+ * The hive's start-up peak (VmHWM) measured by `deno task bench memory` (119 to 127 MiB,
+ * rounded up), plus 1000 idle proxied connections at about 11 KiB each: the memory limit must
+ * cover it, or a busy pod is OOM-killed while it starts.
+ */
+const HIVE_MEMORY_FLOOR_MIB = 128 + 11;
+/** The hive's CPU limit: at least one whole CPU (the proxy's first worker and the loop). */
+const MIN_HIVE_CPU_LIMIT = 1;
 /** The port redis listens on when its command line sets none. */
 const REDIS_DEFAULT_PORT = 6379;
 /** Stands in for the pod IP (downward API) when the hive's configuration is parsed. */
@@ -765,6 +779,66 @@ function checkAvailability(bundle: Bundle): void {
   }
 }
 
+/** A Kubernetes CPU quantity (`250m`, `2`, `1.5`) in CPUs. */
+function cpuQuantity(q: string | number | undefined): number {
+  const text = String(q);
+  const m = /^(\d+(?:\.\d+)?)(m?)$/.exec(text);
+  assert.ok(m !== null, `cpu quantity ${text}`);
+  return Number(m[1]) / (m[2] === "m" ? 1000 : 1);
+}
+
+/** A Kubernetes memory quantity (`128Mi`, `1Gi`, `134217728`) in MiB. */
+function memoryMiB(q: string | number | undefined): number {
+  const text = String(q);
+  const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(text);
+  assert.ok(m !== null, `memory quantity ${text}`);
+  const factor = { Ki: 1 / 1024, Mi: 1, Gi: 1024 }[m[2] as "Ki" | "Mi" | "Gi"] ?? 1 / 2 ** 20;
+  return Number(m[1]) * factor;
+}
+
+/**
+ * The hive container is sized from the measurements: a memory request that covers its
+ * resident memory in service, a memory limit above its start-up peak with room for
+ * connections, a CPU request and a CPU limit of at least one CPU (whose cgroup quota sets the
+ * proxy's worker threads, so `--proxy-workers` is left to it), requests within the limits.
+ */
+function checkHiveSizing(bundle: Bundle): void {
+  const hive = containerOf(bundle, HIVE_CONTAINER);
+  const r = hive.resources;
+  assert.ok(
+    r?.requests?.cpu !== undefined && r.limits?.cpu !== undefined,
+    "hive: cpu request and limit",
+  );
+  assert.ok(
+    r.requests.memory !== undefined && r.limits.memory !== undefined,
+    "hive: memory request and limit",
+  );
+  const cpuRequest = cpuQuantity(r.requests.cpu);
+  const cpuLimit = cpuQuantity(r.limits.cpu);
+  assert.ok(cpuLimit >= MIN_HIVE_CPU_LIMIT, `hive: cpu limit ${cpuLimit} < ${MIN_HIVE_CPU_LIMIT}`);
+  assert.ok(
+    Math.ceil(cpuLimit) <= MAX_EPOLL_WORKERS,
+    `hive: cpu limit ${cpuLimit} asks more than ${MAX_EPOLL_WORKERS} proxy workers`,
+  );
+  assert.ok(cpuRequest > 0 && cpuRequest <= cpuLimit, "hive: 0 < cpu request <= limit");
+  const memRequest = memoryMiB(r.requests.memory);
+  const memLimit = memoryMiB(r.limits.memory);
+  assert.ok(
+    memRequest >= HIVE_RSS_IN_SERVICE_MIB,
+    `hive: memory request ${memRequest} MiB < ${HIVE_RSS_IN_SERVICE_MIB} MiB in service`,
+  );
+  assert.ok(
+    memLimit >= HIVE_MEMORY_FLOOR_MIB,
+    `hive: memory limit ${memLimit} MiB < ${HIVE_MEMORY_FLOOR_MIB} MiB (start-up peak and connections)`,
+  );
+  assert.ok(memRequest <= memLimit, "hive: memory request <= limit");
+  assert.equal(
+    hiveConfigOf(hive).proxyWorkers,
+    null,
+    "hive: no --proxy-workers (HIVE_PROXY_WORKERS): the CPU limit sets the workers",
+  );
+}
+
 /** All the checks, by name. */
 const CHECKS: Record<string, (bundle: Bundle) => void> = {
   checkSchemas,
@@ -782,6 +856,7 @@ const CHECKS: Record<string, (bundle: Bundle) => void> = {
   checkImagesPinned,
   checkLockedDown,
   checkAvailability,
+  checkHiveSizing,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -847,6 +922,10 @@ Deno.test("k8s: pod is locked down (non-root, read-only, no privileges, no token
 
 Deno.test("k8s: 3 replicas spread over nodes, a PDB, resources, probes, grace for a handoff", () => {
   checkAvailability(bundle);
+});
+
+Deno.test("k8s: the hive's requests and limits come from its measured memory and CPU", () => {
+  checkHiveSizing(bundle);
 });
 
 /** One way to break the manifests, and the check that must notice. */
@@ -1254,6 +1333,41 @@ const BREAKAGES: Breakage[] = [
     what: "no memory limit",
     breakIt: (b) => {
       hiveIn(b).resources!.limits = {};
+    },
+  },
+  {
+    check: "checkHiveSizing",
+    what: "no CPU limit",
+    breakIt: (b) => {
+      delete hiveIn(b).resources!.limits!.cpu;
+    },
+  },
+  {
+    check: "checkHiveSizing",
+    what: "a CPU limit under one CPU",
+    breakIt: (b) => {
+      hiveIn(b).resources!.limits!.cpu = "500m";
+    },
+  },
+  {
+    check: "checkHiveSizing",
+    what: "a memory request below the hive's memory in service",
+    breakIt: (b) => {
+      hiveIn(b).resources!.requests!.memory = "64Mi";
+    },
+  },
+  {
+    check: "checkHiveSizing",
+    what: "a memory limit below the start-up peak",
+    breakIt: (b) => {
+      hiveIn(b).resources!.limits!.memory = "128Mi";
+    },
+  },
+  {
+    check: "checkHiveSizing",
+    what: "--proxy-workers overriding the CPU limit",
+    breakIt: (b) => {
+      hiveIn(b).args = [...(hiveIn(b).args ?? []), "--proxy-workers", "4"];
     },
   },
 ];

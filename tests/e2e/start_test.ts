@@ -34,6 +34,11 @@ async function coldStart(
     for (const [address, s] of settled.statuses) {
       assert.equal(s.proxy.engine, engine.expected, `${address}: ${s.proxy.engineReason}`);
       assert.equal(s.proxy.workers, engine.workers, `${address}'s proxy threads`);
+      assert.equal(
+        s.proxy.workersSource,
+        engine.expected === "deno" ? "deno engine: the main thread" : "flag",
+        `${address}: where the thread count came from`,
+      );
       assert.equal(s.id, address);
       assert.equal(s.leader, settled.leader, `${address} names the leader`);
       assert.equal(s.peers.filter((p) => p.live).length, 2, `${address} hears both peers`);

@@ -73,6 +73,7 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
       engine: "epoll",
       engineReason: "auto: linux/x86_64 with --allow-ffi",
       workers: 2,
+      workersSource: "cpus",
       target: { host: LEADER, port: REDIS_PORT },
       upstream: `${LEADER}:${REDIS_PORT}`,
       listening: true,

@@ -213,6 +213,7 @@ Deno.test("metrics: unknown values are left out, not faked", () => {
     engine: null,
     engineReason: null,
     workers: null,
+    workersSource: null,
     target: null,
     upstream: null,
     listening: false,
@@ -342,4 +343,27 @@ Deno.test("metrics: docs/operations.md lists every metric with its type and HELP
     assert.deepEqual(rows.get(METRIC_PREFIX + name), [type, help], `docs row of ${name}`);
   }
   assert.equal(rows.size, Object.keys(HIVE_METRICS).length, "no metric documented that is gone");
+});
+
+Deno.test("metrics: the process's resident memory and V8 heap, when the status has them", () => {
+  const without = parseStrict(metricsText(followerStatus()));
+  assert.equal(value(without, "redis_hive_process_resident_memory_bytes"), undefined);
+  const s = followerStatus();
+  s.process = {
+    rssBytes: 94_052_000,
+    heapTotalBytes: 12_000_000,
+    heapUsedBytes: 10_500_000,
+    externalBytes: 5_400_000,
+    heapSpaces: [
+      { name: "new_space", physicalBytes: 1_048_576, usedBytes: 500_000 },
+      { name: "old_space", physicalBytes: 8_000_000, usedBytes: 7_000_000 },
+    ],
+  };
+  const f = parseStrict(metricsText(s));
+  assert.equal(value(f, "redis_hive_process_resident_memory_bytes"), 94_052_000);
+  assert.equal(value(f, "redis_hive_process_heap_size_bytes"), 12_000_000);
+  assert.equal(value(f, "redis_hive_process_heap_used_bytes"), 10_500_000);
+  assert.equal(value(f, "redis_hive_process_external_memory_bytes"), 5_400_000);
+  assert.equal(value(f, "redis_hive_process_heap_space_bytes", { space: "new_space" }), 1_048_576);
+  assert.equal(value(f, "redis_hive_process_heap_space_bytes", { space: "old_space" }), 8_000_000);
 });

@@ -148,3 +148,13 @@ Deno.test("cpuTable: median µs per request, user and system per mode, '-' when 
   ]);
   assert.deepEqual(row(lines, "HAProxy"), ["HAProxy", "-", "-", "-", "-"]);
 });
+
+Deno.test("bench proxy: the whole hives are contestants, compared with direct and HAProxy", async () => {
+  const { WHOLE_HIVES, HAPROXY_COMPARED } = await import("../../tools/bench/proxy.ts");
+  assert.deepEqual([...WHOLE_HIVES], ["whole-hive", "whole-hive-unix"]);
+  for (const who of WHOLE_HIVES) {
+    assert.ok(PROXY_CONTESTANTS.includes(who), `${who} runs`);
+    assert.ok(HAPROXY_COMPARED.includes(who), `${who} is compared with HAProxy`);
+    assert.match(CONTESTANT_LABELS[who], /^whole hive \(deno task start/);
+  }
+});

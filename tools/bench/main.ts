@@ -33,6 +33,10 @@ export const BENCHMARKS: Record<string, { about: string; load: () => Promise<Ben
     about: "sentinel-aware clients: throughput vs direct and the proxy; recovery after a crash",
     load: () => import("./sentinel.ts"),
   },
+  memory: {
+    about: "resident memory of every hive of a 3-node cluster in service: idle, under load, after",
+    load: () => import("./memory.ts"),
+  },
   rolling: {
     about: "write pause and acked writes lost across rolling restarts (graceful handoff)",
     load: () => import("./rolling.ts"),

@@ -8,7 +8,13 @@
  * - `epoll-unix`: the epoll engine forwarding to redis's Unix socket (`--target-socket`), as the
  *   leader's hive does in a pod (the socket file in a volume shared with the redis container);
  * - `haproxy`: HAProxy in TCP mode with its defaults, TCP upstream (the issue's target);
- * - `haproxy-unix`: the same HAProxy forwarding to redis's Unix socket.
+ * - `haproxy-unix`: the same HAProxy forwarding to redis's Unix socket;
+ * - `whole-hive`: a whole hive, not a proxy alone: `deno run` with the flags of
+ *   `deno task start`, a peer set of one (it leads), its election, redis observation and HTTP
+ *   server running beside the proxy, and its own redis-server (configured as the shared one),
+ *   reached over TCP;
+ * - `whole-hive-unix`: the same with `--redis-socket`, as the manifests run it: the leader's
+ *   proxy forwards to its redis's Unix socket.
  *
  * The HAProxy contestants run only when `haproxy` is installed (and not with `--no-haproxy`).
  * Rounds interleave the contestants (in a rotating order), plain and with `-P 16`; each result is
@@ -20,7 +26,10 @@
  *
  * Redis listens on TCP and on `<temp dir>/redis.sock`. Loopback addresses used: 127.0.1.40:16379
  * (redis), 127.0.1.41:16380 (hive), .42:16381 (HAProxy), .43:16382/16383/16385 (the memory
- * measurement's proxies), .44:16384 (epoll), .45:16386 (epoll-unix), .46:16387 (haproxy-unix).
+ * measurement's proxies), .44:16384 (epoll), .45:16386 (epoll-unix), .46:16387 (haproxy-unix);
+ * the whole hives (testing/local_cluster.ts, its ports: redis 16379, proxy 16380, election
+ * 17379, http 18080) on 127.0.15.21 (`whole-hive`) and 127.0.15.22 (`whole-hive-unix`). After
+ * the rounds, the report gives each whole hive's resident memory in service.
  *
  * @example
  * ```sh
@@ -28,12 +37,15 @@
  * deno task bench proxy --rounds 3 --requests 50000 --pipelined-requests 500000
  * deno task bench proxy --rounds 1 --requests 5000 --pipelined-requests 20000 --idle-connections 50
  * deno task bench proxy --no-haproxy         # the hive contestants only
+ * deno task bench proxy --contestants whole-hive,haproxy   # direct and these only
  * ```
  */
 
 import { sleep } from "../../testing/wait.ts";
 import { parseArgs } from "node:util";
 import { median as statsMedian } from "./stats.ts";
+import { DEFAULT_NODE_PORTS, LocalCluster } from "../../testing/local_cluster.ts";
+import { mib as mibOf, type ProcMemory, readProcMemory } from "./proc_memory.ts";
 
 /** Default number of interleaved rounds. */
 export const DEFAULT_ROUNDS = 5;
@@ -65,7 +77,9 @@ export type ContestantId =
   | "epoll"
   | "epoll-unix"
   | "haproxy"
-  | "haproxy-unix";
+  | "haproxy-unix"
+  | "whole-hive"
+  | "whole-hive-unix";
 
 /**
  * The proxy contestants (all but `direct`), in the order the report lists them.
@@ -76,6 +90,8 @@ export type ContestantId =
  * ```
  */
 export const PROXY_CONTESTANTS: readonly ContestantId[] = [
+  "whole-hive",
+  "whole-hive-unix",
   "hive",
   "epoll",
   "epoll-unix",
@@ -102,6 +118,8 @@ export const CONTESTANTS: readonly ContestantId[] = ["direct", ...PROXY_CONTESTA
  * ```
  */
 export const HAPROXY_COMPARED: readonly ContestantId[] = [
+  "whole-hive",
+  "whole-hive-unix",
   "hive",
   "epoll",
   "epoll-unix",
@@ -123,7 +141,19 @@ export const CONTESTANT_LABELS: Readonly<Record<ContestantId, string>> = {
   "epoll-unix": "hive (epoll, Unix socket upstream)",
   haproxy: "HAProxy",
   "haproxy-unix": "HAProxy (Unix socket upstream)",
+  "whole-hive": "whole hive (deno task start, TCP upstream)",
+  "whole-hive-unix": "whole hive (deno task start, --redis-socket)",
 };
+
+/**
+ * The whole-hive contestants (a hive process with its own redis, see the module doc).
+ *
+ * @example
+ * ```ts
+ * WHOLE_HIVES.includes("whole-hive-unix"); // true
+ * ```
+ */
+export const WHOLE_HIVES: readonly ContestantId[] = ["whole-hive", "whole-hive-unix"];
 
 /**
  * A redis-benchmark mode: unpipelined, or with `-P BENCH_PIPELINE`.
@@ -363,6 +393,9 @@ const EPOLL = { host: "127.0.1.44", port: 16384 };
 const MEMORY_EPOLL = { host: "127.0.1.43", port: 16385 };
 const EPOLL_UNIX = { host: "127.0.1.45", port: 16386 };
 const HAPROXY_UNIX = { host: "127.0.1.46", port: 16387 };
+/** The whole hives' addresses (issue 15's loopback range) and their proxy port. */
+const WHOLE_HIVE = { host: "127.0.15.21", port: DEFAULT_NODE_PORTS.proxy };
+const WHOLE_HIVE_UNIX = { host: "127.0.15.22", port: DEFAULT_NODE_PORTS.proxy };
 /** The socket file redis listens on, in the run's temp dir. */
 const REDIS_SOCKET_NAME = "redis.sock";
 
@@ -374,6 +407,8 @@ const ADDRESS_OF: Readonly<Record<ContestantId, Addr>> = {
   "epoll-unix": EPOLL_UNIX,
   haproxy: HAPROXY,
   "haproxy-unix": HAPROXY_UNIX,
+  "whole-hive": WHOLE_HIVE,
+  "whole-hive-unix": WHOLE_HIVE_UNIX,
 };
 
 type Addr = { host: string; port: number };
@@ -386,12 +421,65 @@ const PROXY_SERVER = new URL("./proxy_server.ts", import.meta.url).pathname;
 /** The epoll engine's worker loads its modules (lib/) from disk when run from source. */
 const LIB_DIR = new URL("../../lib/", import.meta.url).pathname;
 
+/** What this benchmark started (a process, or a one-node hive); stopped in `finally`. */
+interface Started {
+  readonly name: string;
+  readonly pid: number;
+  /** Resolves when the (main) process exited. */
+  readonly exited: Promise<unknown>;
+  stop(): Promise<void>;
+}
+
+/** A whole hive: a one-node {@link LocalCluster} (its redis and the hive process). */
+class WholeHive implements Started {
+  constructor(readonly name: string, readonly cluster: LocalCluster) {}
+
+  get pid(): number {
+    const pid = this.cluster.nodes[0]?.hive?.pid;
+    if (pid === undefined) throw new Error(`${this.name}: no hive process`);
+    return pid;
+  }
+
+  get exited(): Promise<unknown> {
+    return new Promise(() => {}); // LocalCluster reports a dead hive by failing its requests
+  }
+
+  stop(): Promise<void> {
+    return this.cluster.stop();
+  }
+}
+
+/** Starts a whole hive with the `deno task start` flags, a peer set of one, its own redis. */
+async function startWholeHive(name: string, addr: Addr, redisSocket: boolean): Promise<WholeHive> {
+  const cluster = await LocalCluster.start({
+    addresses: [addr.host],
+    discovery: { kind: "static" },
+    redisSocket,
+    ports: { proxy: addr.port },
+  });
+  const hive = new WholeHive(name, cluster);
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const status = await cluster.nodes[0]!.status().catch(() => null);
+    if (status?.role === "leader" && status.proxy.target !== null) return hive;
+    if (Date.now() > deadline) {
+      await hive.stop();
+      throw new Error(`${name} did not lead within ${START_TIMEOUT_MS} ms`);
+    }
+    await sleep(100);
+  }
+}
+
 /** A child process this benchmark started; stopped in `finally`. */
-class Child {
+class Child implements Started {
   constructor(readonly name: string, readonly process: Deno.ChildProcess) {}
 
   get pid(): number {
     return this.process.pid;
+  }
+
+  get exited(): Promise<unknown> {
+    return this.process.status;
   }
 
   async stop(): Promise<void> {
@@ -412,10 +500,10 @@ class Child {
 }
 
 /** Waits until `addr` answers a RESP PING with +PONG (directly or through a proxy). */
-async function waitForPong(addr: Addr, child: Child): Promise<void> {
+async function waitForPong(addr: Addr, child: Started): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   let exited = false;
-  child.process.status.then(() => exited = true);
+  child.exited.then(() => exited = true);
   for (;;) {
     if (exited) throw new Error(`${child.name} exited at start`);
     try {
@@ -629,7 +717,7 @@ async function measureIdleMemory(
 }
 
 /** Starts the proxy process of one contestant (not `direct`). */
-async function startContestant(who: ContestantId, dir: string): Promise<Child> {
+async function startContestant(who: ContestantId, dir: string): Promise<Started> {
   const socket = { path: `${dir}/${REDIS_SOCKET_NAME}` };
   const name = CONTESTANT_LABELS[who];
   switch (who) {
@@ -645,6 +733,10 @@ async function startContestant(who: ContestantId, dir: string): Promise<Child> {
       return await startHaproxy(dir, who, HAPROXY, REDIS);
     case "haproxy-unix":
       return await startHaproxy(dir, who, HAPROXY_UNIX, socket);
+    case "whole-hive":
+      return await startWholeHive(name, WHOLE_HIVE, false);
+    case "whole-hive-unix":
+      return await startWholeHive(name, WHOLE_HIVE_UNIX, true);
   }
 }
 
@@ -658,6 +750,7 @@ export async function main(args: string[]): Promise<void> {
       "pipelined-requests": { type: "string", default: String(DEFAULT_PIPELINED_REQUESTS) },
       "idle-connections": { type: "string", default: String(DEFAULT_IDLE_CONNECTIONS) },
       "no-haproxy": { type: "boolean", default: false },
+      contestants: { type: "string" },
     },
     strict: true,
   });
@@ -675,13 +768,23 @@ export async function main(args: string[]): Promise<void> {
   };
   const idleConnections = positive("idle-connections", values["idle-connections"]);
   const withHaproxy = !values["no-haproxy"] && await haproxyInstalled();
-  const contestants = CONTESTANTS.filter((who) => withHaproxy || !who.startsWith("haproxy"));
+  const only = values.contestants === undefined ? null : values.contestants.split(",");
+  for (const who of only ?? []) {
+    if (!PROXY_CONTESTANTS.includes(who as ContestantId)) {
+      throw new Error(`--contestants: ${who} is not one of ${PROXY_CONTESTANTS.join(", ")}`);
+    }
+  }
+  const contestants = CONTESTANTS.filter((who) =>
+    (withHaproxy || !who.startsWith("haproxy")) &&
+    (only === null || who === "direct" || only.includes(who))
+  );
 
   const dir = await Deno.makeTempDir({ prefix: "redis-hive-bench-proxy-" });
-  const children: Child[] = [];
+  const children: Started[] = [];
   const startedAt = Date.now();
   const results: BenchResults = new Map();
   const memory: { label: string; idleKiB: number; loadedKiB: number }[] = [];
+  const wholeMemory: { label: string; mem: ProcMemory }[] = [];
   try {
     const redis = startRedis(dir);
     children.push(redis);
@@ -725,6 +828,12 @@ export async function main(args: string[]): Promise<void> {
       }
     }
 
+    for (const who of WHOLE_HIVES) {
+      const pid = pidOf.get(who);
+      if (pid !== undefined) {
+        wholeMemory.push({ label: CONTESTANT_LABELS[who], mem: await readProcMemory(pid) });
+      }
+    }
     console.error(`memory: ${idleConnections} idle proxied connections`);
     const memoryRuns: [ContestantId, Addr, () => Promise<Child>][] = [
       [
@@ -757,6 +866,7 @@ export async function main(args: string[]): Promise<void> {
   }
 
   const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+  const ran = (whos: readonly ContestantId[]) => whos.filter((who) => contestants.includes(who));
   console.log([
     `redis-benchmark -c ${BENCH_CLIENTS} -t set,get, ${rounds} interleaved rounds, ` +
     `${requests.plain} requests plain, ${requests.pipelined} with -P ${BENCH_PIPELINE}; ` +
@@ -764,17 +874,32 @@ export async function main(args: string[]): Promise<void> {
     "",
     "Throughput as a ratio of direct:",
     "",
-    ...ratioTable(results, PROXY_CONTESTANTS, "direct", { baseRps: true }),
+    ...ratioTable(results, ran(PROXY_CONTESTANTS), "direct", { baseRps: true }),
     "",
     "Throughput as a ratio of HAProxy (TCP upstream), the target:",
     "",
-    ...ratioTable(results, HAPROXY_COMPARED, "haproxy"),
+    ...ratioTable(results, ran(HAPROXY_COMPARED), "haproxy"),
     "",
     "CPU time of the proxy process per request (µs, user and system, median over rounds; SET and",
     "GET together): the measure least disturbed by other load on the machine.",
     "",
-    ...cpuTable(results, PROXY_CONTESTANTS),
+    ...cpuTable(results, ran(PROXY_CONTESTANTS)),
     "",
+    ...(wholeMemory.length === 0 ? [] : [
+      "Each whole hive's resident memory in service (right after the last round):",
+      "",
+      ...markdownTable(
+        ["hive process", "VmRSS", "anon / file", "peak since start (VmHWM)", "threads"],
+        wholeMemory.map(({ label, mem }) => [
+          label,
+          `${mibOf(mem.rssKiB)} MiB`,
+          `${mibOf(mem.anonKiB)} / ${mibOf(mem.fileKiB)} MiB`,
+          `${mibOf(mem.hwmKiB)} MiB`,
+          String(mem.threads),
+        ]),
+      ),
+      "",
+    ]),
     `Resident memory (VmRSS) with ${idleConnections} idle proxied connections:`,
     "",
     ...markdownTable(
