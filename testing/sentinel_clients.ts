@@ -77,6 +77,8 @@ export interface SentinelWriter {
   readonly acks: readonly SentinelAck[];
   /** Failed attempts so far. */
   readonly failures: number;
+  /** The last failed attempt's error, when the writer knows it. */
+  readonly lastError?: string;
   /** Stops writing and closes the client; resolves to every acknowledgement. */
   stop(): Promise<SentinelAck[]>;
 }
@@ -87,6 +89,7 @@ const DEFAULT_INTERVAL_MS = 5;
 class LoopWriter implements SentinelWriter {
   acks: SentinelAck[] = [];
   failures = 0;
+  lastError?: string;
   #stopped = false;
   #loop: Promise<void> = Promise.resolve();
 
@@ -110,8 +113,9 @@ class LoopWriter implements SentinelWriter {
         this.acks.push({ key, atMs: Date.now() });
         i++;
         await sleep(this.opts.intervalMs ?? DEFAULT_INTERVAL_MS);
-      } catch {
+      } catch (e) {
         this.failures++;
+        this.lastError = e instanceof Error ? e.message : String(e);
         await sleep(RETRY_PAUSE_MS);
       }
     }

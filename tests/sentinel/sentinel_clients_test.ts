@@ -90,7 +90,8 @@ Deno.test({
             { timeoutMs: RECOVERY_BOUND_MS },
           ).catch((e) => {
             const state = writers.map((w) =>
-              `${w.client}: ${afterCrash(w)} acks after the crash, ${w.failures} failures`
+              `${w.client}: ${afterCrash(w)} acks after the crash, ${w.failures} failures` +
+              (w.lastError === undefined ? "" : ` (last: ${w.lastError})`)
             );
             throw new Error(`${e.message}: ${state.join("; ")}`);
           });
