@@ -1,5 +1,5 @@
 /**
- * The simulator's referee: checks the safety rules of PRODUCT.md at every step of a
+ * The simulator's referee: checks the product's safety rules (docs/election.md) at every step of a
  * {@link World} and records every violation with the time it happened.
  *
  * - A replica holding a dataset never syncs from a master holding a younger one (or an empty

@@ -4,11 +4,11 @@
  * replication precise enough to tell whether a dataset was wiped.
  *
  * Everything is driven by one {@link EventQueue} and one {@link Rng}, so a seed replays exactly.
- * The runtime loop modelled here is the one of lib/hive/hive.ts: tick every {@link SIM_TICK_MS},
- * observe the local redis every {@link SIM_OBSERVE_MS} and at once when its connection drops. What
- * the runtime decides, it decides through the same functions (lib/hive/policy.ts): when to
- * re-enforce the redis target, whether a follower caught up with its leader, where the proxy
- * sends connections, which follower a leaving leader hands over to.
+ * The runtime loop modelled here is the one of lib/hive/hive.ts, at its pace (lib/hive/policy.ts):
+ * tick every `TICK_MS`, observe the local redis every `observeIntervalMs(heartbeatMs)` and
+ * at once when its connection drops. What the runtime decides, it decides through the same
+ * functions (policy.ts): when to re-enforce the redis target, whether a follower caught up with
+ * its leader, where the proxy sends connections, which follower a leaving leader hands over to.
  *
  * @example
  * ```ts
@@ -32,24 +32,12 @@ import type { Instant } from "../lib/common/clock.ts";
 import { inTargetState } from "../lib/redis/redis_enforce.ts";
 import type { ProxyUpstream } from "../lib/proxy/proxy_options.ts";
 import type { HandoffSync } from "../lib/redis/redis_controller.ts";
-import {
-  type CatchUp,
-  chooseCrashSuccessor,
-  chooseSuccessor,
-  type LocalRedis,
-  NOT_LINKED,
-  proxyUpstream,
-  shouldReconcile,
-  trackCatchUp,
-} from "../lib/hive/policy.ts";
+// The runtime's own policy, not a copy of it.
+import * as policy from "../lib/hive/policy.ts";
 import { EventQueue } from "./event_queue.ts";
 import { Rng } from "./rng.ts";
 import { DEFAULT_REDIS_HANG_MS, RedisFailureDetector } from "../lib/redis/failure_detector.ts";
 
-/** How often the modelled runtime calls `tick`. */
-export const SIM_TICK_MS = 50;
-/** How often the modelled runtime observes its redis. */
-export const SIM_OBSERVE_MS = 100;
 /** How often a redis replica retries a broken master link (redis's replicationCron). */
 export const REDIS_REPLICATION_CRON_MS = 1000;
 /** How long after a redis restart its hive's reconnect sees it (bounded backoff). */
@@ -65,7 +53,7 @@ export const SIM_REDIS_PORT = 6379;
 /** The election port every simulated node uses. */
 export const SIM_ELECTION_PORT = 7379;
 /** Where every simulated hive finds its own redis (with a Unix socket, as `--redis-socket`). */
-export const SIM_LOCAL_REDIS: LocalRedis = {
+export const SIM_LOCAL_REDIS: policy.LocalRedis = {
   redisHost: "127.0.0.1",
   redisPort: SIM_REDIS_PORT,
   redisSocket: "/run/redis/redis.sock",
@@ -111,10 +99,10 @@ export interface SimNode {
   redisStarts: number;
   /** Whether a restarted redis starts parked (as in the manifests) or as a plain master. */
   redisStartsParked: boolean;
-  /** Where the proxy sends new connections ({@link proxyUpstream} of the election's target). */
+  /** Where the proxy sends new connections ({@link policy.proxyUpstream} of the election's target). */
   proxyUpstream: ProxyUpstream;
-  /** The hive's catch-up record (what its `/readyz` reports; {@link trackCatchUp}). */
-  catchUp: CatchUp;
+  /** The hive's catch-up record (what its `/readyz` reports; {@link policy.trackCatchUp}). */
+  catchUp: policy.CatchUp;
   /** What this node's DNS lookups currently answer. */
   dns: { mode: "full" | "partial" | "empty" | "stale"; addresses: string[] };
   /** Bumped when the hive process is replaced, to cancel its timers. */
@@ -169,6 +157,8 @@ export class World {
   readonly nodes: SimNode[] = [];
   readonly heartbeatMs: number;
   readonly failureMs: number;
+  /** How often the modelled runtime observes its redis (the runtime's rule). */
+  readonly observeMs: number;
   readonly maxPeers: number;
   readonly redisHangMs: number;
   hooks: WorldHooks = {};
@@ -190,6 +180,7 @@ export class World {
   constructor(readonly options: WorldOptions) {
     this.rng = new Rng(options.seed);
     this.heartbeatMs = options.heartbeatMs ?? 200;
+    this.observeMs = policy.observeIntervalMs(this.heartbeatMs);
     this.failureMs = options.failureMs ?? 1000;
     this.maxPeers = options.maxPeers ?? 64;
     this.redisHangMs = options.redisHangMs ?? DEFAULT_REDIS_HANG_MS;
@@ -204,7 +195,7 @@ export class World {
         redisStarts: 0,
         redisStartsParked: true,
         proxyUpstream: null,
-        catchUp: NOT_LINKED,
+        catchUp: policy.NOT_LINKED,
         dns: { mode: "full", addresses: [] },
         generation: 0,
         persisted: null,
@@ -316,7 +307,7 @@ export class World {
       restored: n.persisted,
     });
     n.proxyUpstream = null;
-    n.catchUp = NOT_LINKED;
+    n.catchUp = policy.NOT_LINKED;
     n.detector = new RedisFailureDetector({ hangMs: this.redisHangMs });
     n.lastAnswer = null;
     const alive = () => n.generation === gen && n.hive !== null;
@@ -325,12 +316,12 @@ export class World {
       if (!alive()) return;
       if (this.#deferWhileStalled(n, tick)) return;
       this.#apply(n, n.hive!.tick(this.instant(n)));
-      this.queue.after(SIM_TICK_MS, tick);
+      this.queue.after(policy.TICK_MS, tick);
     };
     const observe = () => {
       if (!alive()) return;
       this.#observe(n);
-      this.queue.after(SIM_OBSERVE_MS, observe);
+      this.queue.after(this.observeMs, observe);
     };
     const resolve = () => {
       if (!alive()) return;
@@ -342,12 +333,12 @@ export class World {
     resolve();
     this.#observe(n);
     tick();
-    this.queue.after(this.rng.int(1, SIM_OBSERVE_MS), observe);
+    this.queue.after(this.rng.int(1, this.observeMs), observe);
   }
 
   /**
    * A graceful stop of a pod (SIGTERM, as in a rolling update): a leader hands over to its
-   * most caught-up follower first ({@link chooseSuccessor} over the election's candidates and a
+   * most caught-up follower first ({@link policy.chooseSuccessor} over the election's candidates and a
    * model of the runtime's write pause and sync); `afterMs` later the pod is gone. Returns the
    * successor.
    */
@@ -357,7 +348,7 @@ export class World {
     if (hive !== null) {
       const candidates = hive.successors(this.instant(n));
       if (candidates.length > 0) {
-        successor = chooseSuccessor(candidates, this.#pauseAndSync(n, candidates));
+        successor = policy.chooseSuccessor(candidates, this.#pauseAndSync(n, candidates));
         this.#apply(n, hive.handOff(successor, this.instant(n)));
       }
     }
@@ -396,7 +387,7 @@ export class World {
     n.hive = null;
     n.generation++;
     n.proxyUpstream = null;
-    n.catchUp = NOT_LINKED;
+    n.catchUp = policy.NOT_LINKED;
   }
 
   /** Starts a new, empty redis process: parked (as the manifests do) or as a plain master. */
@@ -468,7 +459,7 @@ export class World {
           break;
         }
         case "proxy":
-          n.proxyUpstream = proxyUpstream(a.target, SIM_LOCAL_REDIS);
+          n.proxyUpstream = policy.proxyUpstream(a.target, SIM_LOCAL_REDIS);
           break;
         case "persist":
           n.persisted = a.state;
@@ -490,7 +481,7 @@ export class World {
               // The simulator models no write stream: every readable offset is 0.
               return { host: c.address, offset: readable ? 0 : null };
             });
-            const chosen = chooseCrashSuccessor(candidates, readings);
+            const chosen = policy.chooseCrashSuccessor(candidates, readings);
             const now = this.instant(n);
             this.#apply(
               n,
@@ -534,7 +525,7 @@ export class World {
     this.#trackCatchUp(n, obs);
     // Reconcile, as the runtime: re-enforce the target whenever the redis disagrees with it.
     const target = n.hive.redisTarget;
-    if (shouldReconcile(obs, target, { reconcile, enforcing: false })) {
+    if (policy.shouldReconcile(obs, target, { reconcile, enforcing: false })) {
       const gen = n.generation;
       this.queue.after(SIM_COMMAND_MS, () => {
         if (n.generation === gen && n.hive !== null && n.hive.redisTarget === target) {
@@ -552,7 +543,7 @@ export class World {
     const leaderLast = peer?.last && peer.lastHeardAgoMs !== null
       ? { heardMono: now.monoMs - peer.lastHeardAgoMs, offset: peer.last.redis.offset }
       : null;
-    n.catchUp = trackCatchUp(n.catchUp, {
+    n.catchUp = policy.trackCatchUp(n.catchUp, {
       nowMono: now.monoMs,
       role: hive.role,
       leader,

@@ -104,6 +104,14 @@ export interface PersistedState {
   lineage: Lineage | null;
 }
 
+/**
+ * `failureMs` must span at least this many heartbeat intervals (the election refuses less, and so
+ * does `--failure-ms`). With 3, one lost heartbeat leaves a gap of 2 intervals, still a full
+ * interval short of a failure, so one lost datagram plus ordinary jitter is never taken for a
+ * dead peer; with 2, one lost datagram and any delay would be.
+ */
+export const FAILURE_TO_HEARTBEAT_MIN_RATIO = 3;
+
 /** Derives the full timing from the two configured values; see `docs/election.md`. */
 export function defaultTiming(heartbeatMs: number, failureMs: number): ElectionTiming {
   return {
@@ -208,7 +216,12 @@ export function sameLineage(a: Lineage | null, b: Lineage | null): boolean {
   return compareLineage(a, b) === 0;
 }
 
-/** The seed's tie-breaker: the alphabetically first address wins (plain string order). */
+/**
+ * The last tie-breaker of every ranking, when lineage, group size, offset and start time are all
+ * equal: the address that comes first in plain string (code-unit) order wins, e.g. "10.0.0.1"
+ * before "10.0.0.2" (and "10.0.0.10" before "10.0.0.2"). Every node sorts the same way, so all
+ * agree on the winner without talking.
+ */
 export function compareAddress(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -329,9 +342,10 @@ export class Election {
         throw new Error(`Election: timing ${key} must be a positive number, got ${value}`);
       }
     }
-    if (t.failureMs < 2 * t.heartbeatMs) {
+    if (t.failureMs < FAILURE_TO_HEARTBEAT_MIN_RATIO * t.heartbeatMs) {
       throw new Error(
-        `Election: failureMs (${t.failureMs}) must be at least twice heartbeatMs (${t.heartbeatMs})`,
+        `Election: failureMs (${t.failureMs}) must be at least ${FAILURE_TO_HEARTBEAT_MIN_RATIO} ` +
+          `x heartbeatMs (${t.heartbeatMs})`,
       );
     }
     if (!(options.maxPeers >= 1)) throw new Error(`Election: maxPeers must be >= 1`);

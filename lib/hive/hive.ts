@@ -12,7 +12,9 @@
  * @example
  * ```ts
  * import { Hive } from "./hive.ts";
- * const hive = await Hive.start(config); // config from parseConfig()
+ * import { parseConfig } from "./config.ts";
+ * const config = parseConfig(["--peers", "127.0.0.11,127.0.0.12"], {}, Deno.readTextFileSync);
+ * const hive = await Hive.start(config);
  * console.log(hive.status().role);
  * await hive.stop();
  * ```
@@ -33,13 +35,13 @@ import {
   type PersistedState,
 } from "../election/election.ts";
 import { getLogger } from "./log.ts";
+import { describeEvent, logElectionEvent } from "./events.ts";
 import { type DiscoveryEvent, PeerDiscovery } from "../net/peer_discovery.ts";
 import {
   chooseProxyEngine,
   currentProxyPlatform,
   listenProxy,
   type ProxyEngineChoice,
-  type ProxyHandle,
 } from "../proxy/proxy_engine.ts";
 import {
   createRedisController,
@@ -48,7 +50,7 @@ import {
   type RedisControllerEvent,
 } from "../redis/redis_controller.ts";
 import type { RedisObservation } from "../redis/redis_state.ts";
-import { describeUpstream } from "../proxy/proxy_options.ts";
+import { describeUpstream, type ProxyHandle } from "../proxy/proxy_options.ts";
 import {
   type CatchUp,
   caughtUpWithLeader,
@@ -56,8 +58,10 @@ import {
   chooseSuccessor,
   CRASH_HANDOFF_READ_TIMEOUT_MS,
   NOT_LINKED,
+  observeIntervalMs,
   proxyUpstream,
   shouldReconcile,
+  TICK_MS,
   trackCatchUp,
 } from "./policy.ts";
 import { DnsResolver } from "../net/resolver.ts";
@@ -74,30 +78,21 @@ import {
   type RuntimeStats,
 } from "../http/hive_status.ts";
 
-/** Interval between two election ticks. */
-export const TICK_MS = 50;
-/** Longest interval between two observations of the local redis. */
-export const MAX_OBSERVE_INTERVAL_MS = 100;
 /** A loop that has not ticked for this many ticks is reported unhealthy by `/healthz`. */
 export const HEALTHY_TICK_LAG = 20;
 /** Graceful handoff: writes stay paused at most this long if the hive dies mid-handoff. */
 export const HANDOFF_PAUSE_MS = 2000;
 /**
  * Graceful handoff: the longest wait (writes paused) for a follower to process every write.
- * Usually a few ms; up to about a second when the only follower was just resynced (redis 7.0
- * holds a fresh replica's stream until its next acknowledgement): losing no write is worth the
- * longer pause in that rare case.
+ * It must outlast redis 7.0 holding a freshly resynced replica's stream until that replica's next
+ * acknowledgement (sent once a second): losing no write is worth the longer pause in that rare
+ * case. The pauses measured are in docs/benchmarks.md (rolling update).
  */
 export const HANDOFF_SYNC_TIMEOUT_MS = 1200;
 /** Graceful handoff: the longest wait (from the pause) for the successor to lead. */
 export const HANDOFF_TAKEOVER_TIMEOUT_MS = 3000;
 /** How long {@link Hive.start} waits for the first DNS answer to find its own address. */
 export const SELF_DISCOVERY_TIMEOUT_MS = 60_000;
-
-/** Observations of the local redis happen every half heartbeat, at most every 100 ms. */
-export function observeIntervalMs(heartbeatMs: number): number {
-  return Math.max(10, Math.min(MAX_OBSERVE_INTERVAL_MS, Math.floor(heartbeatMs / 2)));
-}
 
 /** What the hive uses to touch the world; each has a real default. */
 export interface HiveDeps {
@@ -195,37 +190,12 @@ export class Hive {
     const codec = await createCodec(config.secret);
     let latestPeers: readonly string[] = [];
     let hive: Hive | null = null;
-    const discovery = new PeerDiscovery({
-      source: config.service !== null
-        ? {
-          kind: "dns",
-          name: config.service,
-          resolver: config.dnsServer === null ? new DnsResolver({}) : new DnsResolver({
-            nameServer: { ipAddr: config.dnsServer.host, port: config.dnsServer.port },
-          }),
-        }
-        : { kind: "static", peers: config.peers ?? [] },
-      refreshMs: config.dnsRefreshMs,
-      maxPeers: config.maxPeers,
-      onPeers: (peers) => {
-        latestPeers = peers;
-        if (hive !== null) hive.#apply(hive.election.setPeers(peers, clock.now()));
-      },
-      onEvent: (e) => logDiscovery(e),
+    const discovery = startDiscovery(config, (peers) => {
+      latestPeers = peers;
+      if (hive !== null) hive.#apply(hive.election.setPeers(peers, clock.now()));
     });
-    discovery.start();
-    const self = config.announceIp ?? await findSelf(() => latestPeers, discovery);
-    let restored: PersistedState | null = null;
-    if (config.stateFile !== null) {
-      try {
-        restored = await readStateFile(config.stateFile);
-      } catch (e) {
-        log.error("cannot read the state file {path}: {error}; starting without it", {
-          path: config.stateFile,
-          error: String(e),
-        });
-      }
-    }
+    const self = config.announceIp ?? await findSelf(() => latestPeers, discovery, clock);
+    const restored = await readRestoredState(config.stateFile);
     const udp = await (deps.udp ?? ((b) => listenUdp(b)))({
       host: config.bind,
       port: config.electionPort,
@@ -240,26 +210,7 @@ export class Hive {
         hangMs: config.redisHangMs,
         onEvent: logRedisEvent,
       })))(self);
-    const proxy = proxyEngine === null ? null : await listenProxy({
-      engine: proxyEngine.engine,
-      bind: { host: config.bind, port: config.proxyPort },
-      holdMs: config.proxyHoldMs,
-      maxConnections: config.maxConnections,
-      workers: config.proxyWorkers,
-      onEvent: (e) => {
-        if (e.kind === "target-change") {
-          log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
-        } else log.warn(`proxy: ${e.kind}`, { ...e });
-      },
-    });
-    if (proxyEngine !== null) {
-      log.info("master proxy on {bind}:{port}: {engine} engine ({reason}){threads}", {
-        bind: config.bind,
-        port: config.proxyPort,
-        ...proxyEngine,
-        threads: proxy === null || proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
-      });
-    }
+    const proxy = proxyEngine === null ? null : await openProxy(config, proxyEngine);
     const bootId = (deps.bootId ?? randomBootId)();
     hive = new Hive(
       config,
@@ -416,7 +367,7 @@ export class Hive {
           this.#persist(a.state);
           break;
         case "event":
-          logElectionEvent(a.event);
+          logElectionEvent(log, a.event);
           this.#remember(a.event);
           break;
         case "crash-handoff":
@@ -617,10 +568,76 @@ export class Hive {
   }
 }
 
-async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery): Promise<string> {
-  const deadline = Date.now() + SELF_DISCOVERY_TIMEOUT_MS;
+/** Starts peer discovery from `--service` (DNS) or `--peers`; `onPeers` gets every new set. */
+function startDiscovery(
+  config: Config,
+  onPeers: (peers: readonly string[]) => void,
+): PeerDiscovery {
+  const discovery = new PeerDiscovery({
+    source: config.service !== null
+      ? {
+        kind: "dns",
+        name: config.service,
+        resolver: config.dnsServer === null ? new DnsResolver({}) : new DnsResolver({
+          nameServer: { ipAddr: config.dnsServer.host, port: config.dnsServer.port },
+        }),
+      }
+      : { kind: "static", peers: config.peers ?? [] },
+    refreshMs: config.dnsRefreshMs,
+    maxPeers: config.maxPeers,
+    onPeers,
+    onEvent: (e) => logDiscovery(e),
+  });
+  discovery.start();
+  return discovery;
+}
+
+/** The state file's content, or null (none configured, none yet, or unreadable: logged). */
+async function readRestoredState(path: string | null): Promise<PersistedState | null> {
+  if (path === null) return null;
+  try {
+    return await readStateFile(path);
+  } catch (e) {
+    log.error("cannot read the state file {path}: {error}; starting without it", {
+      path,
+      error: String(e),
+    });
+    return null;
+  }
+}
+
+/** Opens the master proxy with the chosen engine, and logs how it runs. */
+async function openProxy(config: Config, choice: ProxyEngineChoice): Promise<ProxyHandle> {
+  const proxy = await listenProxy({
+    engine: choice.engine,
+    bind: { host: config.bind, port: config.proxyPort },
+    holdMs: config.proxyHoldMs,
+    maxConnections: config.maxConnections,
+    workers: config.proxyWorkers,
+    onEvent: (e) => {
+      if (e.kind === "target-change") {
+        log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
+      } else log.warn(`proxy: ${e.kind}`, { ...e });
+    },
+  });
+  log.info("master proxy on {bind}:{port}: {engine} engine ({reason}){threads}", {
+    bind: config.bind,
+    port: config.proxyPort,
+    ...choice,
+    threads: proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
+  });
+  return proxy;
+}
+
+/** Waits (at most {@link SELF_DISCOVERY_TIMEOUT_MS} on `clock`) for peers, then finds self. */
+async function findSelf(
+  peers: () => readonly string[],
+  discovery: PeerDiscovery,
+  clock: Clock,
+): Promise<string> {
+  const deadline = clock.now().monoMs + SELF_DISCOVERY_TIMEOUT_MS;
   while (peers().length === 0) {
-    if (Date.now() > deadline) {
+    if (clock.now().monoMs > deadline) {
       discovery.stop();
       throw new Error(
         `no peer addresses within ${SELF_DISCOVERY_TIMEOUT_MS} ms to find this node's own ` +
@@ -676,71 +693,6 @@ function logDiscovery(e: DiscoveryEvent): void {
       break;
     case "truncated":
       log.warn("DNS answered more than {maxPeers} addresses; ignored {dropped}", { ...e });
-      break;
-  }
-}
-
-/** One line for an election event, as kept in the history. */
-export function describeEvent(e: ElectionEvent): string {
-  switch (e.kind) {
-    case "role-changed":
-      return `${e.from} -> ${e.to}${e.leader === null ? "" : ` (leader ${e.leader})`}: ${e.reason}`;
-    case "election-started":
-      return `election started: ${e.reason}`;
-    case "elected":
-      return `elected over ${e.candidates.length === 0 ? "no rival" : e.candidates.join(", ")}`;
-    case "redis-restarted":
-      return `local redis restarted (${e.oldRunId.slice(0, 8)} -> ${e.newRunId.slice(0, 8)})`;
-    case "lineage-changed":
-      return `dataset lineage ${
-        e.lineage === null ? "none" : `${e.lineage.bornBy}@${e.lineage.bornMs}`
-      }: ${e.reason}`;
-    case "parked-on-link-loss":
-      return `link to ${e.leader} broke: parked`;
-    case "handoff":
-      return `handing leadership over to ${e.to}`;
-    case "crash-handoff":
-      return `${e.reason}: handing over to one of ${e.candidates.join(", ")}`;
-    case "crash-handoff-abandoned":
-      return `crash handoff abandoned: ${e.reason}`;
-    case "peer-refused":
-      return `peer ${e.address} refused (${e.reason})`;
-  }
-}
-
-function logElectionEvent(e: ElectionEvent): void {
-  switch (e.kind) {
-    case "role-changed":
-      log.info("role {from} -> {to}, leader {leader}: {reason}", { ...e });
-      break;
-    case "election-started":
-      log.info("election started: {reason}", { ...e });
-      break;
-    case "elected":
-      log.info("elected leader over candidates {candidates}", { ...e });
-      break;
-    case "redis-restarted":
-      log.warn("local redis restarted ({oldRunId} -> {newRunId}): parked", { ...e });
-      break;
-    case "lineage-changed":
-      log.info("dataset lineage now {lineage}: {reason}", { ...e });
-      break;
-    case "parked-on-link-loss":
-      log.warn("replication link to {leader} broke: redis parked until the leader speaks", {
-        ...e,
-      });
-      break;
-    case "peer-refused":
-      log.warn("peer {address} refused: {reason}", { ...e });
-      break;
-    case "handoff":
-      log.info("handing leadership over to {to}", { ...e });
-      break;
-    case "crash-handoff":
-      log.warn("{reason}: handing over to the most caught-up of {candidates}", { ...e });
-      break;
-    case "crash-handoff-abandoned":
-      log.warn("crash handoff abandoned: {reason}; the followers elect", { ...e });
       break;
   }
 }

@@ -1,5 +1,6 @@
 /**
- * The runtime's policy, as pure functions: when to enforce the redis target again (reconcile),
+ * The runtime's policy, as pure functions: the loop's pace (ticks, observations), when to
+ * enforce the redis target again (reconcile),
  * whether a follower caught up with its leader (what `/readyz` reports), where the proxy sends
  * new connections, and which follower a leader hands over to on a graceful shutdown.
  *
@@ -20,6 +21,33 @@ import type { ProxyTarget, RedisObservation, RedisTarget } from "../redis/redis_
 import type { ProxyUpstream } from "../proxy/proxy_options.ts";
 import type { HandoffSync } from "../redis/redis_controller.ts";
 import type { Role } from "../election/heartbeat.ts";
+
+// ---- the loop's pace ------------------------------------------------------------------------
+
+/** Interval between two election ticks. */
+export const TICK_MS = 50;
+
+/** Longest interval between two observations of the local redis. */
+export const MAX_OBSERVE_INTERVAL_MS = 100;
+
+/** Shortest interval between two observations of the local redis. */
+export const MIN_OBSERVE_INTERVAL_MS = 10;
+
+/**
+ * Observations of the local redis happen every half heartbeat, at most every
+ * {@link MAX_OBSERVE_INTERVAL_MS}, at least every {@link MIN_OBSERVE_INTERVAL_MS}.
+ *
+ * @example
+ * ```ts
+ * observeIntervalMs(200); // 100
+ * ```
+ */
+export function observeIntervalMs(heartbeatMs: number): number {
+  return Math.max(
+    MIN_OBSERVE_INTERVAL_MS,
+    Math.min(MAX_OBSERVE_INTERVAL_MS, Math.floor(heartbeatMs / 2)),
+  );
+}
 
 // ---- reconcile ------------------------------------------------------------------------------
 
@@ -213,10 +241,9 @@ export const CRASH_HANDOFF_READ_TIMEOUT_MS = 100;
  * @example
  * ```ts
  * chooseCrashSuccessor([{ address: "10.0.0.2" }, { address: "10.0.0.3" }], [
- *   { host: "10.0.0.2", port: 6379, offset: 70 }, { host: "10.0.0.3", port: 6379, offset: 80 },
+ *   { host: "10.0.0.2", offset: 70 }, { host: "10.0.0.3", offset: 80 },
  * ]); // "10.0.0.3"
- * chooseCrashSuccessor([{ address: "10.0.0.2" }], [{ host: "10.0.0.2", port: 6379, offset: null }]);
- * // null
+ * chooseCrashSuccessor([{ address: "10.0.0.2" }], [{ host: "10.0.0.2", offset: null }]); // null
  * ```
  */
 export function chooseCrashSuccessor(

@@ -27,7 +27,10 @@
  * ```
  */
 
+import { formatHostPort } from "../net/address.ts";
+import { monotonicMs } from "../common/clock.ts";
 import { Redis } from "ioredis";
+import { checkPositiveInteger } from "../common/assert.ts";
 import { observationFromInfo, parseInfo } from "./redis_info.ts";
 import { REDIS_DOWN, type RedisObservation, type RedisTarget } from "./redis_state.ts";
 import {
@@ -202,12 +205,8 @@ export function reconnectDelayMs(attempt: number, initialMs: number, maxMs: numb
   return Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 30));
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new TypeError(`createRedisController: ${name} must be a positive integer, got ${value}`);
-  }
-  return value;
-}
+const positiveInt = (name: string, value: number) =>
+  checkPositiveInteger("createRedisController", name, value);
 
 function isReplyError(e: unknown): boolean {
   return e instanceof Error && e.name === "ReplyError";
@@ -225,7 +224,8 @@ function message(e: unknown): string {
  * and a steering command unanswered after `commandTimeoutMs` fails too. The redis itself counts
  * as down only by the failure detector's verdict (see the module documentation).
  *
- * @throws {TypeError} on a bad option (empty host, port out of range, non-positive timeouts).
+ * @throws {TypeError} on a bad option (empty host, port out of range...), {RangeError} on a
+ *   non-positive timeout.
  * @example
  * ```ts
  * const redis = createRedisController({
@@ -235,6 +235,91 @@ function message(e: unknown): string {
  * ```
  */
 export function createRedisController(opts: RedisControllerOptions): RedisController {
+  const timing = checkControllerOptions(opts);
+  const detector = new RedisFailureDetector({ hangMs: opts.hangMs ?? DEFAULT_REDIS_HANG_MS }); // validates hangMs
+  const connect = (host: string, port: number, own: boolean, socket?: string): Redis =>
+    connectRedis(opts.password, timing, { host, port, socket }, own);
+  const client = connect(opts.host, opts.port, true, opts.socket ?? undefined);
+  const connection = trackConnection(client, detector);
+  const guard = new GuardConnection((host, port) => connect(host, port, false));
+  const observer = new LocalObserver(client, detector, connection, timing, opts.onEvent);
+  const observe = (): Promise<RedisObservation> => observer.observe();
+  const session = enforceSession(client, observe, guard, connection, timing);
+
+  let enforceChain: Promise<unknown> = Promise.resolve();
+  const settings = { announceIp: opts.announceIp, password: opts.password, ownPort: opts.port };
+
+  return {
+    observe,
+    enforce(target: RedisTarget): Promise<EnforceResult> {
+      const run = async (): Promise<EnforceResult> => {
+        if (connection.closed) {
+          return {
+            ok: false,
+            reason: "redis-down",
+            detail: "the controller is closed",
+            commands: [],
+            warnings: [],
+          };
+        }
+        if (target.kind !== "follow") guard.drop();
+        return await enforceRedisTarget(session, target, settings);
+      };
+      // One enforce at a time, in call order: each sees the state the previous one left.
+      const result = enforceChain.then(run, run);
+      enforceChain = result;
+      return result;
+    },
+    onConnectionLost(cb: () => void): void {
+      if (typeof cb !== "function") throw new TypeError("onConnectionLost: cb must be a function");
+      connection.lostCallbacks.push(cb);
+    },
+    pauseAndSync(candidates, pauseMs, timeoutMs): Promise<HandoffSync> {
+      if (connection.closed || client.status !== "ready") {
+        const offsets = candidates.map((c) => ({ ...c, offset: null }));
+        return Promise.resolve({
+          ok: false,
+          reason: "the local redis is down",
+          masterOffset: null,
+          offsets,
+        });
+      }
+      const peers = (cs: readonly { host: string; port: number }[]) =>
+        cs.map((c) => connect(c.host, c.port, false));
+      return pauseAndSync(client, peers, candidates, pauseMs, timeoutMs, timing.commandTimeoutMs);
+    },
+    readOffsets(candidates, timeoutMs): Promise<OffsetReading[]> {
+      if (connection.closed || candidates.length === 0) {
+        return Promise.resolve(candidates.map((c) => ({ ...c, offset: null })));
+      }
+      return readOffsets(
+        candidates.map((c) => connect(c.host, c.port, false)),
+        candidates,
+        timeoutMs,
+      );
+    },
+    async close(): Promise<void> {
+      if (connection.closed) return;
+      connection.closed = true;
+      await enforceChain.catch(() => {});
+      const guardClient = guard.take();
+      const clients = [client, ...(guardClient === null ? [] : [guardClient])];
+      await Promise.all(clients.map((c) => disconnect(c)));
+    },
+  };
+}
+
+/** The controller's timeouts and reconnect delays, every default applied and checked. */
+interface ControllerTiming {
+  commandTimeoutMs: number;
+  probeWaitMs: number;
+  connectTimeoutMs: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** Checks the options (a clear error for each bad one) and resolves the timing defaults. */
+function checkControllerOptions(opts: RedisControllerOptions): ControllerTiming {
   if (typeof opts.host !== "string" || opts.host === "") {
     throw new TypeError("createRedisController: host must be a non-empty string");
   }
@@ -247,195 +332,278 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
   if (opts.password !== null && (typeof opts.password !== "string" || opts.password === "")) {
     throw new TypeError("createRedisController: password must be a non-empty string or null");
   }
-  const commandTimeoutMs = positiveInt(
-    "commandTimeoutMs",
-    opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-  );
-  const connectTimeoutMs = positiveInt(
-    "connectTimeoutMs",
-    opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-  );
-  const initialDelayMs = positiveInt(
-    "reconnectInitialDelayMs",
-    opts.reconnectInitialDelayMs ?? RECONNECT_INITIAL_DELAY_MS,
-  );
-  const maxDelayMs = positiveInt(
-    "reconnectMaxDelayMs",
-    opts.reconnectMaxDelayMs ?? RECONNECT_MAX_DELAY_MS,
-  );
-  if (maxDelayMs < initialDelayMs) {
-    throw new TypeError("createRedisController: reconnectMaxDelayMs < reconnectInitialDelayMs");
-  }
-
   if (opts.socket != null && (typeof opts.socket !== "string" || !opts.socket.startsWith("/"))) {
     throw new TypeError(
       `createRedisController: socket must be an absolute path, got ${opts.socket}`,
     );
   }
-
-  const hangMs = opts.hangMs ?? DEFAULT_REDIS_HANG_MS;
-  const detector = new RedisFailureDetector({ hangMs }); // validates hangMs
-  const probeWaitMs = positiveInt("probeWaitMs", opts.probeWaitMs ?? DEFAULT_PROBE_WAIT_MS);
-  const onEvent = opts.onEvent ?? (() => {});
-  const nowMs = () => performance.now();
-
-  // `own`: the connection to the local redis. It never times commands out itself (a slow
-  // answer is the failure detector's business; steering commands are bounded by
-  // withTimeout), carries a name, and reconnects at once after a loss, then with backoff.
-  const connect = (host: string, port: number, own: boolean, socket?: string): Redis => {
-    const client = new Redis({
-      ...(socket === undefined ? { host, port } : { path: socket }),
-      password: opts.password ?? undefined,
-      lazyConnect: false,
-      protocol: 2,
-      commandTimeout: own ? undefined : commandTimeoutMs,
-      connectTimeout: connectTimeoutMs,
-      ...(own ? { connectionName: HIVE_CLIENT_NAME } : {}),
-      retryStrategy: own
-        ? (attempt: number) =>
-          attempt === 1 ? 0 : reconnectDelayMs(attempt - 1, initialDelayMs, maxDelayMs)
-        : null,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      enableReadyCheck: false,
-      autoResubscribe: false,
-      autoResendUnfulfilledCommands: false,
-      disableClientInfo: true,
-    });
-    // Errors surface through command results; without a listener ioredis prints them.
-    client.on("error", () => {});
-    return client;
+  const timing = {
+    commandTimeoutMs: positiveInt(
+      "commandTimeoutMs",
+      opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    ),
+    probeWaitMs: positiveInt("probeWaitMs", opts.probeWaitMs ?? DEFAULT_PROBE_WAIT_MS),
+    connectTimeoutMs: positiveInt(
+      "connectTimeoutMs",
+      opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    ),
+    initialDelayMs: positiveInt(
+      "reconnectInitialDelayMs",
+      opts.reconnectInitialDelayMs ?? RECONNECT_INITIAL_DELAY_MS,
+    ),
+    maxDelayMs: positiveInt(
+      "reconnectMaxDelayMs",
+      opts.reconnectMaxDelayMs ?? RECONNECT_MAX_DELAY_MS,
+    ),
   };
+  if (timing.maxDelayMs < timing.initialDelayMs) {
+    throw new TypeError("createRedisController: reconnectMaxDelayMs < reconnectInitialDelayMs");
+  }
+  return timing;
+}
 
-  const client = connect(opts.host, opts.port, true, opts.socket ?? undefined);
-  let closed = false;
-  let connectionGeneration = 0;
-  let setupGeneration = -1;
+/**
+ * An ioredis client with the controller's settings: no offline queue, no retried command.
+ * `own`: the connection to the local redis. It never times commands out itself (a slow answer
+ * is the failure detector's business; steering commands are bounded by {@link withTimeout}),
+ * carries a name ({@link HIVE_CLIENT_NAME}), and reconnects in the background at once after a
+ * loss, then with bounded backoff. Other connections (peers) time each command out and never
+ * reconnect.
+ */
+function connectRedis(
+  password: string | null,
+  timing: ControllerTiming,
+  at: { host: string; port: number; socket?: string | undefined },
+  own: boolean,
+): Redis {
+  const client = new Redis({
+    ...(at.socket === undefined ? { host: at.host, port: at.port } : { path: at.socket }),
+    password: password ?? undefined,
+    lazyConnect: false,
+    protocol: 2,
+    commandTimeout: own ? undefined : timing.commandTimeoutMs,
+    connectTimeout: timing.connectTimeoutMs,
+    ...(own ? { connectionName: HIVE_CLIENT_NAME } : {}),
+    retryStrategy: own
+      ? (attempt: number) =>
+        attempt === 1 ? 0 : reconnectDelayMs(attempt - 1, timing.initialDelayMs, timing.maxDelayMs)
+      : null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    enableReadyCheck: false,
+    autoResubscribe: false,
+    autoResendUnfulfilledCommands: false,
+    disableClientInfo: true,
+  });
+  // Errors surface through command results; without a listener ioredis prints them.
+  client.on("error", () => {});
+  return client;
+}
+
+/** The local connection's life: which connection is current, and who to tell when it drops. */
+interface ConnectionState {
+  closed: boolean;
+  /** Bumped at every (re)connection: per-connection settings are applied once per value. */
+  generation: number;
+  /** The generation the per-connection settings were applied on (-1: none yet). */
+  setupGeneration: number;
+  lostCallbacks: (() => void)[];
+}
+
+/**
+ * Follows `client`'s connections: a new generation when ready, the callbacks when it drops; tells
+ * `detector` of each connection, failed connect and loss.
+ */
+function trackConnection(client: Redis, detector: RedisFailureDetector): ConnectionState {
+  const state: ConnectionState = {
+    closed: false,
+    generation: 0,
+    setupGeneration: -1,
+    lostCallbacks: [],
+  };
   let ready = false;
-  const lostCallbacks: (() => void)[] = [];
   client.on("ready", () => {
     ready = true;
-    connectionGeneration++;
-    detector.connected(nowMs());
+    state.generation++;
+    detector.connected(monotonicMs());
     // Never evicted under maxmemory-clients (redis 7); an older redis refuses: harmless.
     client.call("CLIENT", "NO-EVICT", "on").catch(() => {});
   });
   client.on("error", (e: unknown) => {
     const code = (e as { code?: unknown }).code;
-    detector.connectFailed(typeof code === "string" ? code : undefined, nowMs());
+    detector.connectFailed(typeof code === "string" ? code : undefined, monotonicMs());
   });
   client.on("close", () => {
     if (!ready) return;
     ready = false;
-    if (closed) return;
-    detector.connectionLost(nowMs());
-    for (const cb of lostCallbacks) cb();
+    if (state.closed) return;
+    detector.connectionLost(monotonicMs());
+    for (const cb of state.lostCallbacks) cb();
   });
+  return state;
+}
 
-  // The guard's connection to the followed redis: kept while it lives (one round trip per
-  // check), never reconnected in the background: a new one is opened when it has ended.
-  let guard: { key: string; client: Redis } | null = null;
-  const dropGuard = () => {
-    guard?.client.disconnect();
-    guard = null;
-  };
-  const guardClient = (host: string, port: number): Redis => {
-    const key = `${host}:${port}`;
-    if (guard?.key !== key || guard.client.status === "end" || guard.client.status === "close") {
-      dropGuard();
-      guard = { key, client: connect(host, port, false) };
+/**
+ * The run_id guard's connection to the followed redis: kept while it lives (one round trip per
+ * check), never reconnected in the background: a new one is opened when it has ended.
+ */
+class GuardConnection {
+  #current: { key: string; client: Redis } | null = null;
+
+  constructor(private readonly open: (host: string, port: number) => Redis) {}
+
+  /** The connection to host:port (the kept one, or a new one). */
+  client(host: string, port: number): Redis {
+    const key = formatHostPort(host, port);
+    const g = this.#current;
+    if (g?.key !== key || g.client.status === "end" || g.client.status === "close") {
+      this.drop();
+      this.#current = { key, client: this.open(host, port) };
     }
-    return guard.client;
-  };
+    return this.#current!.client;
+  }
 
-  // The last fresh answer, and the probe in flight (one at a time: a busy redis gets no pile).
-  let lastAnswer: RedisObservation | null = null;
-  let probe: Promise<ProbeResult> | null = null;
-  let health: RedisHealth = detector.health(nowMs());
+  /** Closes the kept connection, if any. */
+  drop(): void {
+    this.#current?.client.disconnect();
+    this.#current = null;
+  }
 
-  const startProbe = (): Promise<ProbeResult> => {
-    if (probe !== null) return probe;
-    detector.probeSent(nowMs());
-    probe = (async (): Promise<ProbeResult> => {
-      try {
-        const [server, replication, persistence] = await Promise.all([
-          client.info("server"),
-          client.info("replication"),
-          client.info("persistence"),
-        ]);
-        const obs = observationFromInfo(
-          parseInfo(server),
-          parseInfo(replication),
-          parseInfo(persistence),
-        );
-        // A master loading (DEBUG RELOAD, a restart with a dump) is alive but cannot serve:
-        // busy, while it is the same process.
-        if (
-          obs.role === "master" && obs.loading && lastAnswer !== null &&
-          lastAnswer.runId === obs.runId
-        ) {
-          detector.loading(nowMs());
-          return { kind: "unanswered" };
-        }
-        detector.answered(nowMs());
-        lastAnswer = obs;
-        return { kind: "answer", obs };
-      } catch (e) {
-        if (isReplyError(e) && /^BUSY\b/.test(message(e))) {
-          detector.busyReply(nowMs());
-          return { kind: "unanswered" };
-        }
-        // Another error reply (NOAUTH, a renamed INFO): it answers, but cannot be observed.
-        if (isReplyError(e)) return { kind: "rejected" };
-        return { kind: "unanswered" }; // the connection dropped: the detector knows
-      } finally {
-        probe = null;
+  /** Forgets the kept connection and hands it over (to be closed by the caller). */
+  take(): Redis | null {
+    const c = this.#current?.client ?? null;
+    this.#current = null;
+    return c;
+  }
+}
+
+/** What one probe of the local redis gave. */
+type ProbeResult =
+  | { kind: "answer"; obs: RedisObservation }
+  /** No usable answer (yet): `-BUSY`, a master loading, the connection dropped. */
+  | { kind: "unanswered" }
+  /** An error reply other than `-BUSY` (e.g. `-NOAUTH`). */
+  | { kind: "rejected" };
+
+/**
+ * Observes the local redis through the failure detector: one probe (INFO server, replication,
+ * persistence) in flight at a time (a busy redis gets no pile), each observation waiting at most
+ * `probeWaitMs` for it; the last fresh answer stands in while redis is busy. Never throws.
+ */
+class LocalObserver {
+  #lastAnswer: RedisObservation | null = null;
+  #probe: Promise<ProbeResult> | null = null;
+  #health: RedisHealth;
+
+  constructor(
+    private readonly client: Redis,
+    private readonly detector: RedisFailureDetector,
+    private readonly connection: ConnectionState,
+    private readonly timing: ControllerTiming,
+    private readonly onEvent: (event: RedisControllerEvent) => void = () => {},
+  ) {
+    this.#health = detector.health(monotonicMs());
+  }
+
+  /** See {@link RedisController.observe}. */
+  async observe(): Promise<RedisObservation> {
+    const { client, detector, timing } = this;
+    if (this.connection.closed) return REDIS_DOWN;
+    if (client.status !== "ready") await settled(client, timing.probeWaitMs);
+    if (client.status === "ready") {
+      const result = await Promise.race([this.#startProbe(), sleep(timing.probeWaitMs)]);
+      if (result !== undefined && result.kind === "rejected") return REDIS_DOWN;
+    }
+    const now = monotonicMs();
+    if (detector.shouldKillScript(now)) this.#killScript();
+    const h = detector.health(now);
+    if (!sameHealth(h, this.#health)) {
+      const previous = this.#health;
+      this.#health = h;
+      this.onEvent({ kind: "health", health: h, previous });
+    } else this.#health = h;
+    const last = this.#lastAnswer;
+    if (h.state === "answering" && last !== null) return last;
+    if (h.state === "busy" && last !== null) return { ...last, busy: true };
+    return REDIS_DOWN;
+  }
+
+  #startProbe(): Promise<ProbeResult> {
+    if (this.#probe !== null) return this.#probe;
+    this.detector.probeSent(monotonicMs());
+    this.#probe = this.#runProbe().finally(() => {
+      this.#probe = null;
+    });
+    return this.#probe;
+  }
+
+  async #runProbe(): Promise<ProbeResult> {
+    const { client, detector } = this;
+    try {
+      const [server, replication, persistence] = await Promise.all([
+        client.info("server"),
+        client.info("replication"),
+        client.info("persistence"),
+      ]);
+      const obs = observationFromInfo(
+        parseInfo(server),
+        parseInfo(replication),
+        parseInfo(persistence),
+      );
+      // A master loading (DEBUG RELOAD, a restart with a dump) is alive but cannot serve:
+      // busy, while it is the same process.
+      const last = this.#lastAnswer;
+      if (obs.role === "master" && obs.loading && last !== null && last.runId === obs.runId) {
+        detector.loading(monotonicMs());
+        return { kind: "unanswered" };
       }
-    })();
-    return probe;
-  };
+      detector.answered(monotonicMs());
+      this.#lastAnswer = obs;
+      return { kind: "answer", obs };
+    } catch (e) {
+      if (isReplyError(e) && /^BUSY\b/.test(message(e))) {
+        detector.busyReply(monotonicMs());
+        return { kind: "unanswered" };
+      }
+      // Another error reply (NOAUTH, a renamed INFO): it answers, but cannot be observed.
+      if (isReplyError(e)) return { kind: "rejected" };
+      return { kind: "unanswered" }; // the connection dropped: the detector knows
+    }
+  }
 
-  const killScript = () => {
-    detector.scriptKillSent(nowMs());
+  #killScript(): void {
+    this.detector.scriptKillSent(monotonicMs());
     const commands = [["SCRIPT", "KILL"], ["FUNCTION", "KILL"]];
     void Promise.all(commands.map(async ([name, ...rest]) => {
       const command = [name, ...rest].join(" ");
       try {
-        const answer = await withTimeout(client.call(name!, ...rest), commandTimeoutMs);
+        const answer = await withTimeout(
+          this.client.call(name!, ...rest),
+          this.timing.commandTimeoutMs,
+        );
         return { command, answer: String(answer) };
       } catch (e) {
         return { command, answer: `-${message(e)}` };
       }
-    })).then((results) => onEvent({ kind: "script-kill", results }));
-  };
+    })).then((results) => this.onEvent({ kind: "script-kill", results }));
+  }
+}
 
-  const observe = async (): Promise<RedisObservation> => {
-    if (closed) return REDIS_DOWN;
-    if (client.status !== "ready") await settled(client, probeWaitMs);
-    if (client.status === "ready") {
-      const result = await Promise.race([startProbe(), sleep(probeWaitMs)]);
-      if (result !== undefined && result.kind === "rejected") return REDIS_DOWN;
-    }
-    const now = nowMs();
-    if (detector.shouldKillScript(now)) killScript();
-    const h = detector.health(now);
-    if (!sameHealth(h, health)) {
-      const previous = health;
-      health = h;
-      onEvent({ kind: "health", health: h, previous });
-    } else health = h;
-    if (h.state === "answering" && lastAnswer !== null) return lastAnswer;
-    if (h.state === "busy" && lastAnswer !== null) return { ...lastAnswer, busy: true };
-    return REDIS_DOWN;
-  };
-
-  const session: EnforceSession = {
+/** The {@link EnforceSession} over the local `client` and the guard's connections. */
+function enforceSession(
+  client: Redis,
+  observe: () => Promise<RedisObservation>,
+  guard: GuardConnection,
+  connection: ConnectionState,
+  timing: ControllerTiming,
+): EnforceSession {
+  return {
     observe,
     async run(args: readonly string[]): Promise<CommandOutcome> {
       const [name, ...rest] = args;
       if (name === undefined) throw new Error("run: empty command");
       try {
-        await withTimeout(client.call(name, ...rest), commandTimeoutMs);
+        await withTimeout(client.call(name, ...rest), timing.commandTimeoutMs);
         return { ok: true };
       } catch (e) {
         return {
@@ -446,8 +614,8 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       }
     },
     async readRunId(host: string, port: number): Promise<RunIdReading> {
-      const peer = guardClient(host, port);
-      if (!(await becameReady(peer, connectTimeoutMs))) {
+      const peer = guard.client(host, port);
+      if (!(await becameReady(peer, timing.connectTimeoutMs))) {
         return { ok: false, message: `not connected (${peer.status})` };
       }
       try {
@@ -459,148 +627,109 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
         return { ok: false, message: message(e) };
       }
     },
-    needsConnectionSetup: () => setupGeneration !== connectionGeneration,
+    needsConnectionSetup: () => connection.setupGeneration !== connection.generation,
     markConnectionSetup: () => {
-      setupGeneration = connectionGeneration;
-    },
-  };
-
-  let enforceChain: Promise<unknown> = Promise.resolve();
-  const settings = { announceIp: opts.announceIp, password: opts.password, ownPort: opts.port };
-
-  return {
-    observe,
-    enforce(target: RedisTarget): Promise<EnforceResult> {
-      const run = async (): Promise<EnforceResult> => {
-        if (closed) {
-          return {
-            ok: false,
-            reason: "redis-down",
-            detail: "the controller is closed",
-            commands: [],
-            warnings: [],
-          };
-        }
-        if (target.kind !== "follow") dropGuard();
-        return await enforceRedisTarget(session, target, settings);
-      };
-      // One enforce at a time, in call order: each sees the state the previous one left.
-      const result = enforceChain.then(run, run);
-      enforceChain = result;
-      return result;
-    },
-    onConnectionLost(cb: () => void): void {
-      if (typeof cb !== "function") throw new TypeError("onConnectionLost: cb must be a function");
-      lostCallbacks.push(cb);
-    },
-    async pauseAndSync(
-      candidates: readonly { host: string; port: number }[],
-      pauseMs: number,
-      timeoutMs: number,
-    ): Promise<HandoffSync> {
-      let masterOffset: number | null = null;
-      const offsets = candidates.map((c) => ({ ...c, offset: null as number | null }));
-      if (closed || client.status !== "ready") {
-        return { ok: false, reason: "the local redis is down", masterOffset, offsets };
-      }
-      if (candidates.length === 0) {
-        return { ok: false, reason: "no candidate", masterOffset, offsets };
-      }
-      const started = Date.now();
-      const peers = candidates.map((c) => connect(c.host, c.port, false));
-      try {
-        await withTimeout(
-          client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE"),
-          commandTimeoutMs,
-        );
-        masterOffset = offsetField(
-          parseInfo(await withTimeout(client.info("replication"), commandTimeoutMs)),
-          "master_repl_offset",
-        );
-        if (masterOffset === null) {
-          return { ok: false, reason: "no master_repl_offset", masterOffset, offsets };
-        }
-        // Connections come up in the background: a candidate that does not answer (a pod that
-        // just left) must not hold the others back.
-        for (;;) {
-          // Each candidate's processed offset, read from it directly (WAIT is blocked by the
-          // pause); the first to reach the master's offset is the successor.
-          await Promise.all(peers.map(async (p, i) => {
-            if (p.status !== "ready") return;
-            try {
-              offsets[i]!.offset = offsetField(
-                parseInfo(await p.info("replication")),
-                "slave_repl_offset",
-              );
-            } catch {
-              offsets[i]!.offset = null;
-            }
-          }));
-          const done = offsets.find((o) => o.offset !== null && o.offset >= masterOffset!);
-          if (done !== undefined) {
-            return {
-              ok: true,
-              chosen: { host: done.host, port: done.port },
-              masterOffset,
-              replicaOffset: done.offset!,
-              waitedMs: Date.now() - started,
-            };
-          }
-          if (Date.now() - started >= timeoutMs) {
-            return { ok: false, reason: "no candidate caught up", masterOffset, offsets };
-          }
-          await new Promise((r) => setTimeout(r, HANDOFF_POLL_MS));
-        }
-      } catch (e) {
-        return { ok: false, reason: message(e), masterOffset, offsets };
-      } finally {
-        for (const p of peers) p.disconnect();
-      }
-    },
-    async readOffsets(
-      candidates: readonly { host: string; port: number }[],
-      timeoutMs: number,
-    ): Promise<OffsetReading[]> {
-      const readings: OffsetReading[] = candidates.map((c) => ({ ...c, offset: null }));
-      if (closed || candidates.length === 0) return readings;
-      const peers = candidates.map((c) => connect(c.host, c.port, false));
-      try {
-        await withTimeout(
-          Promise.all(peers.map(async (p, i) => {
-            try {
-              if (!(await becameReady(p, timeoutMs))) return;
-              const info = parseInfo(await p.info("replication"));
-              readings[i]!.offset = offsetField(info, "slave_repl_offset") ??
-                offsetField(info, "master_repl_offset");
-            } catch {
-              // unreadable: stays null
-            }
-          })),
-          timeoutMs,
-        ).catch(() => {});
-        return readings.map((r) => ({ ...r }));
-      } finally {
-        for (const p of peers) p.disconnect();
-      }
-    },
-    async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
-      await enforceChain.catch(() => {});
-      const clients = [client, ...(guard === null ? [] : [guard.client])];
-      guard = null;
-      await Promise.all(clients.map((c) => disconnect(c)));
+      connection.setupGeneration = connection.generation;
     },
   };
 }
 
-/** What one probe of the local redis gave. */
-type ProbeResult =
-  | { kind: "answer"; obs: RedisObservation }
-  /** No usable answer (yet): `-BUSY`, a master loading, the connection dropped. */
-  | { kind: "unanswered" }
-  /** An error reply other than `-BUSY` (e.g. `-NOAUTH`). */
-  | { kind: "rejected" };
+/**
+ * {@link RedisController.pauseAndSync} on the ready local `client`; `connect` opens one
+ * connection per candidate (closed before returning); each command to the local redis is
+ * bounded by `commandTimeoutMs` (its connection has no command timeout of its own).
+ */
+async function pauseAndSync(
+  client: Redis,
+  connect: (candidates: readonly { host: string; port: number }[]) => Redis[],
+  candidates: readonly { host: string; port: number }[],
+  pauseMs: number,
+  timeoutMs: number,
+  commandTimeoutMs: number,
+): Promise<HandoffSync> {
+  let masterOffset: number | null = null;
+  const offsets = candidates.map((c) => ({ ...c, offset: null as number | null }));
+  if (candidates.length === 0) {
+    return { ok: false, reason: "no candidate", masterOffset, offsets };
+  }
+  const started = monotonicMs();
+  const peers = connect(candidates);
+  try {
+    await withTimeout(client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE"), commandTimeoutMs);
+    masterOffset = offsetField(
+      parseInfo(await withTimeout(client.info("replication"), commandTimeoutMs)),
+      "master_repl_offset",
+    );
+    if (masterOffset === null) {
+      return { ok: false, reason: "no master_repl_offset", masterOffset, offsets };
+    }
+    // Connections come up in the background: a candidate that does not answer (a pod that
+    // just left) must not hold the others back.
+    for (;;) {
+      // Each candidate's processed offset, read from it directly (WAIT is blocked by the
+      // pause); the first to reach the master's offset is the successor.
+      await Promise.all(peers.map(async (p, i) => {
+        if (p.status !== "ready") return;
+        try {
+          offsets[i]!.offset = offsetField(
+            parseInfo(await p.info("replication")),
+            "slave_repl_offset",
+          );
+        } catch {
+          offsets[i]!.offset = null;
+        }
+      }));
+      const done = offsets.find((o) => o.offset !== null && o.offset >= masterOffset!);
+      if (done !== undefined) {
+        return {
+          ok: true,
+          chosen: { host: done.host, port: done.port },
+          masterOffset,
+          replicaOffset: done.offset!,
+          waitedMs: monotonicMs() - started,
+        };
+      }
+      if (monotonicMs() - started >= timeoutMs) {
+        return { ok: false, reason: "no candidate caught up", masterOffset, offsets };
+      }
+      await new Promise((r) => setTimeout(r, HANDOFF_POLL_MS));
+    }
+  } catch (e) {
+    return { ok: false, reason: message(e), masterOffset, offsets };
+  } finally {
+    for (const p of peers) p.disconnect();
+  }
+}
+
+/**
+ * {@link RedisController.readOffsets} over `peers` (one new connection per candidate, in
+ * order; closed before returning).
+ */
+async function readOffsets(
+  peers: Redis[],
+  candidates: readonly { host: string; port: number }[],
+  timeoutMs: number,
+): Promise<OffsetReading[]> {
+  const readings: OffsetReading[] = candidates.map((c) => ({ ...c, offset: null }));
+  try {
+    await withTimeout(
+      Promise.all(peers.map(async (p, i) => {
+        try {
+          if (!(await becameReady(p, timeoutMs))) return;
+          const info = parseInfo(await p.info("replication"));
+          readings[i]!.offset = offsetField(info, "slave_repl_offset") ??
+            offsetField(info, "master_repl_offset");
+        } catch {
+          // unreadable: stays null
+        }
+      })),
+      timeoutMs,
+    ).catch(() => {});
+    return readings.map((r) => ({ ...r }));
+  } finally {
+    for (const p of peers) p.disconnect();
+  }
+}
 
 function sleep(ms: number): Promise<undefined> {
   return new Promise((r) => setTimeout(() => r(undefined), ms));

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { eventually } from "../../testing/wait.ts";
 import { Hive } from "../../lib/hive/hive.ts";
 import { parseConfig } from "../../lib/hive/config.ts";
 import { MemoryNetwork } from "../../lib/net/udp_transport.ts";
@@ -13,12 +14,8 @@ import { MemoryRedisNetwork } from "../../lib/redis/memory_redis_controller.ts";
 
 const ADDRESSES = ["10.9.0.1", "10.9.0.2", "10.9.0.3"];
 
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+function until(cond: () => boolean, timeoutMs: number, what: string): Promise<true> {
+  return eventually(what, () => cond() || undefined, { timeoutMs });
 }
 
 Deno.test("three hives on in-memory parts: elect, replicate, fail over, hand over", async () => {
