@@ -317,7 +317,7 @@ export class MasterProxy implements ProxyHandle {
       } catch (e) {
         if (this.#closed) return closeQuietly(client);
         if (abort.signal.aborted) continue; // the target changed meanwhile: start over
-        const remainingMs = holdDeadline - Date.now();
+        const remainingMs = holdDeadline - monotonicMs();
         if (remainingMs > 0) {
           // The master just died (refused): hold the client, try again at the next target or
           // after a short pause.
