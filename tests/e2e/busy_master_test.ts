@@ -3,7 +3,8 @@
  * real 3-node hive (default flags: `--redis-hang-ms` 5000), a 2 s Lua script, `CLIENT KILL TYPE
  * normal SKIPME yes`, `CLIENT PAUSE 1000 ALL` and a big `DEL` cost no leader change and close
  * no proxied connection; a script stuck past `busy-reply-threshold` is ended by `SCRIPT KILL`
- * sent through the proxy, and one left alone is ended by the hive itself at the hang timeout.
+ * sent through the proxy (and a stuck function by `FUNCTION KILL`), and one left alone is ended
+ * by the hive itself at the hang timeout.
  * Loopback addresses 127.0.12.21 to 127.0.12.23.
  */
 
@@ -147,6 +148,28 @@ Deno.test("e2e: a busy master (script, CLIENT KILL, CLIENT PAUSE, big DEL, stuck
           assert.equal(await viaFollower(["SCRIPT", "KILL"]), "OK");
           assert.match(await stuck, /killed by user/i);
           settled = await assertNoLeaderChange(cluster, settled, "SCRIPT KILL");
+        },
+      );
+
+      await t.step(
+        "a function stuck past busy-reply-threshold: FUNCTION KILL through the proxy ends it",
+        async () => {
+          const library = "#!lua name=hivespin\n" +
+            "redis.register_function{function_name='hivespin', flags={'no-writes'}, " +
+            "callback=function(keys, args) while true do end end}";
+          assert.equal(await viaFollower(["FUNCTION", "LOAD", "REPLACE", library]), "hivespin");
+          const stuck = viaFollower(["FCALL_RO", "hivespin", "0"]).then(
+            (v: RespValue) => `answered ${v}`,
+            (e: unknown) => String(e),
+          );
+          for (;;) {
+            const reply = await viaFollower(["GET", "x"]).catch((e) => String(e));
+            if (/BUSY/.test(String(reply))) break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          assert.equal(await viaFollower(["FUNCTION", "KILL"]), "OK");
+          assert.match(await stuck, /killed by user/i);
+          settled = await assertNoLeaderChange(cluster, settled, "FUNCTION KILL");
         },
       );
 
