@@ -33,6 +33,19 @@
  */
 
 import type { Instant } from "../common/clock.ts";
+import {
+  defaultFenceTiming,
+  fenceChanged,
+  type FenceMode,
+  type FenceState,
+  type FenceTiming,
+  fenceTimingProblem,
+  LeaseGrant,
+  LeaseTable,
+  NOT_LEADING,
+  quorumNeeded,
+} from "./fence.ts";
+import type { LeaseMessage } from "./lease.ts";
 import { HEARTBEAT_VERSION } from "./heartbeat.ts";
 import type { Heartbeat, Lineage, RedisReport, Role } from "./heartbeat.ts";
 import {
@@ -49,8 +62,8 @@ export interface PeerEndpoint {
   port: number;
 }
 
-/** The timing of the protocol; every value in milliseconds. */
-export interface ElectionTiming {
+/** The timing of the protocol; every value in milliseconds (the fence's: see `fence.ts`). */
+export interface ElectionTiming extends FenceTiming {
   /** Interval between heartbeats to every peer. */
   heartbeatMs: number;
   /** A peer not heard for this long is considered gone (leader lost, candidate withdrawn). */
@@ -91,6 +104,8 @@ export interface ElectionOptions extends Partial<ElectionTiming> {
    * the same process (same `run_id`), it still holds that lineage.
    */
   restored?: PersistedState | null;
+  /** The fence (`fence.ts`): `auto` (default) arms it for a peer set of 3 or more. */
+  fence?: FenceMode;
 }
 
 /** What the hive keeps across its own restarts (the redis process and the lineage it holds). */
@@ -108,6 +123,7 @@ export function defaultTiming(heartbeatMs: number, failureMs: number): ElectionT
     startupListenMs: failureMs,
     emptyPromotionDelayMs: 5 * failureMs,
     peerForgetMs: 30 * failureMs,
+    ...defaultFenceTiming(heartbeatMs),
   };
 }
 
@@ -123,7 +139,9 @@ export type ElectionEvent =
   | { kind: "lineage-changed"; lineage: Lineage | null; reason: string }
   | { kind: "parked-on-link-loss"; leader: string }
   | { kind: "handoff"; to: string }
-  | { kind: "peer-refused"; address: string; reason: "max-peers" };
+  | { kind: "peer-refused"; address: string; reason: "max-peers" }
+  | { kind: "fenced"; reason: string }
+  | { kind: "unfenced"; reason: string };
 
 /** What the runtime must do after an event. */
 export type ElectionAction =
@@ -131,6 +149,10 @@ export type ElectionAction =
   | { type: "redis"; target: RedisTarget }
   | { type: "proxy"; target: ProxyTarget }
   | { type: "persist"; state: PersistedState }
+  /** Send a lease probe or echo (`lease.ts`). */
+  | { type: "lease"; to: PeerEndpoint[]; message: LeaseMessage }
+  /** The fence changed (`fence.ts`): the runtime fences or lifts the fence on its redis. */
+  | { type: "fence"; state: FenceState }
   | { type: "event"; event: ElectionEvent };
 
 /** Counters the runtime exposes as metrics. */
@@ -144,6 +166,13 @@ export interface ElectionStats {
   peersRefused: number;
   elections: number;
   leaderChanges: number;
+  /** Times this node, leading, became fenced (its first moment as leader included). */
+  fences: number;
+  leaseProbesSent: number;
+  leaseEchoesSent: number;
+  leaseEchoesReceived: number;
+  /** Dropped: a probe or echo from an unknown peer or boot, stale, or not for this leadership. */
+  leaseStale: number;
 }
 
 /** One peer as the election sees it. */
@@ -172,6 +201,8 @@ export interface ElectionSnapshot {
   redis: RedisReport;
   peers: PeerView[];
   stats: ElectionStats;
+  /** The fence, as this node sees it (not leading: {@link NOT_LEADING}). */
+  fence: FenceState;
 }
 
 interface PeerState {
@@ -181,6 +212,10 @@ interface PeerState {
   last: Heartbeat | null;
   lastHeardMono: number | null;
   retiredBoots: string[];
+  /** The last lease probe accepted from it: its boot and sequence number. */
+  probe: { bootId: string; seq: number } | null;
+  /** Since when its probes say it is a fenced leader (this node's clock), or null. */
+  fencedSinceMono: number | null;
 }
 
 /** Orders lineages: negative when `a` is the better (older) one; null is worst. */
@@ -253,6 +288,11 @@ export class Election {
     peersRefused: 0,
     elections: 0,
     leaderChanges: 0,
+    fences: 0,
+    leaseProbesSent: 0,
+    leaseEchoesSent: 0,
+    leaseEchoesReceived: 0,
+    leaseStale: 0,
   };
 
   #role: Role = "starting";
@@ -296,6 +336,18 @@ export class Election {
   /** Peers owed an immediate unicast reply (new, rebooted, or starting). */
   #replyTo = new Set<string>();
 
+  // ---- the fence (fence.ts) ----
+  readonly #fenceMode: FenceMode;
+  #leases = new LeaseTable();
+  #grant = new LeaseGrant();
+  #fence: FenceState = NOT_LEADING;
+  #leaderSinceMono: number | null = null;
+  #probeSeq = 0;
+  /** Send a probe at the end of this step (new leadership, fence changed). */
+  #probeNow = false;
+  /** The monotonic time of the event being handled. */
+  #nowMono = 0;
+
   /** Creates the state machine; nothing happens until the first event. */
   constructor(readonly options: ElectionOptions) {
     const t = { ...defaultTiming(options.heartbeatMs, options.failureMs) };
@@ -314,6 +366,13 @@ export class Election {
       );
     }
     if (!(options.maxPeers >= 1)) throw new Error(`Election: maxPeers must be >= 1`);
+    const fenceProblem = fenceTimingProblem(t, t.failureMs);
+    if (fenceProblem !== null) throw new Error(`Election: ${fenceProblem}`);
+    const mode = options.fence ?? "auto";
+    if (!["on", "off", "auto"].includes(mode)) {
+      throw new Error(`Election: fence must be on, off or auto, got ${mode}`);
+    }
+    this.#fenceMode = mode;
     this.timing = t;
   }
 
@@ -340,6 +399,29 @@ export class Election {
   /** Where the master proxy should forward now. */
   get proxyTarget(): ProxyTarget {
     return this.#proxyTarget;
+  }
+
+  /** The fence as of the last event (not leading: {@link NOT_LEADING}). */
+  get fence(): FenceState {
+    return this.#fence;
+  }
+
+  /**
+   * A lease probe falls due (every {@link ElectionTiming.leaseProbeMs}): a leader sends one to
+   * every peer. Also a tick.
+   */
+  probe(now: Instant): ElectionAction[] {
+    return this.#run(now, () => {
+      if (this.#role === "leader") this.#probeNow = true;
+    });
+  }
+
+  /** A decoded, authenticated lease probe or echo arrived. */
+  receiveLease(message: LeaseMessage, now: Instant): ElectionAction[] {
+    return this.#run(now, (out) => {
+      if (message.kind === "probe") this.#acceptProbe(message, now, out);
+      else this.#acceptEcho(message, now);
+    });
   }
 
   /** Time passes: timeouts fire, heartbeats fall due. Call it often (every ~50 ms). */
@@ -428,6 +510,7 @@ export class Election {
     return this.#run(now, (out) => {
       if (this.#role !== "leader" || to === this.options.self || !this.#peers.has(to)) return;
       this.#handoffTo = to;
+      this.#grant.released(this.options.self); // writes are paused: the successor may lead at once
       this.#setRole("follower", to, `handing over to ${to}`, out);
       out.push(event({ kind: "handoff", to }));
     });
@@ -450,6 +533,7 @@ export class Election {
         (p) => this.#view(p, now),
       ),
       stats: { ...this.stats },
+      fence: this.#fence,
     };
   }
 
@@ -477,13 +561,16 @@ export class Election {
       throw new Error(`Election: invalid instant ${JSON.stringify(now)}`);
     }
     this.#startedMono ??= now.monoMs;
+    this.#nowMono = now.monoMs;
     const out: ElectionAction[] = [];
     apply(out);
     this.#forget(now);
     this.#decideRole(now, out);
+    this.#updateFence(now, out);
     this.#updateTargets(out);
     this.#persist(out);
     this.#sendHeartbeats(now, out);
+    this.#sendProbe(now, out);
     this.#assertInvariants();
     return out;
   }
@@ -514,6 +601,10 @@ export class Election {
       this.#replyTo.add(hb.from);
     }
     this.stats.heartbeatsReceived++;
+    if (!claimsLeadership(hb)) {
+      peer.fencedSinceMono = null;
+      this.#grant.released(hb.from); // it no longer leads: echoes to it hold nobody off
+    }
     peer.last = hb;
     peer.electionPort = hb.electionPort;
     peer.lastHeardMono = now.monoMs;
@@ -539,6 +630,8 @@ export class Election {
       last: null,
       lastHeardMono: null,
       retiredBoots: [],
+      probe: null,
+      fencedSinceMono: null,
     });
     return true;
   }
@@ -586,7 +679,7 @@ export class Election {
 
   // ---- role decisions -------------------------------------------------------------------
 
-  #live(p: PeerState, now: Instant): boolean {
+  #live(p: PeerState, now: { monoMs: number }): boolean {
     return p.lastHeardMono !== null && now.monoMs - p.lastHeardMono < this.timing.failureMs;
   }
 
@@ -626,8 +719,32 @@ export class Election {
 
   /** A leader this node may follow: its redis is up and holds a lineage no younger than ours. */
   #acceptable(hb: Heartbeat): boolean {
+    const peer = this.#peers.get(hb.from);
     return claimsLeadership(hb) && hb.redis.up && hb.redis.lineage !== null &&
-      compareLineage(hb.redis.lineage, this.#lineage) <= 0;
+      compareLineage(hb.redis.lineage, this.#lineage) <= 0 &&
+      (peer === undefined || !this.#fencedTooLong(peer));
+  }
+
+  /**
+   * A leader whose probes said it was fenced for `failureMs` does not hear a majority (a
+   * one-way cut) while this node hears a majority of the peer set (itself included) without
+   * it: that majority leaves it and elects a leader that hears it. A minority keeps following
+   * it (leaving would gain nothing and flap). A new leader's first moments (fenced until a
+   * majority echoes) are much shorter than `failureMs`.
+   */
+  #fencedTooLong(peer: PeerState): boolean {
+    if (peer.fencedSinceMono === null) return false;
+    if (this.#nowMono - peer.fencedSinceMono < this.timing.failureMs) return false;
+    let inSet = 0;
+    let heard = 1;
+    for (const p of this.#peers.values()) {
+      if (!p.inPeerSet) continue;
+      inSet++;
+      if (p !== peer && p.lastHeardMono !== null && this.#live(p, { monoMs: this.#nowMono })) {
+        heard++;
+      }
+    }
+    return heard >= quorumNeeded(this.#fenceMode, inSet + 1);
   }
 
   #bestLeader(candidates: Heartbeat[]): Heartbeat | null {
@@ -726,6 +843,9 @@ export class Election {
       return "leader stepped down";
     }
     if (!hb.redis.up) return "leader's redis is down";
+    if (this.#fencedTooLong(peer)) {
+      return `leader fenced for ${this.timing.failureMs} ms: it does not hear a majority`;
+    }
     if (!this.#acceptable(hb)) return "leader holds no dataset or a younger one";
     return null;
   }
@@ -789,7 +909,11 @@ export class Election {
    * would have yielded): a one-way cut. Yield to it, so one side does not stay split.
    */
   #yieldOnOneWayCut(now: Instant, live: Heartbeat[], out: ElectionAction[]): void {
-    const worse = live.filter((hb) => claimsLeadership(hb) && this.#acceptable(hb));
+    // A fenced leader acknowledges no write: never yield to it (it is the one cut off).
+    const worse = live.filter((hb) =>
+      claimsLeadership(hb) && this.#acceptable(hb) &&
+      this.#peers.get(hb.from)?.fencedSinceMono === null
+    );
     for (const address of this.#worseLeaderSince.keys()) {
       if (!worse.some((hb) => hb.from === address)) this.#worseLeaderSince.delete(address);
     }
@@ -825,6 +949,9 @@ export class Election {
       );
     }
     this.#leaderSinceMs = now.wallMs;
+    this.#leaderSinceMono = now.monoMs;
+    this.#leases.clear(); // fenced from its first moment, until a majority echoes
+    this.#probeNow = true;
     this.#setRole("leader", this.options.self, reason, out);
     out.push(
       event({ kind: "elected", candidates: rivals.sort(compareAddress), lineage: this.#lineage! }),
@@ -852,7 +979,10 @@ export class Election {
     this.#role = role;
     this.#leader = leader;
     if (role !== "candidate") this.#electionStartMs = null;
-    if (role !== "leader") this.#leaderSinceMs = null;
+    if (role !== "leader") {
+      this.#leaderSinceMs = null;
+      this.#leaderSinceMono = null;
+    }
     out.push(event({ kind: "role-changed", from, to: role, leader, reason }));
   }
 
@@ -860,6 +990,102 @@ export class Election {
     if (sameLineage(lineage, this.#lineage)) return;
     this.#lineage = lineage;
     out.push(event({ kind: "lineage-changed", lineage, reason }));
+  }
+
+  // ---- the fence ------------------------------------------------------------------------
+
+  #acceptProbe(p: LeaseMessage & { kind: "probe" }, now: Instant, out: ElectionAction[]): void {
+    const peer = this.#peers.get(p.from);
+    const last = peer?.last ?? null;
+    if (peer === undefined || last === null || last.bootId !== p.bootId) {
+      this.stats.leaseStale++; // heartbeats admit peers and boots; probes only follow them
+      return;
+    }
+    if (peer.probe !== null && peer.probe.bootId === p.bootId && p.seq <= peer.probe.seq) {
+      this.stats.leaseStale++;
+      return;
+    }
+    peer.probe = { bootId: p.bootId, seq: p.seq };
+    if (!claimsLeadership(last)) return;
+    if (p.fenced) peer.fencedSinceMono ??= now.monoMs;
+    else peer.fencedSinceMono = null;
+    if (this.#role !== "follower" || this.#leader !== p.from) return;
+    // A probe from the leader proves it alive as much as a heartbeat does: the echo below
+    // promises the leader that this node will not leave it before failureMs from now.
+    peer.lastHeardMono = now.monoMs;
+    if (!this.#grant.mayEcho(p.from, now.monoMs, this.timing.leaseHoldoffMs)) return;
+    this.#grant.echoed(p.from, now.monoMs);
+    this.stats.leaseEchoesSent++;
+    out.push({
+      type: "lease",
+      to: [{ host: p.from, port: peer.electionPort }],
+      message: {
+        kind: "echo",
+        from: this.options.self,
+        bootId: this.options.bootId,
+        to: p.from,
+        leaderBoot: p.bootId,
+        sentMono: p.sentMono,
+      },
+    });
+  }
+
+  #acceptEcho(e: LeaseMessage & { kind: "echo" }, now: Instant): void {
+    const fresh = this.#role === "leader" && e.to === this.options.self &&
+      e.leaderBoot === this.options.bootId && this.#peers.has(e.from) &&
+      e.sentMono <= now.monoMs && e.sentMono >= (this.#leaderSinceMono ?? Infinity);
+    if (!fresh) {
+      this.stats.leaseStale++;
+      return;
+    }
+    this.stats.leaseEchoesReceived++;
+    this.#leases.record(e.from, e.sentMono);
+  }
+
+  #updateFence(now: Instant, out: ElectionAction[]): void {
+    let state = NOT_LEADING;
+    if (this.#role === "leader") {
+      // Leading counts as echoing itself: after it stops, it echoes no other leader within
+      // the holdoff (its redis may still take a write until it is parked), unless it handed over.
+      this.#grant.echoed(this.options.self, now.monoMs);
+      const peerSet = [...this.#peers.values()].filter((p) => p.inPeerSet).map((p) => p.address);
+      state = this.#leases.evaluate(now.monoMs, peerSet, this.timing.leaseMs, this.#fenceMode);
+    }
+    const before = this.#fence;
+    this.#fence = state;
+    if (!fenceChanged(before, state)) return;
+    if (state.fenced && !before.fenced) {
+      this.stats.fences++;
+      out.push(event({ kind: "fenced", reason: state.reason }));
+    } else if (!state.fenced && before.fenced) {
+      out.push(event({
+        kind: "unfenced",
+        reason: this.#role === "leader" ? state.reason : "no longer leading",
+      }));
+    }
+    if (this.#role === "leader") this.#probeNow = true;
+    out.push({ type: "fence", state });
+  }
+
+  #sendProbe(now: Instant, out: ElectionAction[]): void {
+    if (!this.#probeNow) return;
+    this.#probeNow = false;
+    if (this.#role !== "leader") return;
+    const to = this.#endpoints();
+    if (to.length === 0) return;
+    this.stats.leaseProbesSent += to.length;
+    out.push({
+      type: "lease",
+      to,
+      message: {
+        kind: "probe",
+        from: this.options.self,
+        bootId: this.options.bootId,
+        seq: ++this.#probeSeq,
+        sentMono: now.monoMs,
+        fenced: this.#fence.fenced,
+      },
+    });
   }
 
   // ---- outputs --------------------------------------------------------------------------

@@ -642,6 +642,10 @@ export function describeEvent(e: ElectionEvent): string {
       return `handing leadership over to ${e.to}`;
     case "peer-refused":
       return `peer ${e.address} refused (${e.reason})`;
+    case "fenced":
+      return `fenced: writes refused (${e.reason})`;
+    case "unfenced":
+      return `fence lifted (${e.reason})`;
   }
 }
 
@@ -672,6 +676,12 @@ function logElectionEvent(e: ElectionEvent): void {
       break;
     case "handoff":
       log.info("handing leadership over to {to}", { ...e });
+      break;
+    case "fenced":
+      log.warn("fenced: writes refused: {reason}", { ...e });
+      break;
+    case "unfenced":
+      log.info("fence lifted: {reason}", { ...e });
       break;
   }
 }

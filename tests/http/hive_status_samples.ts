@@ -111,6 +111,11 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
       peersRefused: 0,
       elections: 2,
       leaderChanges: 3,
+      fences: 0,
+      leaseProbesSent: 0,
+      leaseEchoesSent: 0,
+      leaseEchoesReceived: 0,
+      leaseStale: 0,
     },
     runtime: {
       datagramsReceived: 905,
