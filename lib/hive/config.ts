@@ -20,6 +20,7 @@
 
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
+import { FENCE_MODES, type FenceMode } from "../election/fence.ts";
 import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "../proxy/proxy_options.ts";
 import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "../proxy/epoll/epoll_proxy.ts";
 
@@ -99,6 +100,11 @@ export interface Config {
   proxyWorkers: number;
   /** Most peers tracked (and most addresses in `peers`). */
   maxPeers: number;
+  /**
+   * The write fence (lib/election/fence.ts): `auto` arms it for a peer set of 3 or more (a
+   * leader that does not hear a majority refuses writes), `on` also for 2, `off` never.
+   */
+  fence: FenceMode;
   /** Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats. */
   secret: string | null;
   /** Password of the local redis (and of its master), or null. */
@@ -133,6 +139,7 @@ export const DEFAULTS = {
   proxyEngine: "auto",
   proxyWorkers: DEFAULT_EPOLL_WORKERS,
   maxPeers: 64,
+  fence: "auto",
   logLevel: "info",
   /** Used when stdout is not a terminal (containers, files, pipes). */
   logFormatNotTty: "json",
@@ -142,6 +149,7 @@ export const DEFAULTS = {
   dnsServerPort: 53,
 } as const satisfies {
   proxyEngine: ProxyEngineRequest;
+  fence: FenceMode;
   logLevel: LogLevel;
   logFormatNotTty: LogFormat;
   logFormatTty: LogFormat;
@@ -350,6 +358,13 @@ const FLAGS: readonly FlagSpec[] = [
     value: "N",
     help: "epoll engine worker threads (about one per CPU the pod may use)",
     defaultText: String(DEFAULTS.proxyWorkers),
+  },
+  {
+    name: "fence",
+    env: "HIVE_FENCE",
+    value: FENCE_MODES.join("|"),
+    help: "refuse writes on a leader that does not hear a majority; auto: on for 3+ peers",
+    defaultText: DEFAULTS.fence,
   },
   {
     name: "max-peers",
@@ -664,6 +679,7 @@ export function parseConfig(
     proxyEngine: DEFAULTS.proxyEngine,
     proxyWorkers: DEFAULTS.proxyWorkers,
     maxPeers: DEFAULTS.maxPeers,
+    fence: DEFAULTS.fence,
     secret: null,
     redisPassword: null,
     stateFile: null,
@@ -770,6 +786,7 @@ export function parseConfig(
       `an integer 1..${MAX_CONNECTIONS_LIMIT}`,
     ),
     proxyEngine: oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
+    fence: oneOf("fence", FENCE_MODES, DEFAULTS.fence),
     proxyWorkers: integer(
       "proxy-workers",
       DEFAULTS.proxyWorkers,

@@ -33,6 +33,15 @@ import {
   type PersistedState,
 } from "../election/election.ts";
 import { getLogger } from "./log.ts";
+import type { FenceState } from "../election/fence.ts";
+import { createLeaseCodec, isLeaseDatagram, type LeaseCodec } from "../election/lease.ts";
+import type { LeaseMessage } from "../election/lease.ts";
+import {
+  createFenceCommands,
+  FenceActuator,
+  type FenceCommands,
+  type FenceWanted,
+} from "./fence_actuator.ts";
 import { type DiscoveryEvent, PeerDiscovery } from "../net/peer_discovery.ts";
 import {
   chooseProxyEngine,
@@ -115,7 +124,19 @@ export interface HiveDeps {
   proxyEngine?: ProxyEngineChoice;
   /** Whether to start the HTTP server (default true). */
   http?: boolean;
+  /**
+   * The fence's commands on the local redis (default: their own connection to
+   * `--redis-host`/`--redis-socket`; with an injected `redis`, none: a no-op).
+   */
+  fence?: () => FenceCommands;
 }
+
+/** Fence commands that do nothing (tests on in-memory parts). */
+const NO_FENCE_COMMANDS: FenceCommands = {
+  pause: () => Promise.resolve(),
+  minReplicasThenUnpause: () => Promise.resolve(),
+  close: () => Promise.resolve(),
+};
 
 const log = getLogger("hive");
 
@@ -146,6 +167,14 @@ export class Hive {
   #server: StatusServer | null = null;
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
+  readonly fenceActuator: FenceActuator;
+  #leaseCodec: LeaseCodec;
+  /** Since when this node, leading, is fenced (monotonic), or null. */
+  #fencedSinceMono: number | null = null;
+  /** Fenced time of fences already lifted, in ms. */
+  #fencedTotalMs = 0;
+  #fenceWake: ReturnType<typeof setTimeout> | null = null;
+  #fenceWakeAt: number | null = null;
   #failovers: FailoverHistogram = {
     bucketsMs: FAILOVER_BUCKETS_MS,
     bucketCounts: FAILOVER_BUCKETS_MS.map(() => 0),
@@ -167,7 +196,13 @@ export class Hive {
     readonly proxyEngine: ProxyEngineChoice | null,
     restored: PersistedState | null,
     bootId: string,
+    leaseCodec: LeaseCodec,
+    fenceCommands: FenceCommands,
   ) {
+    this.#leaseCodec = leaseCodec;
+    this.fenceActuator = new FenceActuator(fenceCommands, undefined, (error) => {
+      log.warn("fence command failed: {error}", { error });
+    });
     this.election = new Election({
       self,
       electionPort: config.electionPort,
@@ -178,6 +213,7 @@ export class Hive {
       failureMs: config.failureMs,
       maxPeers: config.maxPeers,
       restored,
+      fence: config.fence,
     });
     this.#startedMono = this.#lastTickMono = clock.now().monoMs;
   }
@@ -190,6 +226,7 @@ export class Hive {
       ? null
       : deps.proxyEngine ?? chooseProxyEngine(config.proxyEngine, currentProxyPlatform());
     const codec = await createCodec(config.secret);
+    const leaseCodec = await createLeaseCodec(config.secret);
     let latestPeers: readonly string[] = [];
     let hive: Hive | null = null;
     const discovery = new PeerDiscovery({
@@ -268,6 +305,15 @@ export class Hive {
       proxyEngine,
       restored,
       bootId,
+      leaseCodec,
+      (deps.fence ??
+        (deps.redis !== undefined ? () => NO_FENCE_COMMANDS : () =>
+          createFenceCommands({
+            host: config.redisHost,
+            port: config.redisPort,
+            socket: config.redisSocket,
+            password: config.redisPassword,
+          })))(),
     );
     log.info("hive {id} starting (boot {bootId})", {
       id: self,
@@ -297,7 +343,9 @@ export class Hive {
     this.#every(TICK_MS, () => {
       this.#lastTickMono = now().monoMs;
       this.#apply(this.election.tick(now()));
+      this.fenceActuator.retry();
     });
+    this.#every(this.election.timing.leaseProbeMs, () => this.#apply(this.election.probe(now())));
     this.#every(observeIntervalMs(this.config.heartbeatMs), () => this.#observeSoon());
   }
 
@@ -308,6 +356,17 @@ export class Hive {
   }
 
   async #onDatagram(bytes: Uint8Array): Promise<void> {
+    if (isLeaseDatagram(bytes)) {
+      const lease = await this.#leaseCodec.decode(bytes);
+      if (this.#stopped) return;
+      if (!lease.ok) {
+        this.stats.datagramsDropped[lease.reason]++;
+        return;
+      }
+      this.stats.datagramsReceived++;
+      this.#apply(this.election.receiveLease(lease.message, this.clock.now()));
+      return;
+    }
     const result = await this.codec.decode(bytes);
     if (this.#stopped) return;
     if (!result.ok) {
@@ -376,6 +435,8 @@ export class Hive {
       this.#enforcing = false;
       if (this.#stopped) return;
       const target = this.election.redisTarget;
+      // A leader's redis is fenced before it is made a master (fenced from its first moment).
+      if (target.kind === "leader") await this.fenceActuator.settled();
       const result = await this.redis.enforce(target);
       this.stats.redisCommands += result.commands.length;
       for (const command of result.commands) {
@@ -395,6 +456,11 @@ export class Hive {
   }
 
   #apply(actions: ElectionAction[]): void {
+    this.#applyEach(actions);
+    this.#scheduleFenceWake();
+  }
+
+  #applyEach(actions: ElectionAction[]): void {
     for (const a of actions) {
       switch (a.type) {
         case "send":
@@ -410,12 +476,57 @@ export class Hive {
         case "persist":
           this.#persist(a.state);
           break;
+        case "lease":
+          void this.#sendLease(a.to, a.message);
+          break;
+        case "fence":
+          this.#onFence(a.state);
+          break;
         case "event":
           logElectionEvent(a.event);
           this.#remember(a.event);
           break;
       }
     }
+  }
+
+  /** Carries a fence change out (see fence_actuator.ts) and keeps the fenced time. */
+  #onFence(state: FenceState): void {
+    const nowMono = this.clock.now().monoMs;
+    if (state.fenced && this.#fencedSinceMono === null) this.#fencedSinceMono = nowMono;
+    if (!state.fenced && this.#fencedSinceMono !== null) {
+      this.#fencedTotalMs += nowMono - this.#fencedSinceMono;
+      this.#fencedSinceMono = null;
+    }
+    let wanted: FenceWanted = { kind: "idle" };
+    if (this.election.role === "leader") {
+      wanted = state.fenced
+        ? { kind: "fenced" }
+        : { kind: "open", backstopReplicas: state.armed ? state.needed - 1 : 0 };
+    }
+    this.fenceActuator.want(wanted);
+  }
+
+  /** Wakes the election when an unfenced leader's leases run out (fence.ts: fenceAtMono). */
+  #scheduleFenceWake(): void {
+    const at = this.election.fence.fenceAtMono;
+    if (at === this.#fenceWakeAt) return;
+    if (this.#fenceWake !== null) clearTimeout(this.#fenceWake);
+    this.#fenceWake = null;
+    this.#fenceWakeAt = at;
+    if (at === null || this.#stopped) return;
+    const delay = Math.max(0, at - this.clock.now().monoMs);
+    this.#fenceWake = setTimeout(() => {
+      this.#fenceWake = null;
+      this.#fenceWakeAt = null;
+      if (!this.#stopped) this.#apply(this.election.tick(this.clock.now()));
+    }, delay);
+  }
+
+  async #sendLease(to: { host: string; port: number }[], message: LeaseMessage): Promise<void> {
+    const bytes = await this.#leaseCodec.encode(message);
+    if (this.#stopped) return;
+    for (const endpoint of to) this.udp.send(endpoint, bytes);
   }
 
   #remember(e: ElectionEvent): void {
@@ -504,6 +615,21 @@ export class Hive {
       runtime: structuredClone(this.stats),
       history: [...this.#history],
       failovers: structuredClone(this.#failovers),
+      fence: {
+        mode: this.config.fence,
+        armed: snap.fence.armed,
+        fenced: snap.fence.fenced,
+        reason: snap.fence.reason,
+        heard: [...snap.fence.heard],
+        needed: snap.fence.needed,
+        peerSetSize: snap.fence.peerSetSize,
+        applied: this.fenceActuator.applied,
+        fencedForMs: this.#fencedSinceMono === null ? 0 : now.monoMs - this.#fencedSinceMono,
+        fencedTotalMs: this.#fencedTotalMs +
+          (this.#fencedSinceMono === null ? 0 : now.monoMs - this.#fencedSinceMono),
+        actuator: { ...this.fenceActuator.stats },
+        lastError: this.fenceActuator.lastError,
+      },
       uptimeMs: now.monoMs - this.#startedMono,
       lastTickAgoMs: now.monoMs - this.#lastTickMono,
     };
@@ -520,6 +646,8 @@ export class Hive {
     if (this.#stopped) return;
     const candidates = this.election.successors(this.clock.now());
     if (candidates.length > 0) {
+      // The handoff pauses writes itself: the fence must not lift that pause meanwhile.
+      this.fenceActuator.suspend();
       const started = this.clock.now().monoMs;
       log.info("graceful shutdown: handing leadership over, candidates {candidates}", {
         candidates: candidates.map((c) => c.address),
@@ -568,12 +696,14 @@ export class Hive {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
+    if (this.#fenceWake !== null) clearTimeout(this.#fenceWake);
     this.discovery.stop();
     await this.#server?.close();
     await this.proxy?.close();
     await this.udp.close();
     await this.#redisQueue;
     await this.redis.close();
+    await this.fenceActuator.close();
     await this.#stateWrite;
     log.info("hive {id} stopped", { id: this.self });
   }

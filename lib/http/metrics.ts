@@ -184,6 +184,20 @@ export const HIVE_METRICS = {
   dns_empty_answers_total: ["counter", "DNS resolutions answered with no address."],
   dns_consecutive_failures: ["gauge", "Failed or empty DNS resolutions since the last good one."],
   state_file_errors_total: ["counter", "Failed writes of the state file."],
+  fenced: ["gauge", "1 while this node leads fenced: it does not hear a majority, writes refused."],
+  fence_armed: ["gauge", "1 while this node leads with the fence armed (--fence, peer set size)."],
+  fences_total: [
+    "counter",
+    "Times this node, leading, became fenced (each new leadership included).",
+  ],
+  fenced_seconds_total: ["counter", "Seconds this node spent leading fenced."],
+  fence_refusals_total: [
+    "counter",
+    "Fences that outlasted the hold and turned into -NOREPLICAS refusals.",
+  ],
+  fence_command_failures_total: ["counter", "Fence commands to the local redis that failed."],
+  lease_probes_sent_total: ["counter", "Lease probes sent (one per destination)."],
+  lease_echoes_received_total: ["counter", "Lease echoes counted by this node as leader."],
 } as const satisfies Record<string, readonly [MetricType, string]>;
 
 /** A metric's short name: the key in {@link HIVE_METRICS}, without {@link METRIC_PREFIX}. */
@@ -258,6 +272,14 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   add("redis_link_up", one(up && obs.role === "replica" && obs.linkUp));
   add("redis_loading", one(up && obs.loading));
   add("replication_offset_bytes", up ? one(obs.offset) : []);
+  add("fenced", one(status.fence.fenced));
+  add("fence_armed", one(status.fence.armed));
+  add("fences_total", one(status.election.fences));
+  add("fenced_seconds_total", one(status.fence.fencedTotalMs / 1000));
+  add("fence_refusals_total", one(status.fence.actuator.refusals));
+  add("fence_command_failures_total", one(status.fence.actuator.failures));
+  add("lease_probes_sent_total", one(status.election.leaseProbesSent));
+  add("lease_echoes_received_total", one(status.election.leaseEchoesReceived));
   const lag = replicationLag(status);
   add("replication_lag_bytes", lag === null ? [] : one(lag.lagBytes));
   add("redis_commands_total", one(status.runtime.redisCommands));

@@ -78,6 +78,7 @@ Deno.test("config: defaults apply when neither flag nor environment sets a value
       proxyEngine: "auto",
       proxyWorkers: 2,
       maxPeers: 64,
+      fence: "auto",
       secret: null,
       redisPassword: null,
       stateFile: null,

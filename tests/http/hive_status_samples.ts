@@ -142,6 +142,20 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
     },
     uptimeMs: 60_000,
     lastTickAgoMs: 10,
+    fence: {
+      mode: "auto",
+      armed: false,
+      fenced: false,
+      reason: "not leading",
+      heard: [],
+      needed: 1,
+      peerSetSize: 1,
+      applied: "idle",
+      fencedForMs: 0,
+      fencedTotalMs: 0,
+      actuator: { holds: 0, refusals: 0, lifts: 0, failures: 0 },
+      lastError: null,
+    },
   };
 }
 
