@@ -13,6 +13,8 @@
  *   leader both ways replicates it and forwards its proxy to it, and a follower that reports
  *   itself caught up with its leader (`/readyz`) holds the leader's dataset.
  * - Convergence includes every follower reporting itself caught up.
+ * - Busy is not dead: a leader never stops leading because its redis was down while that redis
+ *   was in fact busy (a script, a pause) for less than the hang timeout.
  *
  * @example
  * ```ts
@@ -27,6 +29,7 @@
  */
 
 import { caughtUpWithLeader } from "../lib/hive/policy.ts";
+import type { ElectionAction } from "../lib/election/election.ts";
 import type { ProxyUpstream } from "../lib/proxy/proxy_options.ts";
 import { type Origin, SIM_LOCAL_REDIS, type SimNode, type World } from "./world.ts";
 
@@ -86,6 +89,7 @@ export class Checker {
       onSync: (replica, master, from, to) => this.#onSync(replica, master, from, to),
       onPromote: (node, origin) => this.#onPromote(node, origin),
       onDisturb: () => this.disturb(),
+      onAction: (node, action) => this.#onAction(node, action),
     };
     const periodic = () => {
       this.#periodic();
@@ -101,13 +105,32 @@ export class Checker {
 
   /** True when the world has been calm long enough for the settled rules. */
   get settled(): boolean {
-    return this.world.now - this.lastDisturbanceMs >= this.options.settleMs &&
+    // A busy redis (a pause past the hang timeout) cannot be re-pointed until it answers.
+    const busy = this.world.nodes.some((n) =>
+      n.redis !== null && this.world.now < n.redis.busyUntil
+    );
+    return !busy && this.world.now - this.lastDisturbanceMs >= this.options.settleMs &&
       this.world.loss <= this.calmLossMax;
   }
 
   #fail(rule: string, detail: string): void {
     if (this.violations.length < 20) {
       this.violations.push({ atMs: this.world.now, rule, detail });
+    }
+  }
+
+  #onAction(node: SimNode, action: ElectionAction): void {
+    if (action.type !== "event" || action.event.kind !== "role-changed") return;
+    const e = action.event;
+    const r = node.redis;
+    if (e.from !== "leader" || !e.reason.startsWith("local redis is down") || r === null) return;
+    const now = this.world.now;
+    const episodeMs = r.busyUntil - r.busySince;
+    if (r.busySince <= now && now < r.busyUntil && episodeMs < this.world.redisHangMs) {
+      this.#fail(
+        "a busy redis was taken for dead",
+        `${node.address}: busy for ${episodeMs} ms (hang timeout ${this.world.redisHangMs} ms)`,
+      );
     }
   }
 

@@ -90,7 +90,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   while (world.now < chaosEnd) {
     faults++;
     const n = rng.pick(world.nodes);
-    const kind = rng.int(0, 16);
+    const kind = rng.int(0, 19);
     switch (kind) {
       case 0:
         world.loss = rng.pick([0, 0.05, 0.1, 0.2, 0.3]);
@@ -195,6 +195,62 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
         later(rng.int(1000, 4000), () => world.startNode(victim));
         break;
       }
+      case 17: {
+        // A busy redis (a long script, CLIENT PAUSE, a fork), mostly the leader's, within the
+        // hang timeout: nobody may take it for dead (the checker's busy rule).
+        const victim = rng.chance(0.8) ? leaderNode() ?? n : n;
+        const busyMs = rng.int(200, world.redisHangMs - 500);
+        world.busyRedis(victim, busyMs);
+        log(`busy redis ${victim.index} for ${busyMs} ms`);
+        break;
+      }
+      case 18: {
+        // The leader's redis paused past the hang timeout (SIGSTOP): dead, handed over; it
+        // comes back later as the same process.
+        const victim = leaderNode() ?? n;
+        const pauseMs = world.redisHangMs + rng.int(0, 3000);
+        world.busyRedis(victim, pauseMs);
+        log(`pause redis ${victim.index} for ${pauseMs} ms (past the hang timeout)`);
+        break;
+      }
+      case 19: {
+        // The leader's redis crashes and, at the same moment, its likely successor is hit: cut
+        // off, stalled, its redis busy, or its redis restarting empty.
+        const victim = leaderNode();
+        if (victim === undefined || victim.redis === null || victim.hive === null) break;
+        const heirAddress = victim.hive.successors(world.instant(victim))[0]?.address;
+        const heir = heirAddress === undefined ? undefined : world.byAddress(heirAddress);
+        world.crashRedis(victim);
+        const delay = rng.int(FAST_RESTART_MIN_MS, 3 * world.failureMs);
+        later(delay, () => {
+          if (victim.redis === null) world.startRedis(victim, victim.redisStartsParked);
+        });
+        if (heir === undefined) {
+          log(`crash redis ${victim.index} (no successor), restart in ${delay} ms`);
+          break;
+        }
+        const how = rng.pick(["partitioned", "stalled", "busy", "restarted empty"] as const);
+        log(`crash redis ${victim.index}, restart in ${delay} ms; successor ${heir.index} ${how}`);
+        if (how === "partitioned") {
+          for (const m of world.nodes) {
+            if (m !== heir) {
+              world.block(heir, m);
+              world.block(m, heir);
+            }
+          }
+        } else if (how === "stalled") {
+          world.stallHive(heir, rng.int(200, 2000));
+        } else if (how === "busy") {
+          world.busyRedis(heir, rng.int(200, world.redisHangMs + 2000));
+        } else if (heir.redis !== null) {
+          world.crashRedis(heir);
+          const heirDelay = rng.int(FAST_RESTART_MIN_MS, world.failureMs);
+          later(heirDelay, () => {
+            if (heir.redis === null) world.startRedis(heir, heir.redisStartsParked);
+          });
+        }
+        break;
+      }
       case 12:
       case 13: {
         // A calm period: partitions healed, little loss, DNS right; the settled rules apply.
@@ -222,6 +278,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   for (const n of world.nodes) {
     world.setDns(n, "full");
     world.startNode(n);
+    if (n.redis !== null) n.redis.busyUntil = Math.min(n.redis.busyUntil, world.now); // SIGCONT
   }
   checker.disturb();
   log("heal everything");

@@ -34,6 +34,7 @@ import type { ProxyUpstream } from "../lib/proxy/proxy_options.ts";
 import type { HandoffSync } from "../lib/redis/redis_controller.ts";
 import {
   type CatchUp,
+  chooseCrashSuccessor,
   chooseSuccessor,
   type LocalRedis,
   NOT_LINKED,
@@ -43,6 +44,7 @@ import {
 } from "../lib/hive/policy.ts";
 import { EventQueue } from "./event_queue.ts";
 import { Rng } from "./rng.ts";
+import { DEFAULT_REDIS_HANG_MS, RedisFailureDetector } from "../lib/redis/failure_detector.ts";
 
 /** How often the modelled runtime calls `tick`. */
 export const SIM_TICK_MS = 50;
@@ -54,6 +56,8 @@ export const REDIS_REPLICATION_CRON_MS = 1000;
 export const SIM_RECONNECT_MS = 30;
 /** Time for a redis command issued by the hive to take effect. */
 export const SIM_COMMAND_MS = 2;
+/** Time the runtime takes to read the crash handoff candidates' offsets. */
+export const SIM_CRASH_HANDOFF_READ_MS = 3;
 /** Time for a full sync to complete. */
 export const SIM_SYNC_MS = { min: 5, max: 60 };
 /** The redis port every simulated node uses. */
@@ -86,6 +90,12 @@ export interface SimRedis {
   /** Incremented to cancel an in-flight sync. */
   syncToken: number;
   cronPhaseMs: number;
+  /**
+   * Busy (a long script, `CLIENT PAUSE`, a fork, a SIGSTOP) from `busySince` until `busyUntil`:
+   * it answers nothing, runs no command and serves no sync meanwhile, then goes on. 0: never.
+   */
+  busySince: number;
+  busyUntil: number;
 }
 
 /** One simulated pod: a hive (maybe crashed) and a redis (maybe crashed). */
@@ -114,6 +124,12 @@ export interface SimNode {
    * datagrams and observations wait until then, in order; its redis goes on.
    */
   stalledUntilMs: number;
+  /**
+   * The hive's failure detector of its redis (the runtime's own, lib/redis/failure_detector.ts),
+   * new with every hive process, and the redis's last answer (reported while it is busy).
+   */
+  detector: RedisFailureDetector | null;
+  lastAnswer: RedisObservation | null;
 }
 
 /** What the world reports to its observer (the checker). */
@@ -140,6 +156,8 @@ export interface WorldOptions {
    * without the run_id guard, to show the simulator catches the wipes the guard prevents.
    */
   withoutRunIdGuard?: boolean;
+  /** `--redis-hang-ms` of every hive (default {@link DEFAULT_REDIS_HANG_MS}). */
+  redisHangMs?: number;
 }
 
 /** The simulated world; see the module documentation. */
@@ -150,6 +168,7 @@ export class World {
   readonly heartbeatMs: number;
   readonly failureMs: number;
   readonly maxPeers: number;
+  readonly redisHangMs: number;
   hooks: WorldHooks = {};
 
   /** UDP loss probability in [0, 1). */
@@ -171,6 +190,7 @@ export class World {
     this.heartbeatMs = options.heartbeatMs ?? 200;
     this.failureMs = options.failureMs ?? 1000;
     this.maxPeers = options.maxPeers ?? 64;
+    this.redisHangMs = options.redisHangMs ?? DEFAULT_REDIS_HANG_MS;
     for (let i = 0; i < options.nodes; i++) {
       this.nodes.push({
         index: i,
@@ -187,6 +207,8 @@ export class World {
         generation: 0,
         persisted: null,
         stalledUntilMs: 0,
+        detector: null,
+        lastAnswer: null,
       });
     }
   }
@@ -293,6 +315,8 @@ export class World {
     });
     n.proxyUpstream = null;
     n.catchUp = NOT_LINKED;
+    n.detector = new RedisFailureDetector({ hangMs: this.redisHangMs });
+    n.lastAnswer = null;
     const alive = () => n.generation === gen && n.hive !== null;
     // The runtime's loop: resolve, observe, tick, on their own timers with a random phase.
     const tick = () => {
@@ -387,6 +411,8 @@ export class World {
       link: "down",
       syncToken: 0,
       cronPhaseMs: this.rng.int(0, REDIS_REPLICATION_CRON_MS - 1),
+      busySince: 0,
+      busyUntil: 0,
     };
     n.redis = r;
     const cron = () => {
@@ -446,6 +472,33 @@ export class World {
           break;
         case "event":
           break;
+        case "crash-handoff": {
+          // The runtime reads the candidates' offsets from their redis over TCP (a few ms), then
+          // hands over to the most caught up ({@link chooseCrashSuccessor}) or gives up.
+          const gen = n.generation;
+          const candidates = a.candidates;
+          const run = () => {
+            if (n.generation !== gen || n.hive === null) return;
+            if (this.#deferWhileStalled(n, run)) return;
+            const readings = candidates.map((c) => {
+              const m = this.byAddress(c.address);
+              const readable = m !== undefined && m.redis !== null && this.tcp(n, m) &&
+                this.now >= m.redis.busyUntil;
+              // The simulator models no write stream: every readable offset is 0.
+              return { host: c.address, offset: readable ? 0 : null };
+            });
+            const chosen = chooseCrashSuccessor(candidates, readings);
+            const now = this.instant(n);
+            this.#apply(
+              n,
+              chosen === null
+                ? n.hive.abandonCrashHandoff("no candidate answered", now)
+                : n.hive.handOff(chosen, now),
+            );
+          };
+          this.queue.after(SIM_CRASH_HANDOFF_READ_MS, run);
+          break;
+        }
       }
     }
   }
@@ -472,7 +525,7 @@ export class World {
         if (n.generation === gen) this.#observe(n, reconcile);
       })
     ) return;
-    const obs = this.observation(n);
+    const obs = this.#detect(n);
     this.#apply(n, n.hive.observeRedis(obs, this.instant(n)));
     if (n.hive === null) return;
     this.#trackCatchUp(n, obs);
@@ -506,6 +559,48 @@ export class World {
     });
   }
 
+  /**
+   * What the node's hive reports of its redis now, as the runtime's redis controller does: the
+   * probe goes through the failure detector, so a busy redis is reported with its last answer
+   * (`busy: true`) until the hang timeout, a crashed one (connection lost, reconnect refused)
+   * down at once.
+   */
+  #detect(n: SimNode): RedisObservation {
+    const d = n.detector!;
+    const now = this.now;
+    const r = n.redis;
+    if (r === null) {
+      d.connectionLost(now);
+      d.connectFailed("ECONNREFUSED", now);
+    } else {
+      d.connected(now);
+      d.probeSent(now);
+      if (now >= r.busyUntil) {
+        d.answered(now);
+        n.lastAnswer = this.observation(n);
+      }
+    }
+    const h = d.health(now);
+    if (h.state === "answering" && n.lastAnswer !== null) return n.lastAnswer;
+    if (h.state === "busy" && n.lastAnswer !== null) return { ...n.lastAnswer, busy: true };
+    return REDIS_DOWN;
+  }
+
+  /**
+   * The node's redis is busy for `ms` (a long script, `CLIENT PAUSE`, SIGSTOP): it answers
+   * nothing, runs no command and serves no sync until then.
+   */
+  busyRedis(n: SimNode, ms: number): void {
+    const r = n.redis;
+    if (r === null) return;
+    this.hooks.onDisturb?.();
+    if (this.now >= r.busyUntil) r.busySince = this.now; // else one longer episode
+    r.busyUntil = Math.max(r.busyUntil, this.now + ms);
+    this.queue.at(r.busyUntil, () => {
+      if (n.redis === r && this.now >= r.busyUntil) this.hooks.onDisturb?.();
+    });
+  }
+
   /** What the node's hive would observe of its redis now. */
   observation(n: SimNode): RedisObservation {
     const r = n.redis;
@@ -533,6 +628,15 @@ export class World {
   enforce(n: SimNode, target: RedisTarget): void {
     const r = n.redis;
     if (r === null) return;
+    if (this.now < r.busyUntil) {
+      // A busy redis runs the command when it is done (the runtime's own times out, and
+      // re-enforces on a later observation: the same end state).
+      const gen = n.generation;
+      this.queue.at(r.busyUntil, () => {
+        if (n.generation === gen && n.hive !== null && n.redis === r) this.enforce(n, target);
+      });
+      return;
+    }
     // A follow target is checked through the run_id guard even when already pointed.
     if (target.kind !== "follow" && this.matches(n, target)) return;
     // The runtime observes right after a command, so the election learns the result at once.
@@ -595,7 +699,8 @@ export class World {
     if (mr.role === "replica" && mr.link !== "up") return;
     r.link = "syncing";
     const token = ++r.syncToken;
-    this.queue.after(this.rng.int(SIM_SYNC_MS.min, SIM_SYNC_MS.max), () => {
+    const busyMs = Math.max(0, mr.busyUntil - this.now, r.busyUntil - this.now);
+    this.queue.after(busyMs + this.rng.int(SIM_SYNC_MS.min, SIM_SYNC_MS.max), () => {
       if (n.redis !== r || r.syncToken !== token || m.redis !== mr || !this.tcp(n, m)) return;
       if (mr.role === "replica" && mr.link !== "up") {
         r.link = "down";

@@ -79,6 +79,11 @@ export interface ElectionTiming extends FenceTiming {
   emptyPromotionDelayMs: number;
   /** A peer that is neither in the peer set (DNS) nor heard for this long is forgotten. */
   peerForgetMs: number;
+  /**
+   * A leader whose redis died hands over to its best follower (a crash handoff); if no follower
+   * leads this long after the death, it gives up and the others elect (see `docs/election.md`).
+   */
+  crashHandoffMs: number;
 }
 
 /** Everything the election needs to know about its own node. */
@@ -124,6 +129,7 @@ export function defaultTiming(heartbeatMs: number, failureMs: number): ElectionT
     emptyPromotionDelayMs: 5 * failureMs,
     peerForgetMs: 30 * failureMs,
     ...defaultFenceTiming(heartbeatMs),
+    crashHandoffMs: 2 * heartbeatMs,
   };
 }
 
@@ -139,6 +145,8 @@ export type ElectionEvent =
   | { kind: "lineage-changed"; lineage: Lineage | null; reason: string }
   | { kind: "parked-on-link-loss"; leader: string }
   | { kind: "handoff"; to: string }
+  | { kind: "crash-handoff"; reason: string; candidates: string[] }
+  | { kind: "crash-handoff-abandoned"; reason: string }
   | { kind: "peer-refused"; address: string; reason: "max-peers" }
   | { kind: "fenced"; reason: string }
   | { kind: "unfenced"; reason: string };
@@ -153,7 +161,13 @@ export type ElectionAction =
   | { type: "lease"; to: PeerEndpoint[]; message: LeaseMessage }
   /** The fence changed (`fence.ts`): the runtime fences or lifts the fence on its redis. */
   | { type: "fence"; state: FenceState }
-  | { type: "event"; event: ElectionEvent };
+  | { type: "event"; event: ElectionEvent }
+  /**
+   * This node led and its redis died: read each candidate's replication offset from its redis
+   * (bounded), then call {@link Election.handOff} with the most caught up, or
+   * {@link Election.abandonCrashHandoff} when none answered.
+   */
+  | { type: "crash-handoff"; candidates: { address: string; redisPort: number }[] };
 
 /** Counters the runtime exposes as metrics. */
 export interface ElectionStats {
@@ -329,8 +343,15 @@ export class Election {
 
   /** Worse-ranked leaders heard while leading, and since when (bounded by the peer table). */
   #worseLeaderSince = new Map<string, number>();
-  /** This node, leading, asked this follower to take over (graceful shutdown). */
+  /**
+   * This node, leading, asked this follower to take over (graceful shutdown, or its redis died);
+   * itself while a crash handoff chooses the successor (its followers wait for the choice).
+   */
   #handoffTo: string | null = null;
+  /** A crash handoff under way: since when, the candidates, the one chosen (null: choosing). */
+  #crashHandoff: { sinceMono: number; candidates: string[]; chosen: string | null } | null = null;
+  /** The lineage a restart (new run_id) took away during this event (for a crash handoff). */
+  #lineageLostAtRestart: Lineage | null = null;
   #redisTarget: RedisTarget = { kind: "parked" };
   #proxyTarget: ProxyTarget = null;
   /** Peers owed an immediate unicast reply (new, rebooted, or starting). */
@@ -456,6 +477,7 @@ export class Election {
           out.push(
             event({ kind: "redis-restarted", oldRunId: this.#knownRunId, newRunId: obs.runId }),
           );
+          this.#lineageLostAtRestart = this.#lineage;
           this.#setLineage(null, "local redis restarted (new run_id)", out);
           this.#followLinkSeenUp = false;
           this.#lastFollow = null;
@@ -501,14 +523,112 @@ export class Election {
   }
 
   /**
+   * The followers a leader whose redis died may hand over to: live followers of this node whose
+   * redis is up and holds `lineage` (their link to the dead master is bound to break, so it is
+   * not required), by reported offset, then address. The runtime reads their real offsets.
+   */
+  #crashSuccessors(
+    now: Instant,
+    lineage: Lineage | null,
+  ): { address: string; redisPort: number }[] {
+    if (lineage === null) return [];
+    return this.#liveHeartbeats(now)
+      .filter((hb) =>
+        hb.role === "follower" && hb.leader === this.options.self && hb.redis.up &&
+        sameLineage(hb.redis.lineage, lineage)
+      )
+      .sort((a, b) => b.redis.offset - a.redis.offset || compareAddress(a.from, b.from))
+      .map((hb) => ({ address: hb.from, redisPort: hb.redisPort }));
+  }
+
+  /**
+   * The leader's redis died (or restarted empty) and it has eligible followers: instead of
+   * stepping down into an election, it stops leading at once and asks the runtime to choose the
+   * successor (the `crash-handoff` action). Its heartbeat names itself as `handoffTo` meanwhile,
+   * so its followers wait for the choice instead of standing.
+   */
+  #beginCrashHandoff(
+    now: Instant,
+    candidates: { address: string; redisPort: number }[],
+    reason: string,
+    out: ElectionAction[],
+  ): void {
+    this.#crashHandoff = {
+      sinceMono: now.monoMs,
+      candidates: candidates.map((c) => c.address),
+      chosen: null,
+    };
+    this.#handoffTo = this.options.self;
+    this.#setRole("follower", null, `${reason}: handing over to the best follower`, out);
+    out.push({ type: "crash-handoff", candidates });
+    out.push(
+      event({ kind: "crash-handoff", reason, candidates: candidates.map((c) => c.address) }),
+    );
+  }
+
+  /** A crash handoff ends when the successor leads, or gives up after `crashHandoffMs`. */
+  #stepCrashHandoff(now: Instant, out: ElectionAction[]): void {
+    const c = this.#crashHandoff;
+    if (c === null) return;
+    const chosenHb = c.chosen === null ? null : this.#peers.get(c.chosen)?.last ?? null;
+    if (chosenHb !== null && this.#leader === c.chosen && claimsLeadership(chosenHb)) {
+      this.#crashHandoff = null;
+      this.#handoffTo = null;
+      return;
+    }
+    if (now.monoMs - c.sinceMono >= this.timing.crashHandoffMs) {
+      this.#endCrashHandoff(
+        c.chosen === null ? "no successor chosen in time" : `${c.chosen} did not take over in time`,
+        out,
+      );
+    }
+  }
+
+  #endCrashHandoff(reason: string, out: ElectionAction[]): void {
+    this.#crashHandoff = null;
+    this.#handoffTo = null;
+    out.push(event({ kind: "crash-handoff-abandoned", reason }));
+    this.#setRole("follower", null, `crash handoff abandoned: ${reason}`, out);
+  }
+
+  /**
+   * Crash handoff: no candidate's redis answered (the runtime read none of their offsets in
+   * time): give up at once, so the followers elect. Does nothing when no crash handoff is
+   * choosing its successor.
+   */
+  abandonCrashHandoff(reason: string, now: Instant): ElectionAction[] {
+    return this.#run(now, (out) => {
+      if (this.#crashHandoff === null || this.#crashHandoff.chosen !== null) return;
+      this.#endCrashHandoff(reason, out);
+    });
+  }
+
+  /**
    * Graceful shutdown of a leader: asks `to` (see {@link successor}) to take over at once, with
    * no election, and becomes its follower; the local redis is parked (read-only) until `to`
    * leads, and the proxy holds. The caller paused writes and let `to` catch up first. Does
    * nothing when this node no longer leads.
+   *
+   * During a crash handoff (the `crash-handoff` action: this node led and its redis died), the
+   * runtime calls it with the candidate it chose; `to` must be one of the action's candidates.
    */
   handOff(to: string, now: Instant): ElectionAction[] {
     return this.#run(now, (out) => {
-      if (this.#role !== "leader" || to === this.options.self || !this.#peers.has(to)) return;
+      if (to === this.options.self || !this.#peers.has(to)) return;
+      const crash = this.#crashHandoff;
+      if (crash !== null) {
+        // The runtime chose among the crash handoff's candidates.
+        if (crash.chosen !== null || !crash.candidates.includes(to)) return;
+        crash.chosen = to;
+        this.#handoffTo = to;
+        this.#grant.released(this.options.self); // its redis died: it acknowledges nothing
+        this.#followLinkSeenUp = false;
+        this.#parkedAfterLinkLossSeq = null; // a park from an earlier leader does not apply to `to`
+        this.#setRole("follower", to, `handing over to ${to} (local redis died)`, out);
+        out.push(event({ kind: "handoff", to }));
+        return;
+      }
+      if (this.#role !== "leader") return;
       this.#handoffTo = to;
       this.#grant.released(this.options.self); // writes are paused: the successor may lead at once
       this.#setRole("follower", to, `handing over to ${to}`, out);
@@ -566,6 +686,7 @@ export class Election {
     apply(out);
     this.#forget(now);
     this.#decideRole(now, out);
+    this.#lineageLostAtRestart = null;
     this.#updateFence(now, out);
     this.#updateTargets(out);
     this.#persist(out);
@@ -804,6 +925,8 @@ export class Election {
    * while it lives and leads (or hands over to this node, or to a successor), else leave it.
    */
   #stepFollower(now: Instant, live: Heartbeat[], out: ElectionAction[]): void {
+    this.#stepCrashHandoff(now, out);
+    if (this.#crashHandoff !== null && this.#crashHandoff.chosen === null) return; // choosing
     if (this.#leader === null) {
       const best = this.#bestLeader(live);
       if (best !== null) this.#follow(best, "heard a leader", out);
@@ -864,7 +987,6 @@ export class Election {
       this.#setRole("follower", null, "no longer eligible", out);
       return;
     }
-    if (now.monoMs - this.#candidateSinceMono < this.timing.electionWindowMs) return;
     const me: CandidateRank = {
       address: this.options.self,
       lineage: this.#lineage,
@@ -874,6 +996,21 @@ export class Election {
     const rivals = live.filter((hb) =>
       hb.role === "candidate" && hb.electionStartMs !== null && hb.redis.up
     );
+    if (now.monoMs - this.#candidateSinceMono < this.timing.electionWindowMs) {
+      // Early win: every live peer already stands and ranks below this node (they all lost the
+      // leader too), so the window has nothing left to tell. A peer still following, starting
+      // or leading, or a better rival, means waiting the window out as before.
+      const early = live.length > 0 && rivals.length === live.length &&
+        rivals.every((hb) => compareCandidates(candidateRankOf(hb), me) > 0);
+      if (!early) return;
+      this.#becomeLeader(
+        now,
+        rivals.map((hb) => hb.from),
+        out,
+        "won the election (every peer stood)",
+      );
+      return;
+    }
     if (rivals.some((hb) => compareCandidates(candidateRankOf(hb), me) < 0)) return;
     this.#becomeLeader(now, rivals.map((hb) => hb.from), out, "won the election");
   }
@@ -883,12 +1020,11 @@ export class Election {
    * that ranks first; yield to a worse-ranked leader that keeps leading (a one-way cut).
    */
   #stepLeader(now: Instant, live: Heartbeat[], out: ElectionAction[]): void {
-    if (!this.#redisUsable()) {
-      this.#stepDown(now, "local redis is down", out);
-      return;
-    }
-    if (this.#lineage === null) {
-      this.#stepDown(now, "local redis lost the dataset", out);
+    if (!this.#redisUsable() || this.#lineage === null) {
+      const reason = !this.#redisUsable() ? "local redis is down" : "local redis lost the dataset";
+      const candidates = this.#crashSuccessors(now, this.#lineage ?? this.#lineageLostAtRestart);
+      if (candidates.length > 0) this.#beginCrashHandoff(now, candidates, reason, out);
+      else this.#stepDown(now, reason, out);
       return;
     }
     const me = this.#myLeaderRank(now);
@@ -1236,6 +1372,9 @@ export class Election {
         if (this.#leader !== null) fail("starting with a leader");
         break;
     }
+    if (this.#crashHandoff !== null && this.#role === "leader") {
+      fail("leads during a crash handoff");
+    }
     if (this.#redisTarget.kind === "leader" && this.#role !== "leader") {
       fail("redis targeted as master while not leading");
     }
@@ -1267,6 +1406,7 @@ function leaderRankOf(hb: Heartbeat): LeaderRank {
 /** True when peers must hear of a change at once rather than at the next interval. */
 function reportChanged(a: Heartbeat, b: Heartbeat): boolean {
   return a.role !== b.role || a.leader !== b.leader || a.groupSize !== b.groupSize ||
+    a.handoffTo !== b.handoffTo ||
     a.electionStartMs !== b.electionStartMs || a.redis.up !== b.redis.up ||
     a.redis.role !== b.redis.role || a.redis.runId !== b.redis.runId ||
     !sameLineage(a.redis.lineage, b.redis.lineage);

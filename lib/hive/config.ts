@@ -23,6 +23,11 @@ import { isIP } from "node:net";
 import { FENCE_MODES, type FenceMode } from "../election/fence.ts";
 import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "../proxy/proxy_options.ts";
 import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "../proxy/epoll/epoll_proxy.ts";
+import {
+  DEFAULT_REDIS_HANG_MS,
+  MAX_REDIS_HANG_MS,
+  MIN_REDIS_HANG_MS,
+} from "../redis/failure_detector.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
 export const exitCodeForConfigError = 2;
@@ -88,6 +93,11 @@ export interface Config {
   heartbeatMs: number;
   /** Silence after which a peer is lost (>= {@link FAILURE_TO_HEARTBEAT_MIN_RATIO} heartbeats). */
   failureMs: number;
+  /**
+   * How long the local redis may leave the hive unanswered (a script, a fork, a pause) before
+   * it counts as dead; see lib/redis/failure_detector.ts.
+   */
+  redisHangMs: number;
   /** Interval between two DNS lookups of `service`. */
   dnsRefreshMs: number;
   /** How long a new proxied connection waits for a leader before it is closed. */
@@ -133,6 +143,7 @@ export const DEFAULTS = {
   redisPort: 6379,
   heartbeatMs: 200,
   failureMs: 1000,
+  redisHangMs: DEFAULT_REDIS_HANG_MS,
   dnsRefreshMs: 2000,
   proxyHoldMs: 3000,
   maxConnections: 10_000,
@@ -323,6 +334,14 @@ const FLAGS: readonly FlagSpec[] = [
     help:
       `silence after which a peer is lost (>= ${FAILURE_TO_HEARTBEAT_MIN_RATIO}x --heartbeat-ms)`,
     defaultText: String(DEFAULTS.failureMs),
+  },
+  {
+    name: "redis-hang-ms",
+    env: "HIVE_REDIS_HANG_MS",
+    value: "MS",
+    help: "how long the local redis may not answer (busy) before it counts as dead " +
+      `(${MIN_REDIS_HANG_MS}..${MAX_REDIS_HANG_MS}; default: redis's busy-reply-threshold)`,
+    defaultText: String(DEFAULT_REDIS_HANG_MS),
   },
   {
     name: "dns-refresh-ms",
@@ -673,6 +692,7 @@ export function parseConfig(
     redisPort: DEFAULTS.redisPort,
     heartbeatMs: DEFAULTS.heartbeatMs,
     failureMs: DEFAULTS.failureMs,
+    redisHangMs: DEFAULTS.redisHangMs,
     dnsRefreshMs: DEFAULTS.dnsRefreshMs,
     proxyHoldMs: DEFAULTS.proxyHoldMs,
     maxConnections: DEFAULTS.maxConnections,
@@ -776,6 +796,13 @@ export function parseConfig(
     redisSocket: unixSocketPath("redis-socket"),
     heartbeatMs: duration("heartbeat-ms", DEFAULTS.heartbeatMs),
     failureMs: duration("failure-ms", DEFAULTS.failureMs),
+    redisHangMs: integer(
+      "redis-hang-ms",
+      DEFAULTS.redisHangMs,
+      MIN_REDIS_HANG_MS,
+      MAX_REDIS_HANG_MS,
+      `milliseconds, an integer ${MIN_REDIS_HANG_MS}..${MAX_REDIS_HANG_MS}`,
+    ),
     dnsRefreshMs: duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
     proxyHoldMs: duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
     maxConnections: integer(

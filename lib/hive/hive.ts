@@ -54,13 +54,16 @@ import {
   createRedisController,
   type HandoffSync,
   type RedisController,
+  type RedisControllerEvent,
 } from "../redis/redis_controller.ts";
 import type { RedisObservation } from "../redis/redis_state.ts";
 import { describeUpstream } from "../proxy/proxy_options.ts";
 import {
   type CatchUp,
   caughtUpWithLeader,
+  chooseCrashSuccessor,
   chooseSuccessor,
+  CRASH_HANDOFF_READ_TIMEOUT_MS,
   NOT_LINKED,
   proxyUpstream,
   shouldReconcile,
@@ -271,6 +274,8 @@ export class Hive {
         socket: config.redisSocket,
         password: config.redisPassword,
         announceIp,
+        hangMs: config.redisHangMs,
+        onEvent: logRedisEvent,
       })))(self);
     const proxy = proxyEngine === null ? null : await listenProxy({
       engine: proxyEngine.engine,
@@ -486,6 +491,9 @@ export class Hive {
           logElectionEvent(a.event);
           this.#remember(a.event);
           break;
+        case "crash-handoff":
+          void this.#crashHandoff(a.candidates);
+          break;
       }
     }
   }
@@ -527,6 +535,36 @@ export class Hive {
     const bytes = await this.#leaseCodec.encode(message);
     if (this.#stopped) return;
     for (const endpoint of to) this.udp.send(endpoint, bytes);
+  }
+
+  /**
+   * This node led and its redis died: read the candidates' offsets from their redis (bounded by
+   * {@link CRASH_HANDOFF_READ_TIMEOUT_MS}), hand over to the most caught up, or give up (the
+   * followers elect) when none answered.
+   */
+  async #crashHandoff(candidates: { address: string; redisPort: number }[]): Promise<void> {
+    const started = this.clock.now().monoMs;
+    const readings = await this.redis.readOffsets(
+      candidates.map((c) => ({ host: c.address, port: c.redisPort })),
+      CRASH_HANDOFF_READ_TIMEOUT_MS,
+    );
+    if (this.#stopped) return;
+    const chosen = chooseCrashSuccessor(candidates, readings);
+    const readMs = this.clock.now().monoMs - started;
+    if (chosen === null) {
+      log.warn("crash handoff: no candidate's redis answered in {readMs} ms: the followers elect", {
+        readMs,
+        readings,
+      });
+      this.#apply(this.election.abandonCrashHandoff("no candidate answered", this.clock.now()));
+      return;
+    }
+    log.info("crash handoff: handing over to {chosen} (offsets read in {readMs} ms)", {
+      chosen,
+      readMs,
+      readings,
+    });
+    this.#apply(this.election.handOff(chosen, this.clock.now()));
   }
 
   #remember(e: ElectionEvent): void {
@@ -729,6 +767,27 @@ function randomBootId(): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+function logRedisEvent(e: RedisControllerEvent): void {
+  if (e.kind === "script-kill") {
+    log.warn("the local redis ran a script past --redis-hang-ms: sent {results}", {
+      results: e.results.map((r) => `${r.command}: ${r.answer}`),
+    });
+    return;
+  }
+  const h = e.health;
+  if (h.state === "answering") {
+    log.info("the local redis answers again (was {previous})", {
+      previous: e.previous.state === "answering" ? "answering" : e.previous.reason,
+    });
+  } else if (h.state === "busy") {
+    log.warn("the local redis is busy ({reason}), not dead: unanswered for {unansweredMs} ms", {
+      ...h,
+    });
+  } else {
+    log.warn("the local redis is dead ({reason})", { ...h });
+  }
+}
+
 function logDiscovery(e: DiscoveryEvent): void {
   switch (e.kind) {
     case "peers":
@@ -770,6 +829,10 @@ export function describeEvent(e: ElectionEvent): string {
       return `link to ${e.leader} broke: parked`;
     case "handoff":
       return `handing leadership over to ${e.to}`;
+    case "crash-handoff":
+      return `${e.reason}: handing over to one of ${e.candidates.join(", ")}`;
+    case "crash-handoff-abandoned":
+      return `crash handoff abandoned: ${e.reason}`;
     case "peer-refused":
       return `peer ${e.address} refused (${e.reason})`;
     case "fenced":
@@ -812,6 +875,12 @@ function logElectionEvent(e: ElectionEvent): void {
       break;
     case "unfenced":
       log.info("fence lifted: {reason}", { ...e });
+      break;
+    case "crash-handoff":
+      log.warn("{reason}: handing over to the most caught-up of {candidates}", { ...e });
+      break;
+    case "crash-handoff-abandoned":
+      log.warn("crash handoff abandoned: {reason}; the followers elect", { ...e });
       break;
   }
 }

@@ -195,3 +195,39 @@ export function chooseSuccessor(
   )[0];
   return best?.host ?? first.address;
 }
+
+// ---- crash handoff ---------------------------------------------------------------------------
+
+/**
+ * How long a leader whose redis died reads its candidates' offsets before it chooses (or gives
+ * up, when none answered). Well inside the election's `crashHandoffMs` (2 heartbeats).
+ */
+export const CRASH_HANDOFF_READ_TIMEOUT_MS = 100;
+
+/**
+ * The follower a leader whose redis died hands over to: the candidate whose redis processed the
+ * most of the dead master's replication stream (offsets read from the candidates' redis), ties
+ * in the election's order (`candidates`: reported offset, then address). Null when no offset
+ * could be read: nobody is known to hold the data, so the followers elect.
+ *
+ * @example
+ * ```ts
+ * chooseCrashSuccessor([{ address: "10.0.0.2" }, { address: "10.0.0.3" }], [
+ *   { host: "10.0.0.2", port: 6379, offset: 70 }, { host: "10.0.0.3", port: 6379, offset: 80 },
+ * ]); // "10.0.0.3"
+ * chooseCrashSuccessor([{ address: "10.0.0.2" }], [{ host: "10.0.0.2", port: 6379, offset: null }]);
+ * // null
+ * ```
+ */
+export function chooseCrashSuccessor(
+  candidates: readonly { address: string }[],
+  readings: readonly { host: string; offset: number | null }[],
+): string | null {
+  let best: { address: string; offset: number } | null = null;
+  for (const c of candidates) {
+    const offset = readings.find((r) => r.host === c.address)?.offset ?? null;
+    if (offset === null) continue;
+    if (best === null || offset > best.offset) best = { address: c.address, offset };
+  }
+  return best?.address ?? null;
+}

@@ -39,6 +39,12 @@ export const DEFAULT_PROXY_MAX_CONNECTIONS = 10_000;
 /** How long connecting to the upstream redis may take before the client is closed. */
 export const DEFAULT_PROXY_CONNECT_TIMEOUT_MS = 2000;
 
+/**
+ * Pause before a new connection whose upstream connect failed (the master just died: refused)
+ * tries the same target again, while it may still wait (`holdMs`); a new target is tried at once.
+ */
+export const UPSTREAM_RETRY_MS = 20;
+
 /** Pause after a failed `accept` (out of file descriptors...) before accepting again. */
 export const PROXY_ACCEPT_RETRY_MS = 100;
 

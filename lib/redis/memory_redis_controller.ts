@@ -35,7 +35,7 @@ import {
   type EnforceSession,
   type RunIdReading,
 } from "./redis_enforce.ts";
-import type { HandoffSync, RedisController } from "./redis_controller.ts";
+import type { HandoffSync, OffsetReading, RedisController } from "./redis_controller.ts";
 
 /** The most redis servers one {@link MemoryRedisNetwork} holds. */
 export const MEMORY_NETWORK_MAX_REDIS = 1_000;
@@ -468,6 +468,17 @@ export class MemoryRedisController implements RedisController {
           waitedMs: 0,
         },
     );
+  }
+
+  /** Reads each candidate's offset at once (null: absent, crashed or hung). */
+  readOffsets(
+    candidates: readonly { host: string; port: number }[],
+    _timeoutMs: number,
+  ): Promise<OffsetReading[]> {
+    return Promise.resolve(candidates.map((c) => {
+      const r = this.network.redisAt(c.host, c.port);
+      return { ...c, offset: r !== undefined && r.reachable ? r.offset : null };
+    }));
   }
 
   /** Registers `cb`, called when the simulated redis crashes. */

@@ -70,8 +70,25 @@ export interface RedisController {
     pauseMs: number,
     timeoutMs: number,
   ): Promise<HandoffSync>;
+  /**
+   * Crash handoff: reads each candidate's processed replication offset from its redis directly
+   * (`slave_repl_offset`, else `master_repl_offset`), over new connections, waiting at most
+   * `timeoutMs` in all; a candidate that did not answer in time reads null. Never throws.
+   */
+  readOffsets(
+    candidates: readonly { host: string; port: number }[],
+    timeoutMs: number,
+  ): Promise<OffsetReading[]>;
   /** Closes every connection; later calls observe down and enforce nothing. */
   close(): Promise<void>;
+}
+
+/** One candidate's replication offset as {@link RedisController.readOffsets} read it. */
+export interface OffsetReading {
+  host: string;
+  port: number;
+  /** The offset, or null when it could not be read in time. */
+  offset: number | null;
 }
 
 /** The outcome of {@link RedisController.pauseAndSync}. */
@@ -536,6 +553,32 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
         }
       } catch (e) {
         return { ok: false, reason: message(e), masterOffset, offsets };
+      } finally {
+        for (const p of peers) p.disconnect();
+      }
+    },
+    async readOffsets(
+      candidates: readonly { host: string; port: number }[],
+      timeoutMs: number,
+    ): Promise<OffsetReading[]> {
+      const readings: OffsetReading[] = candidates.map((c) => ({ ...c, offset: null }));
+      if (closed || candidates.length === 0) return readings;
+      const peers = candidates.map((c) => connect(c.host, c.port, false));
+      try {
+        await withTimeout(
+          Promise.all(peers.map(async (p, i) => {
+            try {
+              if (!(await becameReady(p, timeoutMs))) return;
+              const info = parseInfo(await p.info("replication"));
+              readings[i]!.offset = offsetField(info, "slave_repl_offset") ??
+                offsetField(info, "master_repl_offset");
+            } catch {
+              // unreadable: stays null
+            }
+          })),
+          timeoutMs,
+        ).catch(() => {});
+        return readings.map((r) => ({ ...r }));
       } finally {
         for (const p of peers) p.disconnect();
       }

@@ -18,7 +18,7 @@ import {
   type Lineage,
   UNKNOWN_REDIS,
 } from "../../lib/election/heartbeat.ts";
-import type { RedisObservation } from "../../lib/redis/redis_state.ts";
+import { REDIS_DOWN, type RedisObservation } from "../../lib/redis/redis_state.ts";
 import type { Instant } from "../../lib/common/clock.ts";
 
 const SELF = "10.0.0.5";
@@ -463,4 +463,183 @@ Deno.test("one-way cut: a worse-ranked leader that keeps leading for failureMs i
   e.receive(worse(4), at(2510));
   assert.equal(e.role, "follower");
   assert.equal(e.leader, "10.0.0.9");
+});
+
+/** A leader 10.0.0.1 with followers 10.0.0.2 (offset 500) and 10.0.0.3 (offset 900). */
+function leaderWithFollowers(): Election {
+  const e = new Election(options({ self: "10.0.0.1" }));
+  e.setPeers(["10.0.0.1", "10.0.0.2", "10.0.0.3"], at(0));
+  e.observeRedis(master(), at(0));
+  for (const p of ["10.0.0.2", "10.0.0.3"]) {
+    e.receive({ ...leaderHb(p, 1), role: "starting", leader: null, redis: UNKNOWN_REDIS }, at(10));
+  }
+  e.tick(at(1000));
+  e.tick(at(1400));
+  assert.equal(e.role, "leader");
+  const lineage = e.lineage;
+  for (const [from, offset] of [["10.0.0.2", 500], ["10.0.0.3", 900]] as const) {
+    e.receive({
+      ...leaderHb(from, 2),
+      role: "follower",
+      leader: "10.0.0.1",
+      leaderSinceMs: null,
+      redis: { ...leaderHb(from, 2).redis, role: "replica", linkUp: true, offset, lineage },
+    }, at(1500));
+  }
+  return e;
+}
+
+Deno.test("crash handoff: a leader whose redis died stops leading at once and asks for the offsets; no election", () => {
+  const e = leaderWithFollowers();
+  const elections = e.stats.elections;
+  const actions = e.observeRedis(REDIS_DOWN, at(1600));
+  assert.equal(e.role, "follower");
+  assert.equal(e.leader, null);
+  const ask = actions.find((a) => a.type === "crash-handoff");
+  assert.deepEqual(ask, {
+    type: "crash-handoff",
+    candidates: [
+      { address: "10.0.0.3", redisPort: 6379 },
+      { address: "10.0.0.2", redisPort: 6379 },
+    ],
+  });
+  assert.ok(events(actions).includes("crash-handoff"));
+  const sent = actions.find((a) => a.type === "send");
+  assert.ok(sent?.type === "send" && sent.heartbeat.handoffTo === "10.0.0.1", "choosing: wait");
+  assert.deepEqual(actions.find((a) => a.type === "proxy"), { type: "proxy", target: null });
+  // Only a candidate may be chosen; the runtime picks the most caught up by the real offsets.
+  e.handOff("10.0.0.9", at(1605));
+  assert.equal(e.leader, null);
+  const handed = e.handOff("10.0.0.2", at(1610));
+  assert.equal(e.leader, "10.0.0.2");
+  const hb = handed.find((a) => a.type === "send");
+  assert.ok(hb?.type === "send" && hb.heartbeat.handoffTo === "10.0.0.2");
+  assert.equal(e.stats.elections, elections);
+  // The successor claims: the crash handoff is over, the old leader just follows.
+  e.receive(leaderHb("10.0.0.2", 5), at(1620));
+  const later = e.tick(at(1900));
+  assert.equal(e.leader, "10.0.0.2");
+  assert.ok(!events(later).includes("crash-handoff-abandoned"));
+  assert.equal(e.snapshot(at(1900)).role, "follower");
+});
+
+Deno.test("crash handoff: the followers wait for the choice instead of standing, then follow the successor", () => {
+  const t = new Election(options({ self: "10.0.0.3" }));
+  t.setPeers(["10.0.0.1", "10.0.0.2", "10.0.0.3"], at(0));
+  t.observeRedis(replicaOf("127.0.0.1", false, "run-self"), at(0));
+  t.receive(leaderHb("10.0.0.1", 1), at(10));
+  const choosing: Heartbeat = {
+    ...leaderHb("10.0.0.1", 2),
+    role: "follower",
+    leader: null,
+    handoffTo: "10.0.0.1",
+    redis: { ...leaderHb("10.0.0.1", 2).redis, up: false, role: "unknown" },
+  };
+  t.receive(choosing, at(20));
+  assert.equal(t.role, "follower");
+  assert.equal(t.leader, "10.0.0.1", "waits while the dead master's hive chooses");
+  assert.equal(t.stats.elections, 0);
+  t.receive({ ...choosing, seq: 3, leader: "10.0.0.2", handoffTo: "10.0.0.2" }, at(25));
+  assert.equal(t.leader, "10.0.0.1", "waits for the successor to claim");
+  t.receive(leaderHb("10.0.0.2", 1), at(30));
+  assert.equal(t.leader, "10.0.0.2");
+  assert.equal(t.stats.elections, 0);
+});
+
+Deno.test("crash handoff falls back to the election: no candidate answered, or the successor did not lead in time", () => {
+  // No offset read: abandoned at once; the followers then see "leader stepped down" and stand.
+  const a = leaderWithFollowers();
+  a.observeRedis(REDIS_DOWN, at(1600));
+  const gaveUp = a.abandonCrashHandoff("no candidate answered", at(1700));
+  assert.ok(events(gaveUp).includes("crash-handoff-abandoned"));
+  const hb = gaveUp.find((x) => x.type === "send");
+  assert.ok(hb?.type === "send" && hb.heartbeat.handoffTo === null && hb.heartbeat.leader === null);
+  // A late choice after giving up is ignored.
+  a.handOff("10.0.0.2", at(1710));
+  assert.equal(a.leader, null);
+
+  // Chosen, but the successor never claims: after crashHandoffMs the old leader gives up.
+  const b = leaderWithFollowers();
+  b.observeRedis(REDIS_DOWN, at(1600));
+  b.handOff("10.0.0.3", at(1605));
+  b.tick(at(1600 + b.timing.crashHandoffMs - 1));
+  assert.equal(b.leader, "10.0.0.3");
+  const timedOut = b.tick(at(1600 + b.timing.crashHandoffMs));
+  assert.ok(events(timedOut).includes("crash-handoff-abandoned"));
+  assert.equal(b.leader, null);
+
+  // Never chosen (the runtime is stuck): the same bound.
+  const c = leaderWithFollowers();
+  c.observeRedis(REDIS_DOWN, at(1600));
+  assert.ok(events(c.tick(at(1600 + c.timing.crashHandoffMs))).includes("crash-handoff-abandoned"));
+
+  // No eligible follower at all (both silent): a plain step-down, as before.
+  const d = leaderWithFollowers();
+  d.tick(at(2600));
+  assert.equal(d.role, "leader");
+  const down = d.observeRedis(REDIS_DOWN, at(2600));
+  assert.ok(!down.some((x) => x.type === "crash-handoff"));
+  assert.equal(d.role, "follower");
+});
+
+Deno.test("crash handoff after an empty restart seen first (new run_id): the lost lineage's followers are the candidates", () => {
+  const e = leaderWithFollowers();
+  const actions = e.observeRedis(master("run-new", "repl-new"), at(1600));
+  assert.ok(events(actions).includes("redis-restarted"));
+  assert.equal(e.lineage, null);
+  const ask = actions.find((a) => a.type === "crash-handoff");
+  assert.ok(ask?.type === "crash-handoff" && ask.candidates.length === 2);
+  assert.equal(e.role, "follower");
+  assert.ok(redisTargets(actions).every((t) => !t.includes('"leader"')), "never re-promoted");
+});
+
+Deno.test("early win: a candidate that hears every live peer stand below it leads before the window closes", () => {
+  const setup = () => {
+    const e = new Election(options());
+    e.setPeers([SELF, "10.0.0.1", "10.0.0.9"], at(0));
+    e.observeRedis(replicaOf("127.0.0.1", false), at(0));
+    e.receive(leaderHb("10.0.0.1", 1), at(10));
+    e.observeRedis(replicaOf("10.0.0.1", true, "run-self", "repl-10.0.0.1"), at(50));
+    e.receive(
+      { ...leaderHb("10.0.0.9", 1), role: "follower", leader: "10.0.0.1", leaderSinceMs: null },
+      at(60),
+    );
+    assert.equal(e.lineage?.bornBy, LINEAGE.bornBy);
+    return e;
+  };
+  const rival = (seq: number, startMs: number): Heartbeat => ({
+    ...leaderHb("10.0.0.9", seq),
+    role: "candidate",
+    leader: null,
+    leaderSinceMs: null,
+    electionStartMs: WALL0 + startMs,
+    redis: { ...leaderHb("10.0.0.9", seq).redis, role: "replica" },
+  });
+
+  // The leader's pod is lost: silent for failureMs. The other follower keeps talking.
+  const e = setup();
+  e.receive(
+    { ...rival(2, 0), role: "follower", leader: "10.0.0.1", electionStartMs: null },
+    at(900),
+  );
+  e.tick(at(1010));
+  assert.equal(e.role, "candidate");
+  // Still a follower peer: no early win; its candidacy (started later, so it ranks below) is.
+  e.tick(at(1100));
+  assert.equal(e.role, "candidate");
+  e.receive(rival(3, 1030), at(1040));
+  assert.equal(e.role, "leader", "led at once, before the 400 ms window");
+  assert.equal(e.stats.elections, 1);
+
+  // A rival that ranks first (it stood earlier): wait, and follow it when it leads.
+  const f = setup();
+  f.receive(
+    { ...rival(2, 0), role: "follower", leader: "10.0.0.1", electionStartMs: null },
+    at(900),
+  );
+  f.tick(at(1010));
+  f.receive(rival(3, 1000), at(1020));
+  assert.equal(f.role, "candidate");
+  f.tick(at(1010 + f.timing.electionWindowMs));
+  assert.equal(f.role, "candidate", "the better rival wins the window");
 });

@@ -372,8 +372,8 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: an upstream connect failure closes the client at once, counted and reported`, async () => {
-    await withProxy({ target: NOWHERE }, async (proxy, events) => {
+  Deno.test(`${name}: an upstream that keeps refusing closes the client after holdMs, counted and reported`, async () => {
+    await withProxy({ target: NOWHERE, holdMs: 200 }, async (proxy, events) => {
       const client = await Client.connect(proxy.address);
       try {
         assert.equal(await closedWithin(client.conn, PROMPT_MS), "closed");
@@ -433,8 +433,9 @@ export function proxySuite(
           }
         });
       });
-      // No one listens on the socket any more: the client is closed, the failure reported.
-      await withProxy({ target: { path } }, async (proxy, events) => {
+      // No one listens on the socket any more: the client is closed (after holdMs), the failure
+      // reported.
+      await withProxy({ target: { path }, holdMs: 200 }, async (proxy, events) => {
         const client = await Client.connect(proxy.address);
         try {
           assert.equal(await closedWithin(client.conn, PROMPT_MS), "closed");
@@ -449,6 +450,43 @@ export function proxySuite(
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  });
+
+  Deno.test(`${name}: a new connection to a dead master is held, not reset: it is served by the next target`, async () => {
+    await withRedis([REDIS_B], async () => {
+      await withProxy({ target: NOWHERE, holdMs: 10_000 }, async (proxy, events) => {
+        const client = await Client.connect(proxy.address);
+        try {
+          // Refused upstream: the client waits (retrying) instead of being closed. (Not read
+          // here: a read left pending would take the reply below.)
+          await sleep(300);
+          assert.equal(proxy.stats.upstreamFailures, 0);
+          assert.equal(proxy.stats.active, 1);
+          proxy.setTarget(REDIS_B); // the new master
+          assert.equal(await client.command("SET", "held", "1"), "OK");
+          assert.ok(proxy.stats.held >= 1);
+        } finally {
+          client.close();
+        }
+        assert.ok(!events.some((e) => e.kind === "upstream-failure"), JSON.stringify(events));
+      });
+    });
+  });
+
+  Deno.test(`${name}: a held connection to a refusing target is served once that redis listens again`, async () => {
+    await withProxy({ target: REDIS_A, holdMs: 10_000 }, async (proxy) => {
+      const client = await Client.connect(proxy.address);
+      try {
+        await sleep(200);
+        assert.equal(proxy.stats.active, 1, "held, not closed");
+        await withRedis([REDIS_A], async () => {
+          assert.equal(await client.command("PING"), "PONG");
+        });
+      } finally {
+        client.close();
+      }
+      assert.equal(proxy.stats.upstreamFailures, 0);
+    });
   });
 
   Deno.test(`${name}: half-close is forwarded and the answer still arrives`, async () => {

@@ -77,6 +77,8 @@ Deno.test("createRedisController rejects bad options with a clear error", () => 
   assert.throws(() => createRedisController({ ...good, announceIp: "" }), /announceIp/);
   assert.throws(() => createRedisController({ ...good, password: "" }), /password/);
   assert.throws(() => createRedisController({ ...good, commandTimeoutMs: 0 }), /commandTimeoutMs/);
+  assert.throws(() => createRedisController({ ...good, hangMs: 100 }), /hang timeout .* got 100/);
+  assert.throws(() => createRedisController({ ...good, probeWaitMs: 0 }), /probeWaitMs/);
   assert.throws(
     () => createRedisController({ ...good, reconnectInitialDelayMs: 50, reconnectMaxDelayMs: 10 }),
     /reconnectMaxDelayMs/,

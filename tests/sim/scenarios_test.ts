@@ -273,3 +273,110 @@ Deno.test("rolling update: the leader hands over at once, with no election, and 
   }
   assert.deepEqual(checker.violations, []);
 });
+
+function elections(world: World): number {
+  return world.nodes.reduce((s, n) => s + (n.hive?.stats.elections ?? 0), 0);
+}
+
+function leaderChanges(world: World): number {
+  return world.nodes.reduce((s, n) => s + (n.hive?.stats.leaderChanges ?? 0), 0);
+}
+
+Deno.test("a busy leader's redis (scripts, pauses up to just under the hang timeout) keeps its leader", () => {
+  const { world, checker } = story(3, 41);
+  world.startAll();
+  until(world, () => checker.converged(), 5000, "cold start");
+  world.run(1000);
+  const leader = theLeader(world);
+  const changes = leaderChanges(world);
+  for (const busyMs of [700, 2000, world.redisHangMs - 200]) {
+    world.busyRedis(leader, busyMs);
+    world.run(busyMs + 1000);
+    assert.equal(theLeader(world), leader, `after ${busyMs} ms busy`);
+    assert.equal(leaderChanges(world), changes, `no leader change after ${busyMs} ms busy`);
+  }
+  until(world, () => checker.converged(), 5000, "settled");
+  assert.deepEqual(checker.violations, []);
+});
+
+Deno.test("the leader's redis paused past the hang timeout: handed over to a follower, no election", () => {
+  const { world, checker } = story(3, 42);
+  world.startAll();
+  until(world, () => checker.converged(), 5000, "cold start");
+  world.run(1000);
+  const old = theLeader(world);
+  const dataset = originOf(old);
+  const before = elections(world);
+  world.busyRedis(old, world.redisHangMs + 2000);
+  world.run(world.redisHangMs - 100);
+  assert.equal(theLeader(world), old, "still leading within the hang timeout");
+  const tookMs = until(
+    world,
+    () => leaders(world).length === 1 && theLeader(world) !== old,
+    500,
+    "a new leader",
+  );
+  assert.ok(tookMs < 200, `handed over ${tookMs} ms after the hang timeout`);
+  assert.equal(elections(world), before, "a crash handoff, not an election");
+  until(world, () => checker.converged(), 8000, "the paused redis answers again and follows");
+  for (const n of world.nodes) assert.equal(originOf(n), dataset);
+  assert.deepEqual(checker.violations, []);
+});
+
+Deno.test("crash handoff: the master redis crashes, the most caught-up follower leads within milliseconds, no election", () => {
+  const { world, checker } = story(3, 43);
+  world.startAll();
+  until(world, () => checker.converged(), 5000, "cold start");
+  world.run(1000);
+  const old = theLeader(world);
+  const dataset = originOf(old);
+  const before = elections(world);
+  world.crashRedis(old);
+  const tookMs = until(
+    world,
+    () =>
+      leaders(world).length === 1 && theLeader(world) !== old &&
+      theLeader(world).redis?.role === "master",
+    1000,
+    "a new master",
+  );
+  // Crash seen at once, offsets read (3 ms), handoff heard (a datagram), REPLICAOF NO ONE.
+  assert.ok(tookMs < 50, `took ${tookMs} ms`);
+  assert.equal(elections(world), before, "no election");
+  world.startRedis(old, true);
+  until(world, () => checker.converged(), 5000, "settles");
+  for (const n of world.nodes) assert.equal(originOf(n), dataset);
+  assert.deepEqual(checker.violations, []);
+});
+
+for (const how of ["partitioned", "stalled", "restarted empty"] as const) {
+  Deno.test(`crash handoff: the successor is ${how} at the crash: bounded, then an election; nothing wiped`, () => {
+    const { world, checker } = story(3, 44);
+    world.startAll();
+    until(world, () => checker.converged(), 5000, "cold start");
+    world.run(1000);
+    const old = theLeader(world);
+    const dataset = originOf(old);
+    const heir = world.byAddress(old.hive!.successors(world.instant(old))[0]!.address)!;
+    world.crashRedis(old);
+    if (how === "partitioned") {
+      for (const m of world.nodes) if (m !== heir) world.block(heir, m), world.block(m, heir);
+    } else if (how === "stalled") world.stallHive(heir, 1500);
+    else {
+      world.crashRedis(heir);
+      world.queue.after(200, () => world.startRedis(heir, true));
+    }
+    until(
+      world,
+      () => world.nodes.some((n) => n !== old && n.hive?.role === "leader"),
+      5000,
+      "some node leads",
+    );
+    world.run(500);
+    world.healPartitions();
+    world.startRedis(old, true);
+    until(world, () => checker.converged(), 10_000, "settles");
+    for (const n of world.nodes) assert.equal(originOf(n), dataset, `${n.address} kept the data`);
+    assert.deepEqual(checker.violations, []);
+  });
+}

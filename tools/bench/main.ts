@@ -24,6 +24,11 @@ export const BENCHMARKS: Record<string, { about: string; load: () => Promise<Ben
     about: "write unavailability and acked writes lost: redis crash, empty restart, node loss",
     load: () => import("./failover.ts"),
   },
+  suspicions: {
+    about:
+      "false suspicions of a healthy leader under datagram loss (simulated): --failure-ms cost",
+    load: () => import("./suspicions.ts"),
+  },
   rolling: {
     about: "write pause and acked writes lost across rolling restarts (graceful handoff)",
     load: () => import("./rolling.ts"),

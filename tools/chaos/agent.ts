@@ -20,6 +20,7 @@ import type { HiveStatus } from "../../lib/http/hive_status.ts";
 import {
   type AgentRequest,
   type AgentResponse,
+  MAX_COMMAND_TIMEOUT_MS,
   POD_PORTS,
   type RedisView,
 } from "./agent_protocol.ts";
@@ -126,11 +127,14 @@ async function handle(req: AgentRequest): Promise<unknown> {
     case "redis":
       return await redis(req.ip);
     case "command": {
-      const conn = await RespConnection.open(req.ip, POD_PORTS.redis, {
-        timeoutMs: QUERY_TIMEOUT_MS,
-      });
+      const timeoutMs = req.timeoutMs ?? QUERY_TIMEOUT_MS;
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_COMMAND_TIMEOUT_MS) {
+        throw new RangeError(`command timeoutMs must be 1..${MAX_COMMAND_TIMEOUT_MS}`);
+      }
+      const port = req.via === "proxy" ? POD_PORTS.proxy : POD_PORTS.redis;
+      const conn = await RespConnection.open(req.ip, port, { timeoutMs: QUERY_TIMEOUT_MS });
       try {
-        return await conn.command(req.args, QUERY_TIMEOUT_MS);
+        return await conn.command(req.args, timeoutMs);
       } finally {
         conn.close();
       }

@@ -22,6 +22,9 @@ export const SERVICE_NAME = "redis-hive";
 /** The ports every pod uses: the product defaults (each pod has its own namespace). */
 export const POD_PORTS = { redis: 6379, election: 7379, proxy: 6380, http: 8080 } as const;
 
+/** Longest wait the agent's `command` operation accepts (a slow script through the proxy). */
+export const MAX_COMMAND_TIMEOUT_MS = 60_000;
+
 /**
  * Epoch milliseconds with sub-millisecond precision.
  *
@@ -106,8 +109,18 @@ export type AgentRequest =
   | { op: "ready"; ip: string }
   /** `INFO` of the redis at `ip`. */
   | { op: "redis"; ip: string }
-  /** Any command to the redis at `ip` (tests use it to sabotage on purpose). */
-  | { op: "command"; ip: string; args: string[] }
+  /**
+   * Any command to the redis at `ip` (tests use it to sabotage on purpose), or through the
+   * pod's master proxy (`via: "proxy"`), waiting at most `timeoutMs` (default the agent's
+   * query timeout, at most {@link MAX_COMMAND_TIMEOUT_MS}) for the answer.
+   */
+  | {
+    op: "command";
+    ip: string;
+    args: string[];
+    via?: "redis" | "proxy";
+    timeoutMs?: number;
+  }
   /** A records of `name` from the cluster DNS. */
   | { op: "resolve"; name: string }
   /** Which of `keys` the redis at `ip` lacks. */

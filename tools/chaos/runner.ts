@@ -146,6 +146,7 @@ export async function runScenarioOnce(
       before,
       crashed: (pod) => crashes.push({ ip: pod.ip, atMs: epochNowMs() }),
       cutOff: (pod) => cutOff.push({ ip: pod.ip, fromMs: epochNowMs(), toMs: Infinity }),
+      violation: (text) => report.violations.push(text),
       note: (text) => {
         const line = `+${Math.round(epochNowMs() - faultStartMs)} ms ${text}`;
         report.notes.push(line);

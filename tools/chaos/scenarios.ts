@@ -32,6 +32,32 @@ export const LOSS_PERCENT = 20;
 export const EMPTY_RESTARTS_PER_RUN = 5;
 /** An empty redis comes back within this range after the kill: faster than failure detection. */
 export const EMPTY_RESTART_DELAY_MS = { min: 20, max: 200 } as const;
+/** The busy-master scenario's Lua script runs this long (under the 5 s hang timeout). */
+export const BUSY_SCRIPT_MS = 2_000;
+/** Members of the set the busy-master scenario deletes with one `DEL` (about a second). */
+export const BIG_SET_MEMBERS = 1_000_000;
+/** Members added per script while building that set. */
+const BIG_SET_CHUNK = 100_000;
+/** Deadline of one command through the proxy while redis is busy. */
+const BUSY_COMMAND_TIMEOUT_MS = 30_000;
+
+/** A read-only Lua script that spins for `ms` milliseconds of redis's clock. */
+function spinScript(ms: number): string[] {
+  return [
+    "EVAL",
+    "local t = redis.call('TIME'); local s = t[1] * 1000 + t[2] / 1000; " +
+    "while true do local n = redis.call('TIME'); " +
+    `if n[1] * 1000 + n[2] / 1000 - s > ${ms} then break end end return 1`,
+    "0",
+  ];
+}
+
+/** Leader changes counted by every running hive (`/status` election.leaderChanges), summed. */
+async function leaderChanges(cluster: ChaosCluster): Promise<number> {
+  let sum = 0;
+  for (const v of await cluster.look()) sum += v.status?.election.leaderChanges ?? 0;
+  return sum;
+}
 
 /** The rules one run must keep. */
 export interface SafetyRules {
@@ -58,6 +84,8 @@ export interface ScenarioContext {
   cutOff(pod: Pod): void;
   /** Logs a step. */
   note(text: string): void;
+  /** Records a broken rule the scenario checks itself (e.g. a leader change it forbids). */
+  violation(text: string): void;
 }
 
 /** One scenario. */
@@ -116,6 +144,63 @@ export const SCENARIOS: readonly Scenario[] = [
         steps.push(`${leader.ip}+${delayMs}ms`);
       }
       return `restarted the master redis empty: ${steps.join(", ")}`;
+    },
+  },
+  {
+    name: "busy-master",
+    about: `the master redis is busy, not dead, through a follower's proxy: a ` +
+      `${BUSY_SCRIPT_MS / 1000} s Lua script, CLIENT KILL TYPE normal SKIPME yes, CLIENT PAUSE ` +
+      `1000 ALL, a DEL of a ${BIG_SET_MEMBERS}-member set; no leader change allowed`,
+    rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const leader = ctx.before.leader;
+      const via = ctx.before.followers[0] ?? leader;
+      const proxy = (args: string[]) =>
+        cluster.agent.call(
+          { op: "command", ip: via.ip, args, via: "proxy", timeoutMs: BUSY_COMMAND_TIMEOUT_MS },
+          BUSY_COMMAND_TIMEOUT_MS + 5_000,
+        );
+      const steps: [string, () => Promise<unknown>][] = [
+        ["script", () => proxy(spinScript(BUSY_SCRIPT_MS))],
+        ["client-kill", () => proxy(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])],
+        ["client-pause", async () => {
+          await proxy(["CLIENT", "PAUSE", "1000", "ALL"]);
+          await sleep(1_100);
+        }],
+        ["big-del", async () => {
+          for (let from = 0; from < BIG_SET_MEMBERS; from += BIG_SET_CHUNK) {
+            await proxy([
+              "EVAL",
+              "for j = tonumber(ARGV[1]), tonumber(ARGV[2]), 5000 do local t = {}; " +
+              "for k = j, j + 4999 do t[#t + 1] = k end; redis.call('SADD', KEYS[1], unpack(t)) " +
+              "end; return 1",
+              "1",
+              "chaos-big",
+              String(from),
+              String(from + BIG_SET_CHUNK - 1),
+            ]);
+          }
+          await cluster.waitSettled();
+          return await proxy(["DEL", "chaos-big"]);
+        }],
+      ];
+      const done: string[] = [];
+      for (const [name, step] of steps) {
+        const changesBefore = await leaderChanges(cluster);
+        const answer = await step();
+        const after = await cluster.waitSettled();
+        const changes = (await leaderChanges(cluster)) - changesBefore;
+        if (after.leader !== leader || changes !== 0) {
+          ctx.violation(
+            `${name}: the leader changed (${leader.ip} -> ${after.leader.ip}, ${changes} ` +
+              `leader changes counted by the hives): a busy master was taken for a dead one`,
+          );
+        }
+        done.push(`${name} (${JSON.stringify(answer)})`);
+        ctx.note(`${name} done, leader ${after.leader.ip}`);
+      }
+      return `through ${via.ip}'s proxy: ${done.join(", ")}; leader ${leader.ip} kept`;
     },
   },
   {

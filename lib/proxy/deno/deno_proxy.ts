@@ -7,8 +7,10 @@
  * - With no target (`null`: no master known), new connections wait up to `holdMs` for one, then
  *   close (counted in `holdTimeouts`); nothing is read from a waiting client.
  * - Past `maxConnections` open client connections, new ones are closed at once (`refused`).
- * - An upstream connect failure (or timeout) closes the client at once (`upstreamFailures`,
- *   and an `upstream-failure` event for the log).
+ * - A new connection whose upstream connect fails (the master just died) is held, not reset:
+ *   it tries again at the next target, or the same one every {@link UPSTREAM_RETRY_MS}, until
+ *   `holdMs` after it was accepted; only then is the client closed (`upstreamFailures`, and an
+ *   `upstream-failure` event for the log).
  * - No-delay and TCP keepalive on both sides; half-close forwarded; at most `bufferBytes` in
  *   flight per direction per connection (see {@link pump}).
  *
@@ -50,6 +52,7 @@ import {
   sameUpstream,
   type TcpUpstream,
   type UnixUpstream,
+  UPSTREAM_RETRY_MS,
 } from "../proxy_options.ts";
 import { BufferPool } from "../buffer_pool.ts";
 import { closeQuietly, ProxiedConnection } from "./proxied_connection.ts";
@@ -345,6 +348,17 @@ export class MasterProxy {
       } catch (e) {
         if (this.#closed) return closeQuietly(client);
         if (abort.signal.aborted) continue; // the target changed meanwhile: start over
+        const remainingMs = holdDeadline - Date.now();
+        if (remainingMs > 0) {
+          // The master just died (refused): hold the client, try again at the next target or
+          // after a short pause.
+          if (!counted) {
+            counted = true;
+            this.#stats.held++;
+          }
+          await this.#pauseUnlessRetargeted(abort.signal, Math.min(UPSTREAM_RETRY_MS, remainingMs));
+          continue;
+        }
         this.#stats.upstreamFailures++;
         closeQuietly(client);
         this.#emit({ kind: "upstream-failure", target, error: errorText(e) });
@@ -370,6 +384,25 @@ export class MasterProxy {
         this.#stats.proxied--;
       }
       return;
+    }
+  }
+
+  /** Resolves after `ms`, or at once when `retargeted` aborts (the target changed). */
+  async #pauseUnlessRetargeted(retargeted: AbortSignal, ms: number): Promise<void> {
+    if (retargeted.aborted) return;
+    this.#stats.waiting++;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve) => {
+        onAbort = resolve;
+        timer = setTimeout(resolve, ms);
+        retargeted.addEventListener("abort", onAbort, { once: true });
+      });
+    } finally {
+      clearTimeout(timer);
+      if (onAbort !== undefined) retargeted.removeEventListener("abort", onAbort);
+      this.#stats.waiting--;
     }
   }
 

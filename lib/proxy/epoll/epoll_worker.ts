@@ -62,7 +62,13 @@ import {
 } from "./libc.ts";
 import { BufferPool } from "../buffer_pool.ts";
 import { type EpollCommand, EpollControl, STAT } from "./epoll_control.ts";
-import type { ProxyEvent, ProxyUpstream, TcpUpstream, UnixUpstream } from "../proxy_options.ts";
+import {
+  type ProxyEvent,
+  type ProxyUpstream,
+  type TcpUpstream,
+  type UnixUpstream,
+  UPSTREAM_RETRY_MS,
+} from "../proxy_options.ts";
 
 /** Most events taken from one `epoll_wait`. */
 export const EPOLL_MAX_EVENTS = 256;
@@ -145,6 +151,10 @@ class Pair {
   /** Counted in `held` already. */
   held = false;
   connectDeadline = 0;
+  /** Waiting after a failed upstream connect: try the same target again at this time (0: no). */
+  retryAt = 0;
+  /** The last upstream connect error, reported if the hold runs out. */
+  lastError = "";
   /** The target this pair connects (or is connected) to. */
   target: TcpUpstream | UnixUpstream | null = null;
   readonly toUpstream = new Flow();
@@ -466,8 +476,14 @@ class EpollLoop {
   }
 
   #holdTimeout(p: Pair, now: number): void {
-    this.#emit({ kind: "hold-timeout", heldMs: now - p.acceptedAt });
-    this.#stats[STAT.holdTimeouts]!++;
+    if (p.lastError !== "" && p.target !== null) {
+      // It waited after failed connects: the upstream failed, not the election.
+      this.#emit({ kind: "upstream-failure", target: { ...p.target }, error: p.lastError });
+      this.#stats[STAT.upstreamFailures]!++;
+    } else {
+      this.#emit({ kind: "hold-timeout", heldMs: now - p.acceptedAt });
+      this.#stats[STAT.holdTimeouts]!++;
+    }
     this.#close(p);
   }
 
@@ -480,6 +496,7 @@ class EpollLoop {
       this.#stats[WAITING_STAT]!--;
     }
     p.state = CONNECTING;
+    p.retryAt = 0;
     p.target = target;
     const address = this.#targetAddress;
     if (address === null) return this.#upstreamFailure(p, this.#targetError);
@@ -523,6 +540,17 @@ class EpollLoop {
   }
 
   #upstreamFailure(p: Pair, error: string): void {
+    const now = Date.now();
+    if (now < p.holdDeadline) {
+      // The master just died (refused): hold the client, try again at the next target or
+      // after a short pause.
+      this.#connecting.delete(p);
+      this.#closeUpstream(p);
+      p.lastError = error;
+      p.retryAt = Math.min(now + UPSTREAM_RETRY_MS, p.holdDeadline);
+      this.#hold(p, now);
+      return;
+    }
     const target = p.target;
     if (target !== null) this.#emit({ kind: "upstream-failure", target: { ...target }, error });
     this.#stats[STAT.upstreamFailures]!++;
@@ -572,7 +600,10 @@ class EpollLoop {
       return -1;
     }
     let next = Infinity;
-    for (const p of this.#waiting) next = Math.min(next, p.holdDeadline);
+    for (const p of this.#waiting) {
+      next = Math.min(next, p.holdDeadline);
+      if (p.retryAt !== 0 && this.#target !== null) next = Math.min(next, p.retryAt);
+    }
     for (const p of this.#connecting) next = Math.min(next, p.connectDeadline);
     if (this.#acceptResumeAt !== 0) next = Math.min(next, this.#acceptResumeAt);
     return Math.max(0, Math.ceil(next - Date.now()));
@@ -580,7 +611,10 @@ class EpollLoop {
 
   #runTimers(): void {
     const now = Date.now();
-    for (const p of this.#waiting) if (now >= p.holdDeadline) this.#holdTimeout(p, now);
+    for (const p of [...this.#waiting]) {
+      if (now >= p.holdDeadline) this.#holdTimeout(p, now);
+      else if (p.retryAt !== 0 && now >= p.retryAt && this.#target !== null) this.#connect(p);
+    }
     for (const p of this.#connecting) {
       if (now >= p.connectDeadline) this.#upstreamFailure(p, "connect timed out");
     }
