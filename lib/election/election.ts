@@ -43,6 +43,7 @@ import {
   LeaseGrant,
   LeaseTable,
   NOT_LEADING,
+  PeerSetMemory,
   quorumNeeded,
 } from "./fence.ts";
 import type { LeaseMessage } from "./lease.ts";
@@ -230,7 +231,16 @@ interface PeerState {
   probe: { bootId: string; seq: number } | null;
   /** Since when its probes say it is a fenced leader (this node's clock), or null. */
   fencedSinceMono: number | null;
+  /**
+   * This node left it as a leader that does not hear its group (it echoed, the leader stayed
+   * fenced), at this time: not followed again while its probes say fenced, for at most
+   * {@link DEAF_LEADER_MEMORY_FAILURES} failure timeouts. Null otherwise.
+   */
+  leftDeafMono: number | null;
 }
+
+/** How long (in failure timeouts) a node keeps away from a leader it left as deaf. */
+export const DEAF_LEADER_MEMORY_FAILURES = 5;
 
 /** Orders lineages: negative when `a` is the better (older) one; null is worst. */
 export function compareLineage(a: Lineage | null, b: Lineage | null): number {
@@ -360,6 +370,7 @@ export class Election {
   // ---- the fence (fence.ts) ----
   readonly #fenceMode: FenceMode;
   #leases = new LeaseTable();
+  #peerSetMemory: PeerSetMemory;
   #grant = new LeaseGrant();
   #fence: FenceState = NOT_LEADING;
   #leaderSinceMono: number | null = null;
@@ -368,6 +379,8 @@ export class Election {
   #probeNow = false;
   /** The monotonic time of the event being handled. */
   #nowMono = 0;
+  /** When the leader this node follows (or its role) last changed. */
+  #leaderChangedMono = 0;
 
   /** Creates the state machine; nothing happens until the first event. */
   constructor(readonly options: ElectionOptions) {
@@ -394,6 +407,7 @@ export class Election {
       throw new Error(`Election: fence must be on, off or auto, got ${mode}`);
     }
     this.#fenceMode = mode;
+    this.#peerSetMemory = new PeerSetMemory(t.peerForgetMs);
     this.timing = t;
   }
 
@@ -465,6 +479,7 @@ export class Election {
         if (!this.#admit(address, this.options.electionPort, out)) continue;
         this.#peers.get(address)!.inPeerSet = true;
       }
+      this.#peerSetMemory.record(this.#peerSetSize(), now.monoMs);
     });
   }
 
@@ -724,6 +739,7 @@ export class Election {
     this.stats.heartbeatsReceived++;
     if (!claimsLeadership(hb)) {
       peer.fencedSinceMono = null;
+      peer.leftDeafMono = null;
       this.#grant.released(hb.from); // it no longer leads: echoes to it hold nobody off
     }
     peer.last = hb;
@@ -753,6 +769,7 @@ export class Election {
       retiredBoots: [],
       probe: null,
       fencedSinceMono: null,
+      leftDeafMono: null,
     });
     return true;
   }
@@ -843,19 +860,28 @@ export class Election {
     const peer = this.#peers.get(hb.from);
     return claimsLeadership(hb) && hb.redis.up && hb.redis.lineage !== null &&
       compareLineage(hb.redis.lineage, this.#lineage) <= 0 &&
-      (peer === undefined || !this.#fencedTooLong(peer));
+      (peer === undefined || !this.#leftDeaf(peer));
+  }
+
+  /** This node left that leader as deaf (see {@link PeerState.leftDeafMono}) recently. */
+  #leftDeaf(peer: PeerState): boolean {
+    return peer.leftDeafMono !== null &&
+      this.#nowMono - peer.leftDeafMono < DEAF_LEADER_MEMORY_FAILURES * this.timing.failureMs;
   }
 
   /**
-   * A leader whose probes said it was fenced for `failureMs` does not hear a majority (a
-   * one-way cut) while this node hears a majority of the peer set (itself included) without
-   * it: that majority leaves it and elects a leader that hears it. A minority keeps following
+   * A leader whose probes said it was fenced for `failureMs` while this node followed it, and
+   * whose heartbeats say it hears fewer followers than a majority, does not hear its group (a
+   * one-way cut); when this node hears a majority of the peer set (itself included) without
+   * it, that majority leaves it and elects a leader that hears it. A minority keeps following
    * it (leaving would gain nothing and flap). A new leader's first moments (fenced until a
    * majority echoes) are much shorter than `failureMs`.
    */
   #fencedTooLong(peer: PeerState): boolean {
     if (peer.fencedSinceMono === null) return false;
-    if (this.#nowMono - peer.fencedSinceMono < this.timing.failureMs) return false;
+    // Counted from when this node followed it (and so echoed): the echoes did not help.
+    const since = Math.max(peer.fencedSinceMono, this.#leaderChangedMono);
+    if (this.#nowMono - since < this.timing.failureMs) return false;
     let inSet = 0;
     let heard = 1;
     for (const p of this.#peers.values()) {
@@ -865,7 +891,12 @@ export class Election {
         heard++;
       }
     }
-    return heard >= quorumNeeded(this.#fenceMode, inSet + 1);
+    const size = this.#peerSetMemory.size(inSet + 1, this.#nowMono);
+    const needed = quorumNeeded(this.#fenceMode, size);
+    // Deaf, not slow: its own heartbeats say it hears too few followers (on a slow network it
+    // hears them all, its leases just arrive late).
+    const deaf = (peer.last?.groupSize ?? 0) < needed;
+    return deaf && heard >= needed;
   }
 
   #bestLeader(candidates: Heartbeat[]): Heartbeat | null {
@@ -967,6 +998,7 @@ export class Election {
     }
     if (!hb.redis.up) return "leader's redis is down";
     if (this.#fencedTooLong(peer)) {
+      peer.leftDeafMono = this.#nowMono;
       return `leader fenced for ${this.timing.failureMs} ms: it does not hear a majority`;
     }
     if (!this.#acceptable(hb)) return "leader holds no dataset or a younger one";
@@ -1028,6 +1060,8 @@ export class Election {
       return;
     }
     const me = this.#myLeaderRank(now);
+    // Leaders that meet merge by rank, fenced or not (a fenced leader is often one nobody
+    // follows yet), except one this node left because it did not hear its group.
     const better = live.filter((hb) =>
       claimsLeadership(hb) && this.#acceptable(hb) &&
       compareLeaders(leaderRankOf(hb), me) < 0
@@ -1112,6 +1146,7 @@ export class Election {
     this.#worseLeaderSince.clear();
     const from = this.#role;
     if (leader !== this.#leader) this.stats.leaderChanges++;
+    this.#leaderChangedMono = this.#nowMono;
     this.#role = role;
     this.#leader = leader;
     if (role !== "candidate") this.#electionStartMs = null;
@@ -1144,7 +1179,10 @@ export class Election {
     peer.probe = { bootId: p.bootId, seq: p.seq };
     if (!claimsLeadership(last)) return;
     if (p.fenced) peer.fencedSinceMono ??= now.monoMs;
-    else peer.fencedSinceMono = null;
+    else {
+      peer.fencedSinceMono = null;
+      peer.leftDeafMono = null;
+    }
     if (this.#role !== "follower" || this.#leader !== p.from) return;
     // A probe from the leader proves it alive as much as a heartbeat does: the echo below
     // promises the leader that this node will not leave it before failureMs from now.
@@ -1178,14 +1216,29 @@ export class Election {
     this.#leases.record(e.from, e.sentMono);
   }
 
+  /** The configured peer set's size now, itself included. */
+  #peerSetSize(): number {
+    let n = 1;
+    for (const p of this.#peers.values()) if (p.inPeerSet) n++;
+    return n;
+  }
+
   #updateFence(now: Instant, out: ElectionAction[]): void {
     let state = NOT_LEADING;
     if (this.#role === "leader") {
       // Leading counts as echoing itself: after it stops, it echoes no other leader within
       // the holdoff (its redis may still take a write until it is parked), unless it handed over.
       this.#grant.echoed(this.options.self, now.monoMs);
-      const peerSet = [...this.#peers.values()].filter((p) => p.inPeerSet).map((p) => p.address);
-      state = this.#leases.evaluate(now.monoMs, peerSet, this.timing.leaseMs, this.#fenceMode);
+      // Any tracked peer may echo; the majority is of the largest recent peer set (DNS).
+      const voters = [...this.#peers.keys()];
+      const size = this.#peerSetMemory.size(this.#peerSetSize(), now.monoMs);
+      state = this.#leases.evaluate(
+        now.monoMs,
+        voters,
+        this.timing.leaseMs,
+        this.#fenceMode,
+        size,
+      );
     }
     const before = this.#fence;
     this.#fence = state;

@@ -136,6 +136,49 @@ export const NOT_LEADING: FenceState = {
   fenceAtMono: null,
 };
 
+/**
+ * The peer set size the fence counts a majority of: the largest peer set (DNS answer or
+ * `--peers`, itself included) seen within a memory window, so a DNS answer that omits pods for
+ * a while (partial, or pods being replaced) never shrinks the majority a cut-off leader needs.
+ * Pods deleted from the DNS stop counting once the window has passed without them.
+ *
+ * @example
+ * ```ts
+ * const m = new PeerSetMemory(30_000);
+ * m.record(3, 0);
+ * m.record(1, 1000); // two pods deleted from the DNS
+ * m.size(1, 2000); // 3: still remembered
+ * m.size(1, 31_000); // 1
+ * ```
+ */
+export class PeerSetMemory {
+  #seen: { atMono: number; size: number }[] = [];
+
+  /** Most sizes remembered (one per DNS answer that changed the size). */
+  static readonly MAX_ENTRIES = 64;
+
+  /** Remembers sizes for `windowMs` (the election's `peerForgetMs`). */
+  constructor(readonly windowMs: number) {
+    if (!(windowMs > 0)) {
+      throw new RangeError(`PeerSetMemory: windowMs must be > 0, got ${windowMs}`);
+    }
+  }
+
+  /** Records the peer set's size (itself included) at `nowMono`. */
+  record(size: number, nowMono: number): void {
+    const last = this.#seen.at(-1);
+    if (last !== undefined && last.size === size) last.atMono = nowMono;
+    else this.#seen.push({ atMono: nowMono, size });
+    if (this.#seen.length > PeerSetMemory.MAX_ENTRIES) this.#seen.shift();
+  }
+
+  /** The largest size recorded within the window before `nowMono` (at least `current`). */
+  size(current: number, nowMono: number): number {
+    this.#seen = this.#seen.filter((e) => nowMono - e.atMono < this.windowMs);
+    return Math.max(current, ...this.#seen.map((e) => e.size));
+  }
+}
+
 /** True when two fence states differ in what the runtime or `/status` act on. */
 export function fenceChanged(a: FenceState, b: FenceState): boolean {
   return a.fenced !== b.fenced || a.armed !== b.armed || a.needed !== b.needed ||
@@ -166,17 +209,18 @@ export class LeaseTable {
   }
 
   /**
-   * The fence at `nowMono` for a leader whose peer set (without itself) is `peers`. Only peers
-   * of the set count; an echo counts while `sentMono + leaseMs > nowMono`.
+   * The fence at `nowMono` for a leader whose echoes may come from `peers` (itself excluded).
+   * Only those count; an echo counts while `sentMono + leaseMs > nowMono`. The majority is of
+   * `peerSetSize` (itself included; default: `peers` and itself).
    */
   evaluate(
     nowMono: number,
     peers: readonly string[],
     leaseMs: number,
     mode: FenceMode,
+    peerSetSize: number = new Set(peers).size + 1,
   ): FenceState {
     const others = [...new Set(peers)];
-    const peerSetSize = others.length + 1;
     const armed = fenceArmed(mode, peerSetSize);
     const needed = quorumNeeded(mode, peerSetSize);
     const live: { peer: string; expiresMono: number }[] = [];
