@@ -212,8 +212,9 @@ export class FenceActuator {
   #fail(e: unknown): void {
     this.stats.failures++;
     this.#failed = true;
-    this.#lastError = e instanceof Error ? e.message : String(e);
-    this.onError(this.#lastError);
+    const message = e instanceof Error ? e.message : String(e);
+    if (message !== this.#lastError) this.onError(message); // once per kind, not every retry
+    this.#lastError = message;
   }
 }
 

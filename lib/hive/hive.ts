@@ -511,6 +511,10 @@ export class Hive {
       wanted = state.fenced
         ? { kind: "fenced" }
         : { kind: "open", backstopReplicas: state.armed ? state.needed - 1 : 0 };
+    } else if (this.fenceActuator.applied === "open") {
+      // It stopped leading: no write until its redis is a replica (a few ms later), while a
+      // successor may already count the echoes this node's group sent it.
+      wanted = { kind: "fenced" };
     }
     this.fenceActuator.want(wanted);
   }
