@@ -12,6 +12,7 @@ import {
   fenceTimingProblem,
   LeaseGrant,
   LeaseTable,
+  PeerSetMemory,
   quorumNeeded,
 } from "../../lib/election/fence.ts";
 import { createLeaseCodec, isLeaseDatagram, type LeaseMessage } from "../../lib/election/lease.ts";
@@ -86,6 +87,24 @@ Deno.test("lease table: fenced with no echo, unfenced by a majority, fenced agai
   // Two nodes, auto: never fenced; off: never fenced.
   assert.equal(new LeaseTable().evaluate(0, ["10.0.0.2"], 150, "auto").fenced, false);
   assert.equal(new LeaseTable().evaluate(0, peers, 150, "off").fenced, false);
+});
+
+Deno.test("peer set memory: a shrinking DNS answer shrinks the majority only after the window", () => {
+  const m = new PeerSetMemory(30_000);
+  m.record(3, 0);
+  m.record(1, 1000);
+  assert.equal(m.size(1, 2000), 3, "two pods just left the DNS answer: still 3");
+  assert.equal(m.size(1, 29_999), 3);
+  assert.equal(m.size(1, 30_001), 1, "gone for the whole window");
+  m.record(4, 31_000); // a rolling update's surge
+  m.record(3, 32_000);
+  assert.equal(m.size(3, 33_000), 4);
+  const t = new LeaseTable();
+  t.record("10.0.0.2", 100);
+  const s = t.evaluate(110, ["10.0.0.2"], 150, "auto", 3);
+  assert.equal(s.fenced, false, "2 of a remembered 3");
+  assert.equal(s.peerSetSize, 3);
+  assert.throws(() => new PeerSetMemory(0), /windowMs/);
 });
 
 Deno.test("lease grant: no other leader echoed within the holdoff, unless the first let go", () => {
@@ -412,6 +431,17 @@ Deno.test("two of three lost at once: the survivor stays fenced (the price), lif
   mesh.blocked = (x, y) => [x, y].some((id) => id === c!.id);
   mesh.run(mesh.nowMs + 2000);
   assert.deepEqual(mesh.writable(), [leader.id], "one peer back: a majority again");
+});
+
+Deno.test("a partial DNS answer does not disarm a cut-off leader's fence", () => {
+  const mesh = new Mesh(["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+  const leader = settle(mesh);
+  const other = mesh.nodes.find((n) => n !== leader)!;
+  leader.election.setPeers([leader.id, other.id], { monoMs: mesh.nowMs, wallMs: 0 });
+  mesh.blocked = (a, b) => (a === leader.id) !== (b === leader.id);
+  mesh.run(mesh.nowMs + 3000, () => assert.ok(mesh.writable().length <= 1));
+  assert.equal(leader.election.fence.fenced, true);
+  assert.equal(leader.election.fence.peerSetSize, 3, "the 3 seen within peerForgetMs");
 });
 
 Deno.test("two nodes keep leading alone; --fence off never fences", () => {
