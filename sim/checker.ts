@@ -96,11 +96,15 @@ export class Checker {
   lastDisturbanceMs = 0;
   /** Upper bound of UDP loss under which the world still counts as calm. */
   calmLossMax = 0.05;
+  /** Round trips at or above this (the fence's lease, 150 ms) are not calm. */
+  calmRoundTripMaxMs = 150;
   /**
    * Milliseconds (in check steps) during which two redis acknowledged writes while at least one
    * of them was excused (its hive stalled or dead: only the backstop fences it).
    */
   excusedOverlapMs = 0;
+  /** Milliseconds (in check steps) an empty plain-master redis acknowledged writes. */
+  emptyPlainMasterMs = 0;
   /** Milliseconds during which no redis acknowledged writes (the fence's price, and failovers). */
   noWriterMs = 0;
   #holderSince = new Map<number, number>();
@@ -135,7 +139,10 @@ export class Checker {
     const busy = this.world.nodes.some((n) =>
       n.redis !== null && this.world.now < n.redis.busyUntil
     );
-    return !busy && this.world.now - this.lastDisturbanceMs >= this.options.settleMs &&
+    // With the fence, a network whose round trip exceeds the lease (150 ms) keeps every leader
+    // fenced and its group may churn (docs/election.md, limits): not calm.
+    const slow = 2 * this.world.delayMs.max >= this.calmRoundTripMaxMs;
+    return !busy && !slow && this.world.now - this.lastDisturbanceMs >= this.options.settleMs &&
       this.world.loss <= this.calmLossMax;
   }
 
@@ -224,7 +231,7 @@ export class Checker {
   writers(): SimNode[] {
     const w = this.world;
     return w.nodes.filter((n) =>
-      w.acceptsWrites(n) &&
+      w.acceptsWrites(n) && !this.#emptyPlainMaster(n) &&
       w.nodes.some((m) => {
         if (m.hive === null) return false;
         const to = forwardsTo(m.proxyUpstream);
@@ -233,12 +240,27 @@ export class Checker {
     );
   }
 
+  /**
+   * A redis restarted as a plain master (not parked) that no hive ever promoted: it
+   * acknowledges writes until its hive parks it, the documented plain-master limitation (start
+   * redis parked), not the fence's. Counted in {@link emptyPlainMasterMs}.
+   */
+  #emptyPlainMaster(n: SimNode): boolean {
+    const r = n.redis;
+    const empty = r !== null && r.role === "master" && r.origin.bornAt === null;
+    if (empty && this.world.acceptsWrites(n)) this.emptyPlainMasterMs += CHECK_INTERVAL_MS;
+    return empty;
+  }
+
   #checkWriters(): void {
     const writers = this.writers();
     if (writers.length === 0) this.noWriterMs += CHECK_INTERVAL_MS;
     if (writers.length < 2) return;
     const now = this.world.now;
-    const excused = (n: SimNode) => n.hive === null || now < n.stalledUntilMs + FENCE_ACTUATION_MS;
+    // Excused: a hive stalled or dead (only the backstop fences its redis), or one whose DNS
+    // view is partial, empty or stale (the fence counts the peer set the DNS gave it).
+    const excused = (n: SimNode) =>
+      n.hive === null || now < n.stalledUntilMs + FENCE_ACTUATION_MS || n.dns.mode !== "full";
     const fenceable = writers.filter((n) => !excused(n));
     if (fenceable.length < writers.length) this.excusedOverlapMs += CHECK_INTERVAL_MS;
     if (fenceable.length >= 2) {

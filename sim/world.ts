@@ -511,12 +511,11 @@ export class World {
           }
           break;
         case "fence": {
-          // The fence actuator: its own connection, one command; a leader's redis is fenced
+          // The fence actuator: its own connection, one command, applying the latest wanted
+          // state when it runs (as lib/hive/fence_actuator.ts does); a leader's redis is fenced
           // before it is promoted (same delay, queued first), a redis that stops leading is
           // fenced until it is a replica.
           const gen = n.generation;
-          const state = a.state;
-          const leading = n.hive?.role === "leader";
           const run = () => {
             if (n.generation !== gen || n.hive === null || n.redis === null) return;
             if (this.#deferWhileStalled(n, run)) return;
@@ -526,6 +525,8 @@ export class World {
               return;
             }
             if (this.options.withoutFence === true) return;
+            const state = n.hive.fence;
+            const leading = n.hive.role === "leader";
             r.fenced = leading ? state.fenced : true;
             if (leading && !state.fenced) r.minReplicas = state.armed ? state.needed - 1 : 0;
           };
