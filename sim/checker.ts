@@ -15,6 +15,13 @@
  * - Convergence includes every follower reporting itself caught up.
  * - Busy is not dead: a leader never stops leading because its redis was down while that redis
  *   was in fact busy (a script, a pause) for less than the hang timeout.
+ * - The fence (docs/election.md): no two redis processes acknowledge writes at the same time
+ *   (a master, not fenced, its `min-replicas-to-write` backstop met, and some live proxy
+ *   forwarding to it), at every check. The documented bound: a redis whose hive is stalled or
+ *   dead cannot be fenced by it (only the backstop holds, within `SIM_BACKSTOP_LAG_MS` (world.ts) of
+ *   its replicas leaving), so it is excused until {@link FENCE_ACTUATION_MS} after its hive
+ *   runs again; the time such excused overlaps last is counted in {@link excusedOverlapMs}.
+ *   Convergence includes a leader whose redis acknowledges writes.
  *
  * @example
  * ```ts
@@ -28,10 +35,10 @@
  * ```
  */
 
-import { caughtUpWithLeader } from "../lib/hive/policy.ts";
+import * as policy from "../lib/hive/policy.ts";
 import type { ElectionAction } from "../lib/election/election.ts";
 import type { ProxyUpstream } from "../lib/proxy/proxy_options.ts";
-import { type Origin, SIM_LOCAL_REDIS, type SimNode, type World } from "./world.ts";
+import { type Origin, SIM_COMMAND_MS, SIM_LOCAL_REDIS, type SimNode, type World } from "./world.ts";
 
 /** Where a proxy forwards, for the checks: the leader's host, "local socket", or "hold". */
 function forwardsTo(u: ProxyUpstream): string {
@@ -46,6 +53,11 @@ export const LINEAGE_SKEW_MARGIN_MS = 10_000;
  * (a leader elected during a calm period promotes its redis a few milliseconds later).
  */
 export const ROLE_SETTLE_MS = 300;
+/**
+ * After a stall, a hive runs its deferred tick and fence command within this long (a tick and
+ * two commands).
+ */
+export const FENCE_ACTUATION_MS = policy.TICK_MS + 2 * SIM_COMMAND_MS;
 /** How often the periodic checks run, in simulated milliseconds. */
 export const CHECK_INTERVAL_MS = 25;
 
@@ -77,6 +89,17 @@ export class Checker {
   lastDisturbanceMs = 0;
   /** Upper bound of UDP loss under which the world still counts as calm. */
   calmLossMax = 0.05;
+  /** Round trips at or above this (the fence's lease, 150 ms) are not calm. */
+  calmRoundTripMaxMs = 150;
+  /**
+   * Milliseconds (in check steps) during which two redis acknowledged writes while at least one
+   * of them was excused (its hive stalled or dead: only the backstop fences it).
+   */
+  excusedOverlapMs = 0;
+  /** Milliseconds (in check steps) an empty plain-master redis acknowledged writes. */
+  emptyPlainMasterMs = 0;
+  /** Milliseconds during which no redis acknowledged writes (the fence's price, and failovers). */
+  noWriterMs = 0;
   #holderSince = new Map<number, number>();
   #hiveSince = new Map<number, number>();
   #hiveBoots = new Map<number, number>();
@@ -109,7 +132,10 @@ export class Checker {
     const busy = this.world.nodes.some((n) =>
       n.redis !== null && this.world.now < n.redis.busyUntil
     );
-    return !busy && this.world.now - this.lastDisturbanceMs >= this.options.settleMs &&
+    // With the fence, a network whose round trip exceeds the lease (150 ms) keeps every leader
+    // fenced and its group may churn (docs/election.md, limits): not calm.
+    const slow = 2 * this.world.delayMs.max >= this.calmRoundTripMaxMs;
+    return !busy && !slow && this.world.now - this.lastDisturbanceMs >= this.options.settleMs &&
       this.world.loss <= this.calmLossMax;
   }
 
@@ -190,7 +216,54 @@ export class Checker {
       if (!holds) this.#holderSince.delete(n.index);
       else if (!this.#holderSince.has(n.index)) this.#holderSince.set(n.index, now);
     }
+    this.#checkWriters();
     if (this.settled) this.#checkSettled();
+  }
+
+  /** The redis processes that acknowledge a client's write now: see the module documentation. */
+  writers(): SimNode[] {
+    const w = this.world;
+    return w.nodes.filter((n) =>
+      w.acceptsWrites(n) && !this.#emptyPlainMaster(n) &&
+      w.nodes.some((m) => {
+        if (m.hive === null) return false;
+        const to = forwardsTo(m.proxyUpstream);
+        return m === n ? to === "local socket" : to === n.address && w.tcp(m, n);
+      })
+    );
+  }
+
+  /**
+   * A redis restarted as a plain master (not parked) that no hive ever promoted: it
+   * acknowledges writes until its hive parks it, the documented plain-master limitation (start
+   * redis parked), not the fence's. Counted in {@link emptyPlainMasterMs}.
+   */
+  #emptyPlainMaster(n: SimNode): boolean {
+    const r = n.redis;
+    const empty = r !== null && r.role === "master" && r.origin.bornAt === null;
+    if (empty && this.world.acceptsWrites(n)) this.emptyPlainMasterMs += CHECK_INTERVAL_MS;
+    return empty;
+  }
+
+  #checkWriters(): void {
+    const writers = this.writers();
+    if (writers.length === 0) this.noWriterMs += CHECK_INTERVAL_MS;
+    if (writers.length < 2) return;
+    const now = this.world.now;
+    // Excused: a hive stalled or dead (only the backstop fences its redis), or one whose DNS
+    // view is partial, empty or stale (the fence counts the peer set the DNS gave it).
+    const excused = (n: SimNode) =>
+      n.hive === null || now < n.stalledUntilMs + FENCE_ACTUATION_MS || n.dns.mode !== "full";
+    const fenceable = writers.filter((n) => !excused(n));
+    if (fenceable.length < writers.length) this.excusedOverlapMs += CHECK_INTERVAL_MS;
+    if (fenceable.length >= 2) {
+      this.#fail(
+        "two redis acknowledge writes",
+        fenceable.map((n) => `${n.address} (${n.hive!.role}, fence ${n.hive!.fence.reason})`).join(
+          " and ",
+        ),
+      );
+    }
   }
 
   /** Connected groups of nodes whose hive runs (TCP both ways). */
@@ -260,7 +333,7 @@ export class Checker {
           );
         }
         if (
-          caughtUpWithLeader(n.catchUp) === true && leader.redis !== null &&
+          policy.caughtUpWithLeader(n.catchUp) === true && leader.redis !== null &&
           n.redis?.origin.id !== leader.redis.origin.id
         ) {
           this.#fail(
@@ -283,12 +356,13 @@ export class Checker {
     const leaders = w.nodes.filter((n) => n.hive!.role === "leader");
     if (leaders.length !== 1) return false;
     const leader = leaders[0]!;
-    if (leader.redis!.role !== "master") return false;
+    if (leader.redis!.role !== "master" || !w.acceptsWrites(leader)) return false;
     return w.nodes.every((n) =>
       n === leader || (n.hive!.role === "follower" && n.hive!.leader === leader.address &&
         n.redis!.master?.host === leader.address && n.redis!.link === "up" &&
         n.redis!.origin.id === leader.redis!.origin.id &&
-        forwardsTo(n.proxyUpstream) === leader.address && caughtUpWithLeader(n.catchUp) === true)
+        forwardsTo(n.proxyUpstream) === leader.address &&
+        policy.caughtUpWithLeader(n.catchUp) === true)
     );
   }
 }

@@ -32,6 +32,8 @@ export interface RunOptions {
   chaosMs?: number;
   /** Checker validation only: run the hives without the run_id guard (see World). */
   withoutRunIdGuard?: boolean;
+  /** Checker validation only: the redis ignores the fence (see World). */
+  withoutFence?: boolean;
   /** Receives one line per fault, for `--verbose` replays. */
   trace?: (line: string) => void;
 }
@@ -52,7 +54,12 @@ export interface RunResult {
 export function runSeed(seed: number, options: RunOptions = {}): RunResult {
   const probe = new World({ seed, nodes: 1 });
   const nodes = options.nodes ?? (probe.rng.chance(0.03) ? 25 : probe.rng.int(3, 9));
-  const world = new World({ seed, nodes, withoutRunIdGuard: options.withoutRunIdGuard ?? false });
+  const world = new World({
+    seed,
+    nodes,
+    withoutRunIdGuard: options.withoutRunIdGuard ?? false,
+    withoutFence: options.withoutFence ?? false,
+  });
   const rng = world.rng;
   const checker = new Checker(world, {
     settleMs: 3 * world.failureMs,

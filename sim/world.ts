@@ -21,7 +21,7 @@
  */
 
 import { Election, type ElectionAction, type PersistedState } from "../lib/election/election.ts";
-import type { Heartbeat } from "../lib/election/heartbeat.ts";
+import type { LeaseMessage } from "../lib/election/lease.ts";
 import {
   PARKED_MASTER,
   REDIS_DOWN,
@@ -46,6 +46,8 @@ export const SIM_RECONNECT_MS = 30;
 export const SIM_COMMAND_MS = 2;
 /** Time the runtime takes to read the crash handoff candidates' offsets. */
 export const SIM_CRASH_HANDOFF_READ_MS = 3;
+/** Seconds of `min-replicas-max-lag` the backstop allows, plus redis's once-a-second ack. */
+export const SIM_BACKSTOP_LAG_MS = 3000;
 /** Time for a full sync to complete. */
 export const SIM_SYNC_MS = { min: 5, max: 60 };
 /** The redis port every simulated node uses. */
@@ -86,6 +88,15 @@ export interface SimRedis {
   busyUntil: number;
   /** Commands sent while busy, run in order when it is done (as redis runs its input). */
   pending: (() => void)[];
+  /**
+   * The write fence as its hive applied it (lib/hive/fence_actuator.ts): writes refused. A
+   * leader's redis is fenced before it is promoted, lifted when a majority echoes.
+   */
+  fenced: boolean;
+  /** The `min-replicas-to-write` backstop its hive set (0: none). */
+  minReplicas: number;
+  /** When this replica's link was last up (the backstop counts recent acknowledgements). */
+  linkUpAt: number;
 }
 
 /** One simulated pod: a hive (maybe crashed) and a redis (maybe crashed). */
@@ -120,6 +131,8 @@ export interface SimNode {
    */
   detector: RedisFailureDetector | null;
   lastAnswer: RedisObservation | null;
+  /** The lease expiry the runtime's fence wake-up is set for, or null. */
+  fenceWakeAt: number | null;
 }
 
 /** What the world reports to its observer (the checker). */
@@ -146,6 +159,8 @@ export interface WorldOptions {
    * without the run_id guard, to show the simulator catches the wipes the guard prevents.
    */
   withoutRunIdGuard?: boolean;
+  /** Checker validation only: the redis ignores the hive's fence (and its backstop). */
+  withoutFence?: boolean;
   /** `--redis-hang-ms` of every hive (default {@link DEFAULT_REDIS_HANG_MS}). */
   redisHangMs?: number;
 }
@@ -202,6 +217,7 @@ export class World {
         stalledUntilMs: 0,
         detector: null,
         lastAnswer: null,
+        fenceWakeAt: null,
       });
     }
   }
@@ -310,6 +326,7 @@ export class World {
     n.catchUp = policy.NOT_LINKED;
     n.detector = new RedisFailureDetector({ hangMs: this.redisHangMs });
     n.lastAnswer = null;
+    n.fenceWakeAt = null;
     const alive = () => n.generation === gen && n.hive !== null;
     // The runtime's loop: resolve, observe, tick, on their own timers with a random phase.
     const tick = () => {
@@ -323,6 +340,13 @@ export class World {
       this.#observe(n);
       this.queue.after(this.observeMs, observe);
     };
+    const probe = () => {
+      if (!alive()) return;
+      if (this.#deferWhileStalled(n, probe)) return;
+      this.#apply(n, n.hive!.probe(this.instant(n)));
+      this.queue.after(n.hive!.timing.leaseProbeMs, probe);
+    };
+    this.queue.after(this.rng.int(1, 25), probe);
     const resolve = () => {
       if (!alive()) return;
       if (this.#deferWhileStalled(n, resolve)) return;
@@ -407,6 +431,9 @@ export class World {
       busySince: 0,
       busyUntil: 0,
       pending: [],
+      fenced: false,
+      minReplicas: 0,
+      linkUpAt: 0,
     };
     n.redis = r;
     const cron = () => {
@@ -442,11 +469,43 @@ export class World {
   // ---- the runtime loop -----------------------------------------------------------------
 
   #apply(n: SimNode, actions: ElectionAction[]): void {
+    this.#applyEach(n, actions);
+    this.#scheduleFenceWake(n);
+  }
+
+  /** The runtime wakes the election when an unfenced leader's leases run out. */
+  #scheduleFenceWake(n: SimNode): void {
+    const at = n.hive?.fence.fenceAtMono ?? null;
+    if (at === null || n.fenceWakeAt === at) return;
+    n.fenceWakeAt = at;
+    const gen = n.generation;
+    const wake = () => {
+      if (n.generation !== gen || n.hive === null || n.fenceWakeAt !== at) return;
+      if (this.#deferWhileStalled(n, wake)) return;
+      n.fenceWakeAt = null;
+      this.#apply(n, n.hive.tick(this.instant(n)));
+    };
+    this.queue.at(Math.max(this.now, at), wake);
+  }
+
+  #applyEach(n: SimNode, actions: ElectionAction[]): void {
     for (const a of actions) {
       this.hooks.onAction?.(n, a);
       switch (a.type) {
         case "send":
-          for (const to of a.to) this.#sendDatagram(n, to.host, a.heartbeat);
+          for (const to of a.to) {
+            const hb = a.heartbeat;
+            this.#sendDatagram(n, to.host, (m) => m.hive!.receive(hb, this.instant(m)));
+          }
+          break;
+        case "lease":
+          for (const to of a.to) {
+            const msg: LeaseMessage = a.message;
+            this.#sendDatagram(n, to.host, (m) => m.hive!.receiveLease(msg, this.instant(m)));
+          }
+          break;
+        case "fence":
+          this.queue.after(SIM_COMMAND_MS, this.#fenceCommand(n));
           break;
         case "redis": {
           const gen = n.generation;
@@ -495,6 +554,33 @@ export class World {
         }
       }
     }
+  }
+
+  /**
+   * The fence actuator's command (lib/hive/fence_actuator.ts): its own connection, applying the
+   * latest wanted state when it runs; a leader's redis is fenced before it is promoted (same
+   * delay, queued first), a redis that stops leading is fenced until it is a replica. A busy
+   * redis runs it when it is done, in order with the other commands sent to it.
+   */
+  #fenceCommand(n: SimNode): () => void {
+    const gen = n.generation;
+    const run = () => {
+      if (n.generation !== gen || n.hive === null || n.redis === null) return;
+      if (this.#deferWhileStalled(n, run)) return;
+      const r = n.redis;
+      if (this.now < r.busyUntil) {
+        r.pending.push(() => {
+          if (n.redis === r) run();
+        });
+        return;
+      }
+      if (this.options.withoutFence === true) return;
+      const state = n.hive.fence;
+      const leading = n.hive.role === "leader";
+      r.fenced = leading ? state.fenced : true;
+      if (leading && !state.fenced) r.minReplicas = state.armed ? state.needed - 1 : 0;
+    };
+    return run;
   }
 
   /** Stalls the node's hive process for `ms` (its redis goes on). */
@@ -685,6 +771,7 @@ export class World {
 
   #replicaOf(n: SimNode, master: { host: string; port: number }): void {
     const r = n.redis!;
+    r.linkUpAt = 0; // a replica of another master: no longer counted by the old one
     r.syncToken++;
     r.role = "replica";
     r.master = master;
@@ -694,6 +781,7 @@ export class World {
 
   #dropLink(n: SimNode): void {
     const r = n.redis!;
+    if (r.link === "up") r.linkUpAt = this.now;
     r.syncToken++;
     r.link = "down";
   }
@@ -720,13 +808,32 @@ export class World {
       r.origin = mr.origin;
       r.replId = mr.replId;
       r.link = "up";
+      r.linkUpAt = this.now;
       this.hooks.onSync?.(n, m, from, mr.origin);
     });
   }
 
   // ---- network and DNS --------------------------------------------------------------------
 
-  #sendDatagram(from: SimNode, toAddress: string, hb: Heartbeat): void {
+  /** Whether the node's redis acknowledges a write now (its role, the fence, the backstop). */
+  acceptsWrites(n: SimNode): boolean {
+    const r = n.redis;
+    if (r === null || r.role !== "master" || r.fenced || this.now < r.busyUntil) return false;
+    if (r.minReplicas === 0) return true;
+    let good = 0;
+    for (const m of this.nodes) {
+      const mr = m.redis;
+      if (mr === null || mr.master?.host !== n.address) continue;
+      if (mr.link === "up" || this.now - mr.linkUpAt <= SIM_BACKSTOP_LAG_MS) good++;
+    }
+    return good >= r.minReplicas;
+  }
+
+  #sendDatagram(
+    from: SimNode,
+    toAddress: string,
+    receive: (to: SimNode) => ElectionAction[],
+  ): void {
     const to = this.byAddress(toAddress);
     if (to === undefined || !this.reaches(from, to)) return;
     const copies = this.rng.chance(this.duplicate) ? 2 : 1;
@@ -737,7 +844,7 @@ export class World {
         // Connectivity is judged at delivery too: a partition cuts what is in flight.
         if (to.hive === null || !this.reaches(from, to)) return;
         if (this.#deferWhileStalled(to, deliver)) return;
-        this.#apply(to, to.hive.receive(hb, this.instant(to)));
+        this.#apply(to, receive(to));
       };
       this.queue.after(delay, deliver);
     }

@@ -33,6 +33,20 @@
  */
 
 import type { Instant } from "../common/clock.ts";
+import {
+  defaultFenceTiming,
+  fenceChanged,
+  type FenceMode,
+  type FenceState,
+  type FenceTiming,
+  fenceTimingProblem,
+  LeaseGrant,
+  LeaseTable,
+  NOT_LEADING,
+  PeerSetMemory,
+  quorumNeeded,
+} from "./fence.ts";
+import type { LeaseMessage } from "./lease.ts";
 import { HEARTBEAT_VERSION } from "./heartbeat.ts";
 import type { Heartbeat, Lineage, RedisReport, Role } from "./heartbeat.ts";
 import {
@@ -49,8 +63,8 @@ export interface PeerEndpoint {
   port: number;
 }
 
-/** The timing of the protocol; every value in milliseconds. */
-export interface ElectionTiming {
+/** The timing of the protocol; every value in milliseconds (the fence's: see `fence.ts`). */
+export interface ElectionTiming extends FenceTiming {
   /** Interval between heartbeats to every peer. */
   heartbeatMs: number;
   /** A peer not heard for this long is considered gone (leader lost, candidate withdrawn). */
@@ -96,6 +110,8 @@ export interface ElectionOptions extends Partial<ElectionTiming> {
    * the same process (same `run_id`), it still holds that lineage.
    */
   restored?: PersistedState | null;
+  /** The fence (`fence.ts`): `auto` (default) arms it for a peer set of 3 or more. */
+  fence?: FenceMode;
 }
 
 /** What the hive keeps across its own restarts (the redis process and the lineage it holds). */
@@ -121,6 +137,7 @@ export function defaultTiming(heartbeatMs: number, failureMs: number): ElectionT
     startupListenMs: failureMs,
     emptyPromotionDelayMs: 5 * failureMs,
     peerForgetMs: 30 * failureMs,
+    ...defaultFenceTiming(heartbeatMs),
     crashHandoffMs: 2 * heartbeatMs,
   };
 }
@@ -139,7 +156,9 @@ export type ElectionEvent =
   | { kind: "handoff"; to: string }
   | { kind: "crash-handoff"; reason: string; candidates: string[] }
   | { kind: "crash-handoff-abandoned"; reason: string }
-  | { kind: "peer-refused"; address: string; reason: "max-peers" };
+  | { kind: "peer-refused"; address: string; reason: "max-peers" }
+  | { kind: "fenced"; reason: string }
+  | { kind: "unfenced"; reason: string };
 
 /** What the runtime must do after an event. */
 export type ElectionAction =
@@ -147,6 +166,10 @@ export type ElectionAction =
   | { type: "redis"; target: RedisTarget }
   | { type: "proxy"; target: ProxyTarget }
   | { type: "persist"; state: PersistedState }
+  /** Send a lease probe or echo (`lease.ts`). */
+  | { type: "lease"; to: PeerEndpoint[]; message: LeaseMessage }
+  /** The fence changed (`fence.ts`): the runtime fences or lifts the fence on its redis. */
+  | { type: "fence"; state: FenceState }
   | { type: "event"; event: ElectionEvent }
   /**
    * This node led and its redis died: read each candidate's replication offset from its redis
@@ -166,6 +189,13 @@ export interface ElectionStats {
   peersRefused: number;
   elections: number;
   leaderChanges: number;
+  /** Times this node, leading, became fenced (its first moment as leader included). */
+  fences: number;
+  leaseProbesSent: number;
+  leaseEchoesSent: number;
+  leaseEchoesReceived: number;
+  /** Dropped: a probe or echo from an unknown peer or boot, stale, or not for this leadership. */
+  leaseStale: number;
 }
 
 /** One peer as the election sees it. */
@@ -194,6 +224,8 @@ export interface ElectionSnapshot {
   redis: RedisReport;
   peers: PeerView[];
   stats: ElectionStats;
+  /** The fence, as this node sees it (not leading: {@link NOT_LEADING}). */
+  fence: FenceState;
 }
 
 interface PeerState {
@@ -203,7 +235,20 @@ interface PeerState {
   last: Heartbeat | null;
   lastHeardMono: number | null;
   retiredBoots: string[];
+  /** The last lease probe accepted from it: its boot and sequence number. */
+  probe: { bootId: string; seq: number } | null;
+  /** Since when its probes say it is a fenced leader (this node's clock), or null. */
+  fencedSinceMono: number | null;
+  /**
+   * This node left it as a leader that does not hear its group (it echoed, the leader stayed
+   * fenced), at this time: not followed again while its probes say fenced, for at most
+   * {@link DEAF_LEADER_MEMORY_FAILURES} failure timeouts. Null otherwise.
+   */
+  leftDeafMono: number | null;
 }
+
+/** How long (in failure timeouts) a node keeps away from a leader it left as deaf. */
+export const DEAF_LEADER_MEMORY_FAILURES = 5;
 
 /** Orders lineages: negative when `a` is the better (older) one; null is worst. */
 export function compareLineage(a: Lineage | null, b: Lineage | null): number {
@@ -280,6 +325,11 @@ export class Election {
     peersRefused: 0,
     elections: 0,
     leaderChanges: 0,
+    fences: 0,
+    leaseProbesSent: 0,
+    leaseEchoesSent: 0,
+    leaseEchoesReceived: 0,
+    leaseStale: 0,
   };
 
   #role: Role = "starting";
@@ -330,6 +380,21 @@ export class Election {
   /** Peers owed an immediate unicast reply (new, rebooted, or starting). */
   #replyTo = new Set<string>();
 
+  // ---- the fence (fence.ts) ----
+  readonly #fenceMode: FenceMode;
+  #leases = new LeaseTable();
+  #peerSetMemory: PeerSetMemory;
+  #grant = new LeaseGrant();
+  #fence: FenceState = NOT_LEADING;
+  #leaderSinceMono: number | null = null;
+  #probeSeq = 0;
+  /** Send a probe at the end of this step (new leadership, fence changed). */
+  #probeNow = false;
+  /** The monotonic time of the event being handled. */
+  #nowMono = 0;
+  /** When the leader this node follows (or its role) last changed. */
+  #leaderChangedMono = 0;
+
   /** Creates the state machine; nothing happens until the first event. */
   constructor(readonly options: ElectionOptions) {
     const t = { ...defaultTiming(options.heartbeatMs, options.failureMs) };
@@ -349,6 +414,14 @@ export class Election {
       );
     }
     if (!(options.maxPeers >= 1)) throw new Error(`Election: maxPeers must be >= 1`);
+    const fenceProblem = fenceTimingProblem(t, t.failureMs);
+    if (fenceProblem !== null) throw new Error(`Election: ${fenceProblem}`);
+    const mode = options.fence ?? "auto";
+    if (!["on", "off", "auto"].includes(mode)) {
+      throw new Error(`Election: fence must be on, off or auto, got ${mode}`);
+    }
+    this.#fenceMode = mode;
+    this.#peerSetMemory = new PeerSetMemory(t.peerForgetMs);
     this.timing = t;
   }
 
@@ -377,6 +450,29 @@ export class Election {
     return this.#proxyTarget;
   }
 
+  /** The fence as of the last event (not leading: {@link NOT_LEADING}). */
+  get fence(): FenceState {
+    return this.#fence;
+  }
+
+  /**
+   * A lease probe falls due (every {@link ElectionTiming.leaseProbeMs}): a leader sends one to
+   * every peer. Also a tick.
+   */
+  probe(now: Instant): ElectionAction[] {
+    return this.#run(now, () => {
+      if (this.#role === "leader") this.#probeNow = true;
+    });
+  }
+
+  /** A decoded, authenticated lease probe or echo arrived. */
+  receiveLease(message: LeaseMessage, now: Instant): ElectionAction[] {
+    return this.#run(now, (out) => {
+      if (message.kind === "probe") this.#acceptProbe(message, now, out);
+      else this.#acceptEcho(message, now);
+    });
+  }
+
   /** Time passes: timeouts fire, heartbeats fall due. Call it often (every ~50 ms). */
   tick(now: Instant): ElectionAction[] {
     return this.#run(now, () => {});
@@ -397,6 +493,7 @@ export class Election {
         if (!this.#admit(address, this.options.electionPort, out)) continue;
         this.#peers.get(address)!.inPeerSet = true;
       }
+      this.#peerSetMemory.record(this.#peerSetSize(), now.monoMs);
     });
   }
 
@@ -553,6 +650,7 @@ export class Election {
         if (crash.chosen !== null || !crash.candidates.includes(to)) return;
         crash.chosen = to;
         this.#handoffTo = to;
+        this.#grant.released(this.options.self); // its redis died: it acknowledges nothing
         this.#followLinkSeenUp = false;
         this.#parkedAfterLinkLossSeq = null; // a park from an earlier leader does not apply to `to`
         this.#setRole("follower", to, `handing over to ${to} (local redis died)`, out);
@@ -561,6 +659,7 @@ export class Election {
       }
       if (this.#role !== "leader") return;
       this.#handoffTo = to;
+      this.#grant.released(this.options.self); // writes are paused: the successor may lead at once
       this.#setRole("follower", to, `handing over to ${to}`, out);
       out.push(event({ kind: "handoff", to }));
     });
@@ -583,6 +682,7 @@ export class Election {
         (p) => this.#view(p, now),
       ),
       stats: { ...this.stats },
+      fence: this.#fence,
     };
   }
 
@@ -610,14 +710,17 @@ export class Election {
       throw new Error(`Election: invalid instant ${JSON.stringify(now)}`);
     }
     this.#startedMono ??= now.monoMs;
+    this.#nowMono = now.monoMs;
     const out: ElectionAction[] = [];
     apply(out);
     this.#forget(now);
     this.#decideRole(now, out);
     this.#lineageLostAtRestart = null;
+    this.#updateFence(now, out);
     this.#updateTargets(out);
     this.#persist(out);
     this.#sendHeartbeats(now, out);
+    this.#sendProbe(now, out);
     this.#assertInvariants();
     return out;
   }
@@ -648,6 +751,11 @@ export class Election {
       this.#replyTo.add(hb.from);
     }
     this.stats.heartbeatsReceived++;
+    if (!claimsLeadership(hb)) {
+      peer.fencedSinceMono = null;
+      peer.leftDeafMono = null;
+      this.#grant.released(hb.from); // it no longer leads: echoes to it hold nobody off
+    }
     peer.last = hb;
     peer.electionPort = hb.electionPort;
     peer.lastHeardMono = now.monoMs;
@@ -673,6 +781,9 @@ export class Election {
       last: null,
       lastHeardMono: null,
       retiredBoots: [],
+      probe: null,
+      fencedSinceMono: null,
+      leftDeafMono: null,
     });
     return true;
   }
@@ -720,7 +831,7 @@ export class Election {
 
   // ---- role decisions -------------------------------------------------------------------
 
-  #live(p: PeerState, now: Instant): boolean {
+  #live(p: PeerState, now: { monoMs: number }): boolean {
     return p.lastHeardMono !== null && now.monoMs - p.lastHeardMono < this.timing.failureMs;
   }
 
@@ -760,8 +871,46 @@ export class Election {
 
   /** A leader this node may follow: its redis is up and holds a lineage no younger than ours. */
   #acceptable(hb: Heartbeat): boolean {
+    const peer = this.#peers.get(hb.from);
     return claimsLeadership(hb) && hb.redis.up && hb.redis.lineage !== null &&
-      compareLineage(hb.redis.lineage, this.#lineage) <= 0;
+      compareLineage(hb.redis.lineage, this.#lineage) <= 0 &&
+      (peer === undefined || !this.#leftDeaf(peer));
+  }
+
+  /** This node left that leader as deaf (see {@link PeerState.leftDeafMono}) recently. */
+  #leftDeaf(peer: PeerState): boolean {
+    return peer.leftDeafMono !== null &&
+      this.#nowMono - peer.leftDeafMono < DEAF_LEADER_MEMORY_FAILURES * this.timing.failureMs;
+  }
+
+  /**
+   * A leader whose probes said it was fenced for `failureMs` while this node followed it, and
+   * whose heartbeats say it hears fewer followers than a majority, does not hear its group (a
+   * one-way cut); when this node hears a majority of the peer set (itself included) without
+   * it, that majority leaves it and elects a leader that hears it. A minority keeps following
+   * it (leaving would gain nothing and flap). A new leader's first moments (fenced until a
+   * majority echoes) are much shorter than `failureMs`.
+   */
+  #fencedTooLong(peer: PeerState): boolean {
+    if (peer.fencedSinceMono === null) return false;
+    // Counted from when this node followed it (and so echoed): the echoes did not help.
+    const since = Math.max(peer.fencedSinceMono, this.#leaderChangedMono);
+    if (this.#nowMono - since < this.timing.failureMs) return false;
+    let inSet = 0;
+    let heard = 1;
+    for (const p of this.#peers.values()) {
+      if (!p.inPeerSet) continue;
+      inSet++;
+      if (p !== peer && p.lastHeardMono !== null && this.#live(p, { monoMs: this.#nowMono })) {
+        heard++;
+      }
+    }
+    const size = this.#peerSetMemory.size(inSet + 1, this.#nowMono);
+    const needed = quorumNeeded(this.#fenceMode, size);
+    // Deaf, not slow: its own heartbeats say it hears too few followers (on a slow network it
+    // hears them all, its leases just arrive late).
+    const deaf = (peer.last?.groupSize ?? 0) < needed;
+    return deaf && heard >= needed;
   }
 
   #bestLeader(candidates: Heartbeat[]): Heartbeat | null {
@@ -862,6 +1011,10 @@ export class Election {
       return "leader stepped down";
     }
     if (!hb.redis.up) return "leader's redis is down";
+    if (this.#fencedTooLong(peer)) {
+      peer.leftDeafMono = this.#nowMono;
+      return `leader fenced for ${this.timing.failureMs} ms: it does not hear a majority`;
+    }
     if (!this.#acceptable(hb)) return "leader holds no dataset or a younger one";
     return null;
   }
@@ -921,6 +1074,8 @@ export class Election {
       return;
     }
     const me = this.#myLeaderRank(now);
+    // Leaders that meet merge by rank, fenced or not (a fenced leader is often one nobody
+    // follows yet), except one this node left because it did not hear its group.
     const better = live.filter((hb) =>
       claimsLeadership(hb) && this.#acceptable(hb) &&
       compareLeaders(leaderRankOf(hb), me) < 0
@@ -938,7 +1093,11 @@ export class Election {
    * would have yielded): a one-way cut. Yield to it, so one side does not stay split.
    */
   #yieldOnOneWayCut(now: Instant, live: Heartbeat[], out: ElectionAction[]): void {
-    const worse = live.filter((hb) => claimsLeadership(hb) && this.#acceptable(hb));
+    // A fenced leader acknowledges no write: never yield to it (it is the one cut off).
+    const worse = live.filter((hb) =>
+      claimsLeadership(hb) && this.#acceptable(hb) &&
+      this.#peers.get(hb.from)?.fencedSinceMono === null
+    );
     for (const address of this.#worseLeaderSince.keys()) {
       if (!worse.some((hb) => hb.from === address)) this.#worseLeaderSince.delete(address);
     }
@@ -974,6 +1133,9 @@ export class Election {
       );
     }
     this.#leaderSinceMs = now.wallMs;
+    this.#leaderSinceMono = now.monoMs;
+    this.#leases.clear(); // fenced from its first moment, until a majority echoes
+    this.#probeNow = true;
     this.#setRole("leader", this.options.self, reason, out);
     out.push(
       event({ kind: "elected", candidates: rivals.sort(compareAddress), lineage: this.#lineage! }),
@@ -998,10 +1160,14 @@ export class Election {
     this.#worseLeaderSince.clear();
     const from = this.#role;
     if (leader !== this.#leader) this.stats.leaderChanges++;
+    this.#leaderChangedMono = this.#nowMono;
     this.#role = role;
     this.#leader = leader;
     if (role !== "candidate") this.#electionStartMs = null;
-    if (role !== "leader") this.#leaderSinceMs = null;
+    if (role !== "leader") {
+      this.#leaderSinceMs = null;
+      this.#leaderSinceMono = null;
+    }
     out.push(event({ kind: "role-changed", from, to: role, leader, reason }));
   }
 
@@ -1009,6 +1175,120 @@ export class Election {
     if (sameLineage(lineage, this.#lineage)) return;
     this.#lineage = lineage;
     out.push(event({ kind: "lineage-changed", lineage, reason }));
+  }
+
+  // ---- the fence ------------------------------------------------------------------------
+
+  #acceptProbe(p: LeaseMessage & { kind: "probe" }, now: Instant, out: ElectionAction[]): void {
+    const peer = this.#peers.get(p.from);
+    const last = peer?.last ?? null;
+    if (peer === undefined || last === null || last.bootId !== p.bootId) {
+      this.stats.leaseStale++; // heartbeats admit peers and boots; probes only follow them
+      return;
+    }
+    if (peer.probe !== null && peer.probe.bootId === p.bootId && p.seq <= peer.probe.seq) {
+      this.stats.leaseStale++;
+      return;
+    }
+    peer.probe = { bootId: p.bootId, seq: p.seq };
+    if (!claimsLeadership(last)) return;
+    if (p.fenced) peer.fencedSinceMono ??= now.monoMs;
+    else {
+      peer.fencedSinceMono = null;
+      peer.leftDeafMono = null;
+    }
+    if (this.#role !== "follower" || this.#leader !== p.from) return;
+    // A probe from the leader proves it alive as much as a heartbeat does: the echo below
+    // promises the leader that this node will not leave it before failureMs from now.
+    peer.lastHeardMono = now.monoMs;
+    if (!this.#grant.mayEcho(p.from, now.monoMs, this.timing.leaseHoldoffMs)) return;
+    this.#grant.echoed(p.from, now.monoMs);
+    this.stats.leaseEchoesSent++;
+    out.push({
+      type: "lease",
+      to: [{ host: p.from, port: peer.electionPort }],
+      message: {
+        kind: "echo",
+        from: this.options.self,
+        bootId: this.options.bootId,
+        to: p.from,
+        leaderBoot: p.bootId,
+        sentMono: p.sentMono,
+      },
+    });
+  }
+
+  #acceptEcho(e: LeaseMessage & { kind: "echo" }, now: Instant): void {
+    const fresh = this.#role === "leader" && e.to === this.options.self &&
+      e.leaderBoot === this.options.bootId && this.#peers.has(e.from) &&
+      e.sentMono <= now.monoMs && e.sentMono >= (this.#leaderSinceMono ?? Infinity);
+    if (!fresh) {
+      this.stats.leaseStale++;
+      return;
+    }
+    this.stats.leaseEchoesReceived++;
+    this.#leases.record(e.from, e.sentMono);
+  }
+
+  /** The configured peer set's size now, itself included. */
+  #peerSetSize(): number {
+    let n = 1;
+    for (const p of this.#peers.values()) if (p.inPeerSet) n++;
+    return n;
+  }
+
+  #updateFence(now: Instant, out: ElectionAction[]): void {
+    let state = NOT_LEADING;
+    if (this.#role === "leader") {
+      // Leading counts as echoing itself: after it stops, it echoes no other leader within
+      // the holdoff (its redis may still take a write until it is parked), unless it handed over.
+      this.#grant.echoed(this.options.self, now.monoMs);
+      // Any tracked peer may echo; the majority is of the largest recent peer set (DNS).
+      const voters = [...this.#peers.keys()];
+      const size = this.#peerSetMemory.size(this.#peerSetSize(), now.monoMs);
+      state = this.#leases.evaluate(
+        now.monoMs,
+        voters,
+        this.timing.leaseMs,
+        this.#fenceMode,
+        size,
+      );
+    }
+    const before = this.#fence;
+    this.#fence = state;
+    if (!fenceChanged(before, state)) return;
+    if (state.fenced && !before.fenced) {
+      this.stats.fences++;
+      out.push(event({ kind: "fenced", reason: state.reason }));
+    } else if (!state.fenced && before.fenced) {
+      out.push(event({
+        kind: "unfenced",
+        reason: this.#role === "leader" ? state.reason : "no longer leading",
+      }));
+    }
+    if (this.#role === "leader") this.#probeNow = true;
+    out.push({ type: "fence", state });
+  }
+
+  #sendProbe(now: Instant, out: ElectionAction[]): void {
+    if (!this.#probeNow) return;
+    this.#probeNow = false;
+    if (this.#role !== "leader") return;
+    const to = this.#endpoints();
+    if (to.length === 0) return;
+    this.stats.leaseProbesSent += to.length;
+    out.push({
+      type: "lease",
+      to,
+      message: {
+        kind: "probe",
+        from: this.options.self,
+        bootId: this.options.bootId,
+        seq: ++this.#probeSeq,
+        sentMono: now.monoMs,
+        fenced: this.#fence.fenced,
+      },
+    });
   }
 
   // ---- outputs --------------------------------------------------------------------------

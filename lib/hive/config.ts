@@ -34,6 +34,7 @@ import { invariant, MAX_DURATION_MS } from "../common/assert.ts";
 import { canonicalIp } from "../net/address.ts";
 import { MAX_PEERS } from "../net/peer_discovery.ts";
 import { FAILURE_TO_HEARTBEAT_MIN_RATIO } from "../election/election.ts";
+import { FENCE_MODES, type FenceMode } from "../election/fence.ts";
 import {
   DEFAULT_REDIS_HANG_MS,
   MAX_REDIS_HANG_MS,
@@ -115,6 +116,11 @@ export interface Config {
   proxyWorkers: number | null;
   /** Most peers tracked (and most addresses in `peers`). */
   maxPeers: number;
+  /**
+   * The write fence (lib/election/fence.ts): `auto` arms it for a peer set of 3 or more (a
+   * leader that does not hear a majority refuses writes), `on` also for 2, `off` never.
+   */
+  fence: FenceMode;
   /** Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats. */
   secret: string | null;
   /** Password of the local redis (and of its master), or null. */
@@ -156,6 +162,7 @@ export const DEFAULTS = {
   proxyEngine: "auto",
   proxyWorkers: null,
   maxPeers: MAX_PEERS,
+  fence: "auto",
   sentinelPort: 26379,
   masterName: "mymaster",
   logLevel: "info",
@@ -167,6 +174,7 @@ export const DEFAULTS = {
   dnsServerPort: 53,
 } as const satisfies {
   proxyEngine: ProxyEngineRequest;
+  fence: FenceMode;
   logLevel: LogLevel;
   logFormatNotTty: LogFormat;
   logFormatTty: LogFormat;
@@ -379,6 +387,13 @@ const FLAGS: readonly FlagSpec[] = [
     value: "N",
     help: "epoll engine worker threads",
     defaultText: "one per CPU the container may use (cgroup cpu.max, else the CPUs)",
+  },
+  {
+    name: "fence",
+    env: "HIVE_FENCE",
+    value: FENCE_MODES.join("|"),
+    help: "refuse writes on a leader that does not hear a majority; auto: on for 3+ peers",
+    defaultText: DEFAULTS.fence,
   },
   {
     name: "max-peers",
@@ -724,6 +739,7 @@ function defaultConfig(stdoutIsTty: boolean): Config {
     proxyEngine: DEFAULTS.proxyEngine,
     proxyWorkers: DEFAULTS.proxyWorkers,
     maxPeers: DEFAULTS.maxPeers,
+    fence: DEFAULTS.fence,
     secret: null,
     redisPassword: null,
     stateFile: null,
@@ -884,6 +900,7 @@ function readEachValue(
       `an integer 1..${MAX_PROXY_CONNECTIONS}`,
     ),
     proxyEngine: read.oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
+    fence: read.oneOf("fence", FENCE_MODES, DEFAULTS.fence),
     proxyWorkers: read.raw("proxy-workers") === null ? DEFAULTS.proxyWorkers : read.integer(
       "proxy-workers",
       1,

@@ -83,6 +83,16 @@ export const EVENT_TEXT: {
     log: "peer {address} refused: {reason}",
     history: (e) => `peer ${e.address} refused (${e.reason})`,
   },
+  "fenced": {
+    level: "warn",
+    log: "fenced: writes refused: {reason}",
+    history: (e) => `fenced: writes refused (${e.reason})`,
+  },
+  "unfenced": {
+    level: "info",
+    log: "fence lifted: {reason}",
+    history: (e) => `fence lifted (${e.reason})`,
+  },
 };
 
 /**

@@ -36,6 +36,15 @@ import {
 } from "../election/election.ts";
 import { getLogger } from "./log.ts";
 import { describeEvent, logElectionEvent } from "./events.ts";
+import type { FenceState } from "../election/fence.ts";
+import { createLeaseCodec, isLeaseDatagram, type LeaseCodec } from "../election/lease.ts";
+import type { LeaseMessage } from "../election/lease.ts";
+import {
+  createFenceCommands,
+  FenceActuator,
+  type FenceCommands,
+  type FenceWanted,
+} from "./fence_actuator.ts";
 import { type DiscoveryEvent, PeerDiscovery } from "../net/peer_discovery.ts";
 import {
   chooseProxyEngine,
@@ -121,7 +130,19 @@ export interface HiveDeps {
   http?: boolean;
   /** Whether to start the Sentinel endpoint when `--sentinel-port` is not 0 (default true). */
   sentinel?: boolean;
+  /**
+   * The fence's commands on the local redis (default: their own connection to
+   * `--redis-host`/`--redis-socket`; with an injected `redis`, none: a no-op).
+   */
+  fence?: () => FenceCommands;
 }
+
+/** Fence commands that do nothing (tests on in-memory parts). */
+const NO_FENCE_COMMANDS: FenceCommands = {
+  pause: () => Promise.resolve(),
+  minReplicasThenUnpause: () => Promise.resolve(),
+  close: () => Promise.resolve(),
+};
 
 const log = getLogger("hive");
 
@@ -154,6 +175,14 @@ export class Hive {
   #sentinel: SentinelServer | null = null;
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
+  readonly fenceActuator: FenceActuator;
+  #leaseCodec: LeaseCodec;
+  /** Since when this node, leading, is fenced (monotonic), or null. */
+  #fencedSinceMono: number | null = null;
+  /** Fenced time of fences already lifted, in ms. */
+  #fencedTotalMs = 0;
+  #fenceWake: ReturnType<typeof setTimeout> | null = null;
+  #fenceWakeAt: number | null = null;
   #failovers: FailoverHistogram = {
     bucketsMs: FAILOVER_BUCKETS_MS,
     bucketCounts: FAILOVER_BUCKETS_MS.map(() => 0),
@@ -177,7 +206,13 @@ export class Hive {
     readonly proxyWorkers: ProxyWorkerCount | null,
     restored: PersistedState | null,
     bootId: string,
+    leaseCodec: LeaseCodec,
+    fenceCommands: FenceCommands,
   ) {
+    this.#leaseCodec = leaseCodec;
+    this.fenceActuator = new FenceActuator(fenceCommands, undefined, (error) => {
+      log.warn("fence command failed: {error}", { error });
+    });
     this.election = new Election({
       self,
       electionPort: config.electionPort,
@@ -188,6 +223,7 @@ export class Hive {
       failureMs: config.failureMs,
       maxPeers: config.maxPeers,
       restored,
+      fence: config.fence,
     });
     this.#startedMono = this.#lastTickMono = clock.now().monoMs;
   }
@@ -200,6 +236,7 @@ export class Hive {
       ? null
       : deps.proxyEngine ?? chooseProxyEngine(config.proxyEngine, currentProxyPlatform());
     const codec = await createCodec(config.secret);
+    const leaseCodec = await createLeaseCodec(config.secret);
     let latestPeers: readonly string[] = [];
     let hive: Hive | null = null;
     const discovery = startDiscovery(config, (peers) => {
@@ -243,6 +280,8 @@ export class Hive {
       workerCount,
       restored,
       bootId,
+      leaseCodec,
+      fenceCommandsFor(config, deps),
     );
     log.info("hive {id} starting (boot {bootId})", {
       id: self,
@@ -275,7 +314,9 @@ export class Hive {
     this.#every(TICK_MS, () => {
       this.#lastTickMono = now().monoMs;
       this.#apply(this.election.tick(now()));
+      this.fenceActuator.retry();
     });
+    this.#every(this.election.timing.leaseProbeMs, () => this.#apply(this.election.probe(now())));
     this.#every(observeIntervalMs(this.config.heartbeatMs), () => this.#observeSoon());
   }
 
@@ -286,6 +327,17 @@ export class Hive {
   }
 
   async #onDatagram(bytes: Uint8Array): Promise<void> {
+    if (isLeaseDatagram(bytes)) {
+      const lease = await this.#leaseCodec.decode(bytes);
+      if (this.#stopped) return;
+      if (!lease.ok) {
+        this.stats.datagramsDropped[lease.reason]++;
+        return;
+      }
+      this.stats.datagramsReceived++;
+      this.#apply(this.election.receiveLease(lease.message, this.clock.now()));
+      return;
+    }
     const result = await this.codec.decode(bytes);
     if (this.#stopped) return;
     if (!result.ok) {
@@ -354,6 +406,8 @@ export class Hive {
       this.#enforcing = false;
       if (this.#stopped) return;
       const target = this.election.redisTarget;
+      // A leader's redis is fenced before it is made a master (fenced from its first moment).
+      if (target.kind === "leader") await this.fenceActuator.settled();
       const result = await this.redis.enforce(target);
       this.stats.redisCommands += result.commands.length;
       for (const command of result.commands) {
@@ -373,6 +427,11 @@ export class Hive {
   }
 
   #apply(actions: ElectionAction[]): void {
+    this.#applyEach(actions);
+    this.#scheduleFenceWake();
+  }
+
+  #applyEach(actions: ElectionAction[]): void {
     for (const a of actions) {
       switch (a.type) {
         case "send":
@@ -389,6 +448,12 @@ export class Hive {
         case "persist":
           this.#persist(a.state);
           break;
+        case "lease":
+          void this.#sendLease(a.to, a.message);
+          break;
+        case "fence":
+          this.#onFence(a.state);
+          break;
         case "event":
           logElectionEvent(log, a.event);
           this.#remember(a.event);
@@ -398,6 +463,49 @@ export class Hive {
           break;
       }
     }
+  }
+
+  /** Carries a fence change out (see fence_actuator.ts) and keeps the fenced time. */
+  #onFence(state: FenceState): void {
+    const nowMono = this.clock.now().monoMs;
+    if (state.fenced && this.#fencedSinceMono === null) this.#fencedSinceMono = nowMono;
+    if (!state.fenced && this.#fencedSinceMono !== null) {
+      this.#fencedTotalMs += nowMono - this.#fencedSinceMono;
+      this.#fencedSinceMono = null;
+    }
+    let wanted: FenceWanted = { kind: "idle" };
+    if (this.election.role === "leader") {
+      wanted = state.fenced
+        ? { kind: "fenced" }
+        : { kind: "open", backstopReplicas: state.armed ? state.needed - 1 : 0 };
+    } else if (this.fenceActuator.applied === "open") {
+      // It stopped leading: no write until its redis is a replica (a few ms later), while a
+      // successor may already count the echoes this node's group sent it.
+      wanted = { kind: "fenced" };
+    }
+    this.fenceActuator.want(wanted);
+  }
+
+  /** Wakes the election when an unfenced leader's leases run out (fence.ts: fenceAtMono). */
+  #scheduleFenceWake(): void {
+    const at = this.election.fence.fenceAtMono;
+    if (at === this.#fenceWakeAt) return;
+    if (this.#fenceWake !== null) clearTimeout(this.#fenceWake);
+    this.#fenceWake = null;
+    this.#fenceWakeAt = at;
+    if (at === null || this.#stopped) return;
+    const delay = Math.max(0, at - this.clock.now().monoMs);
+    this.#fenceWake = setTimeout(() => {
+      this.#fenceWake = null;
+      this.#fenceWakeAt = null;
+      if (!this.#stopped) this.#apply(this.election.tick(this.clock.now()));
+    }, delay);
+  }
+
+  async #sendLease(to: { host: string; port: number }[], message: LeaseMessage): Promise<void> {
+    const bytes = await this.#leaseCodec.encode(message);
+    if (this.#stopped) return;
+    for (const endpoint of to) this.udp.send(endpoint, bytes);
   }
 
   /**
@@ -527,6 +635,21 @@ export class Hive {
       runtime: structuredClone(this.stats),
       history: [...this.#history],
       failovers: structuredClone(this.#failovers),
+      fence: {
+        mode: this.config.fence,
+        armed: snap.fence.armed,
+        fenced: snap.fence.fenced,
+        reason: snap.fence.reason,
+        heard: [...snap.fence.heard],
+        needed: snap.fence.needed,
+        peerSetSize: snap.fence.peerSetSize,
+        applied: this.fenceActuator.applied,
+        fencedForMs: this.#fencedSinceMono === null ? 0 : now.monoMs - this.#fencedSinceMono,
+        fencedTotalMs: this.#fencedTotalMs +
+          (this.#fencedSinceMono === null ? 0 : now.monoMs - this.#fencedSinceMono),
+        actuator: { ...this.fenceActuator.stats },
+        lastError: this.fenceActuator.lastError,
+      },
       uptimeMs: now.monoMs - this.#startedMono,
       lastTickAgoMs: now.monoMs - this.#lastTickMono,
       process: readProcessMemory(),
@@ -544,6 +667,8 @@ export class Hive {
     if (this.#stopped) return;
     const candidates = this.election.successors(this.clock.now());
     if (candidates.length > 0) {
+      // The handoff pauses writes itself: the fence must not lift that pause meanwhile.
+      this.fenceActuator.suspend();
       const started = this.clock.now().monoMs;
       log.info("graceful shutdown: handing leadership over, candidates {candidates}", {
         candidates: candidates.map((c) => c.address),
@@ -592,6 +717,7 @@ export class Hive {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
+    if (this.#fenceWake !== null) clearTimeout(this.#fenceWake);
     this.discovery.stop();
     await this.#server?.close();
     await this.#sentinel?.close();
@@ -599,6 +725,7 @@ export class Hive {
     await this.udp.close();
     await this.#redisQueue;
     await this.redis.close();
+    await this.fenceActuator.close();
     await this.#stateWrite;
     log.info("hive {id} stopped", { id: this.self });
   }
@@ -764,6 +891,21 @@ function logDiscovery(e: DiscoveryEvent): void {
       log.warn("DNS answered more than {maxPeers} addresses; ignored {dropped}", { ...e });
       break;
   }
+}
+
+/**
+ * The fence's commands on the local redis: injected, none with an injected redis (tests on
+ * in-memory parts), else their own connection to `--redis-host`/`--redis-socket`.
+ */
+function fenceCommandsFor(config: Config, deps: HiveDeps): FenceCommands {
+  if (deps.fence !== undefined) return deps.fence();
+  if (deps.redis !== undefined) return NO_FENCE_COMMANDS;
+  return createFenceCommands({
+    host: config.redisHost,
+    port: config.redisPort,
+    socket: config.redisSocket,
+    password: config.redisPassword,
+  });
 }
 
 /**

@@ -15,6 +15,8 @@
 import type { DropReason } from "../election/codec.ts";
 import type { ElectionEvent, ElectionSnapshot } from "../election/election.ts";
 import type { ProxyEngine } from "../proxy/proxy_engine.ts";
+import type { FenceMode } from "../election/fence.ts";
+import type { FenceActuatorStats, FenceApplied } from "../hive/fence_actuator.ts";
 import type { ProcessMemory } from "./process_metrics.ts";
 import type { RedisObservation, RedisTarget } from "../redis/redis_state.ts";
 
@@ -90,6 +92,8 @@ export interface HiveStatus {
   history: HistoryEntry[];
   /** Time from losing a leader to knowing the next one, as a cumulative histogram. */
   failovers: FailoverHistogram;
+  /** The write fence (lib/election/fence.ts, lib/hive/fence_actuator.ts). */
+  fence: FenceStatus;
   uptimeMs: number;
   lastTickAgoMs: number;
   /**
@@ -97,6 +101,33 @@ export interface HiveStatus {
    * made without a process (tests, the simulator).
    */
   process?: ProcessMemory;
+}
+
+/** The fence as `/status` shows it. */
+export interface FenceStatus {
+  /** `--fence`: on, off or auto. */
+  mode: FenceMode;
+  /** The fence applies now (leading, mode and peer set size). */
+  armed: boolean;
+  /** Leading and fenced: the local redis refuses (or holds) writes. */
+  fenced: boolean;
+  /** Why, in words. */
+  reason: string;
+  /** Peers whose lease echo counts now. */
+  heard: string[];
+  /** Nodes needed, itself included, and the peer set's size, itself included. */
+  needed: number;
+  peerSetSize: number;
+  /** What was last done to redis: unknown, idle, held (paused), refusing, open. */
+  applied: FenceApplied;
+  /** Milliseconds fenced now (0 when not fenced). */
+  fencedForMs: number;
+  /** Milliseconds fenced in total since the start, the current fence included. */
+  fencedTotalMs: number;
+  /** Actuator counters: holds, refusals, lifts, failures. */
+  actuator: FenceActuatorStats;
+  /** The last fence command error, or null. */
+  lastError: string | null;
 }
 
 /** One remembered event. */

@@ -185,6 +185,20 @@ export const HIVE_METRICS = {
   dns_empty_answers_total: ["counter", "DNS resolutions answered with no address."],
   dns_consecutive_failures: ["gauge", "Failed or empty DNS resolutions since the last good one."],
   state_file_errors_total: ["counter", "Failed writes of the state file."],
+  fenced: ["gauge", "1 while this node leads fenced: it does not hear a majority, writes refused."],
+  fence_armed: ["gauge", "1 while this node leads with the fence armed (--fence, peer set size)."],
+  fences_total: [
+    "counter",
+    "Times this node, leading, became fenced (each new leadership included).",
+  ],
+  fenced_seconds_total: ["counter", "Seconds this node spent leading fenced."],
+  fence_refusals_total: [
+    "counter",
+    "Fences that outlasted the hold and turned into -NOREPLICAS refusals.",
+  ],
+  fence_command_failures_total: ["counter", "Fence commands to the local redis that failed."],
+  lease_probes_sent_total: ["counter", "Lease probes sent (one per destination)."],
+  lease_echoes_received_total: ["counter", "Lease echoes counted by this node as leader."],
   process_resident_memory_bytes: [
     "gauge",
     "Resident memory of the hive process, all threads (the proxy's worker isolates) included.",
@@ -224,6 +238,7 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   nodeMetrics(status, add);
   peerMetrics(status, add);
   redisMetrics(status, add);
+  fenceMetrics(status, add);
   proxyMetrics(status, add);
   discoveryMetrics(status, add);
   processMetrics(status, add);
@@ -308,6 +323,18 @@ function redisMetrics(status: HiveStatus, add: AddMetric): void {
   add("redis_commands_total", one(status.runtime.redisCommands));
   add("redis_enforce_failures_total", one(status.runtime.enforceFailures));
   add("redis_observations_total", one(status.runtime.observations));
+}
+
+/** The write fence (lib/election/fence.ts) and its lease datagrams. */
+function fenceMetrics(status: HiveStatus, add: AddMetric): void {
+  add("fenced", one(status.fence.fenced));
+  add("fence_armed", one(status.fence.armed));
+  add("fences_total", one(status.election.fences));
+  add("fenced_seconds_total", one(status.fence.fencedTotalMs / 1000));
+  add("fence_refusals_total", one(status.fence.actuator.refusals));
+  add("fence_command_failures_total", one(status.fence.actuator.failures));
+  add("lease_probes_sent_total", one(status.election.leaseProbesSent));
+  add("lease_echoes_received_total", one(status.election.leaseEchoesReceived));
 }
 
 /** The master proxy; its counters are left out when the node runs no proxy. */

@@ -125,6 +125,9 @@ export function readiness(status: HiveStatus, options: ReadinessOptions = {}): R
 }
 
 function leaderReadiness(status: HiveStatus): Readiness {
+  if (status.fence.fenced) {
+    return notReady(`leader: fenced, writes refused: ${status.fence.reason}`);
+  }
   const obs = status.redis.observation;
   if (obs === null) return notReady("leader: redis not observed yet");
   if (!obs.up) return notReady("leader: redis not reachable");

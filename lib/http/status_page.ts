@@ -223,6 +223,10 @@ function render(s, ready) {
   setText("redis-role", obs === null ? "not observed" : !obs.up ? "down" : obs.role,
     obs !== null && obs.up ? "" : "bad");
   setText("eligible", s.eligible ? "yes" : "no");
+  var f = s.fence;
+  setText("fence", !f ? "–" : f.fenced ? "FENCED: " + f.reason : f.armed ? "open: " + f.reason :
+    "not armed (" + f.mode + ")", f && f.fenced ? "bad" : "");
+  setText("fenced-total", !f ? "–" : secs(f.fencedTotalMs) + " in " + s.election.fences + " fences");
   setText("elections", String(s.election.elections));
   setText("leader-changes", String(s.election.leaderChanges));
   setText("hb-sent", String(s.election.heartbeatsSent));
@@ -303,6 +307,8 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     <dl>
       <dt>local redis</dt><dd id="redis-role">–</dd>
       <dt>eligible</dt><dd id="eligible">–</dd>
+      <dt>write fence</dt><dd id="fence">–</dd>
+      <dt>fenced</dt><dd id="fenced-total">–</dd>
       <dt>uptime</dt><dd id="uptime">–</dd>
       <dt>redis commands</dt><dd id="redis-cmds">–</dd>
     </dl>

@@ -79,6 +79,7 @@ Deno.test("config: defaults apply when neither flag nor environment sets a value
       proxyEngine: "auto",
       proxyWorkers: null,
       maxPeers: 64,
+      fence: "auto",
       secret: null,
       redisPassword: null,
       stateFile: null,

@@ -112,6 +112,11 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
       peersRefused: 0,
       elections: 2,
       leaderChanges: 3,
+      fences: 0,
+      leaseProbesSent: 0,
+      leaseEchoesSent: 0,
+      leaseEchoesReceived: 0,
+      leaseStale: 0,
     },
     runtime: {
       datagramsReceived: 905,
@@ -138,6 +143,20 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
     },
     uptimeMs: 60_000,
     lastTickAgoMs: 10,
+    fence: {
+      mode: "auto",
+      armed: false,
+      fenced: false,
+      reason: "not leading",
+      heard: [],
+      needed: 1,
+      peerSetSize: 1,
+      applied: "idle",
+      fencedForMs: 0,
+      fencedTotalMs: 0,
+      actuator: { holds: 0, refusals: 0, lifts: 0, failures: 0 },
+      lastError: null,
+    },
   };
 }
 

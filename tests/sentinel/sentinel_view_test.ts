@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { ElectionSnapshot, PeerView } from "../../lib/election/election.ts";
 import type { RedisReport } from "../../lib/election/heartbeat.ts";
+import { NOT_LEADING } from "../../lib/election/fence.ts";
 import { sentinelViewOf } from "../../lib/sentinel/sentinel_view.ts";
 
 const OPTS = { redisPort: 6379, sentinelPort: 26379 };
@@ -71,7 +72,13 @@ function snapshot(s: Partial<ElectionSnapshot>): ElectionSnapshot {
       peersRefused: 0,
       elections: 0,
       leaderChanges: 0,
+      fences: 0,
+      leaseProbesSent: 0,
+      leaseEchoesSent: 0,
+      leaseEchoesReceived: 0,
+      leaseStale: 0,
     },
+    fence: NOT_LEADING,
     ...s,
   };
 }

@@ -74,6 +74,19 @@ Deno.test("simulator CLI: the last line is the contract summary", async () => {
   assert.match(new TextDecoder().decode(bad.stderr), /--seeds/);
 });
 
+Deno.test("simulator: without the fence, partitions let two redis acknowledge writes and the checker says so", () => {
+  let overlaps = 0;
+  for (let seed = 1; seed <= 60; seed++) {
+    const r = runSeed(seed, { withoutFence: true });
+    overlaps += r.violations.filter((v) => v.rule === "two redis acknowledge writes").length;
+  }
+  assert.ok(overlaps > 0, "partitions exercise the fence: ignoring it must be caught");
+  for (let seed = 1; seed <= 60; seed++) {
+    const r = runSeed(seed);
+    assert.deepEqual(r.violations.filter((v) => v.rule === "two redis acknowledge writes"), []);
+  }
+});
+
 Deno.test("simulator: without the run_id guard, hive stalls during empty restarts wipe datasets and the checker says so", () => {
   let wipes = 0;
   for (let seed = 1; seed <= 300; seed++) {

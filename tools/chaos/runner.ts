@@ -250,10 +250,17 @@ function applyRules(scenario: Scenario, report: RunReport): void {
       `${report.lost} acknowledged writes lost, at most ${rules.maxLost} allowed`,
     );
   }
+  const longestMs = Math.max(0, ...report.windows.map((w) => w.endMs - w.startMs));
+  if (rules.maxUnavailableMs !== undefined && longestMs > rules.maxUnavailableMs) {
+    report.violations.push(
+      `writes unavailable for ${Math.round(longestMs)} ms at once ` +
+        `(at most ${rules.maxUnavailableMs} ms allowed)`,
+    );
+  }
   if (rules.maxSplitBrainMs !== null && report.splitBrainMs > rules.maxSplitBrainMs) {
     report.violations.push(
       `two masters accepted writes for ${Math.round(report.splitBrainMs)} ms ` +
-        `(at most ${rules.maxSplitBrainMs} ms allowed with no partition)`,
+        `(at most ${rules.maxSplitBrainMs} ms allowed)`,
     );
   }
 }

@@ -27,6 +27,19 @@ import type { Pod } from "./pod.ts";
 export const PARTITION_MS = 3_000;
 /** How long the election port loses datagrams in the loss scenario. */
 export const LOSS_MS = 8_000;
+/**
+ * Acknowledged writes a partition may lose per run, with the fence (docs/election.md): the
+ * writes of about 200 ms through the cut-off pod at the suite's workload, 6% of the 450 lost
+ * before the fence.
+ */
+export const MAX_PARTITION_LOSS = 30;
+/**
+ * Longest write pause per run under election-port loss: one heartbeat (a false fence holds
+ * writes for a lease probe or two).
+ */
+export const MAX_LOSS_PAUSE_MS = 200;
+/** How long two lost pods stay in the DNS answer before Kubernetes deletes them. */
+export const LOST_PODS_DELETE_MS = 3_000;
 /** Share of election datagrams dropped in the loss scenario. */
 export const LOSS_PERCENT = 20;
 /** Empty restarts of the master redis in one run of that scenario. */
@@ -68,6 +81,8 @@ export interface SafetyRules {
   maxLost: number | null;
   /** At most this much split-brain time in one run (null: measured, not limited). */
   maxSplitBrainMs: number | null;
+  /** At most this long a window of write unavailability in one run (absent: not limited). */
+  maxUnavailableMs?: number;
 }
 
 /** What a scenario can do to the cluster, and what it must record. */
@@ -208,7 +223,11 @@ export const SCENARIOS: readonly Scenario[] = [
     name: "leader-isolated",
     about: `the leader is cut off from every other pod (symmetric partition, ` +
       `${PARTITION_MS / 1000} s; clients still reach every pod), then healed`,
-    rules: { acceptedLoss: ["async-window", "partition"], maxLost: null, maxSplitBrainMs: null },
+    rules: {
+      acceptedLoss: ["async-window", "partition"],
+      maxLost: MAX_PARTITION_LOSS,
+      maxSplitBrainMs: NO_SPLIT_BRAIN,
+    },
     async inject(ctx) {
       const { cluster } = ctx;
       const leader = ctx.before.leader;
@@ -227,7 +246,11 @@ export const SCENARIOS: readonly Scenario[] = [
     name: "one-way-partition",
     about: `odd runs: the leader's packets to the others are dropped (it hears them, they do ` +
       `not hear it); even runs: the other way round; ${PARTITION_MS / 1000} s, then healed`,
-    rules: { acceptedLoss: ["async-window", "partition"], maxLost: null, maxSplitBrainMs: null },
+    rules: {
+      acceptedLoss: ["async-window", "partition"],
+      maxLost: MAX_PARTITION_LOSS,
+      maxSplitBrainMs: NO_SPLIT_BRAIN,
+    },
     async inject(ctx) {
       const { cluster } = ctx;
       const leader = ctx.before.leader;
@@ -241,6 +264,55 @@ export const SCENARIOS: readonly Scenario[] = [
       await setFirewall(leader.namespace, []);
       return `leader ${leader.ip} ${mute ? "unheard by" : "deaf to"} ${peers.join(", ")} ` +
         `for ${PARTITION_MS} ms`;
+    },
+  },
+  {
+    name: "follower-isolated",
+    about: `one follower is cut off from every other pod (symmetric partition, ` +
+      `${PARTITION_MS / 1000} s; clients still reach every pod): it elects itself, fenced, ` +
+      `and acknowledges nothing`,
+    rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const lone = ctx.before.followers[ctx.run % ctx.before.followers.length];
+      if (lone === undefined) throw new Error("follower-isolated needs a follower");
+      const peers = others(cluster, lone);
+      ctx.cutOff(lone);
+      await setFirewall(lone.namespace, [
+        { kind: "drop-from", addresses: peers },
+        { kind: "drop-to", addresses: peers },
+      ]);
+      await sleep(PARTITION_MS);
+      await setFirewall(lone.namespace, []);
+      return `isolated follower ${lone.ip} from ${peers.join(", ")} for ${PARTITION_MS} ms`;
+    },
+  },
+  {
+    name: "two-pods-lost",
+    about: `two of the pods are SIGKILLed at once (odd runs the leader and a follower, even ` +
+      `runs two followers); the Service drops them at once, the DNS after ` +
+      `${LOST_PODS_DELETE_MS / 1000} s (Kubernetes deletes them), then two new pods join. The ` +
+      `survivor cannot hear a majority: writes are refused until the DNS drops the lost pods`,
+    rules: { acceptedLoss: ["async-window"], maxLost: null, maxSplitBrainMs: NO_SPLIT_BRAIN },
+    async inject(ctx) {
+      const { cluster } = ctx;
+      const followers = ctx.before.followers;
+      if (followers.length < 2) throw new Error("two-pods-lost needs two followers");
+      const victims = ctx.run % 2 === 1
+        ? [ctx.before.leader, followers[0]!]
+        : [followers[0]!, followers[1]!];
+      await Promise.all(victims.map((v) => v.kill()));
+      for (const v of victims) ctx.crashed(v);
+      await cluster.setEndpoints(
+        cluster.endpoints.filter((ip) => !victims.some((v) => v.ip === ip)),
+      );
+      await sleep(LOST_PODS_DELETE_MS);
+      for (const v of victims) await cluster.removePod(v);
+      ctx.note("lost pods deleted from the DNS; adding two new pods");
+      const fresh = [await cluster.addPod(), await cluster.addPod()];
+      return `killed ${victims.map((v) => v.ip).join(", ")} (${
+        victims.includes(ctx.before.leader) ? "leader and a follower" : "two followers"
+      }); new pods ${fresh.map((p) => p.ip).join(", ")}`;
     },
   },
   {
@@ -295,7 +367,12 @@ export const SCENARIOS: readonly Scenario[] = [
     name: "election-loss-20",
     about: `${LOSS_PERCENT}% of the datagrams to the election port (UDP ${POD_PORTS.election}) ` +
       `dropped at random in every pod for ${LOSS_MS / 1000} s`,
-    rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
+    rules: {
+      acceptedLoss: [],
+      maxLost: 0,
+      maxSplitBrainMs: NO_SPLIT_BRAIN,
+      maxUnavailableMs: MAX_LOSS_PAUSE_MS,
+    },
     async inject(ctx) {
       const { cluster } = ctx;
       const pods = cluster.running();
