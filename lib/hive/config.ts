@@ -99,8 +99,16 @@ export interface Config {
   proxyWorkers: number;
   /** Most peers tracked (and most addresses in `peers`). */
   maxPeers: number;
-  /** Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats. */
+  /**
+   * Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats (only with
+   * {@link Config.insecureNoSecret}: without a secret anyone on the network can take over).
+   */
   secret: string | null;
+  /**
+   * `--insecure-no-secret`: run without a secret, told so in words. Warned about at every start
+   * and shown on `/status`; refused together with a secret or a redis password.
+   */
+  insecureNoSecret: boolean;
   /** Password of the local redis (and of its master), or null. */
   redisPassword: string | null;
   /**
@@ -363,7 +371,15 @@ const FLAGS: readonly FlagSpec[] = [
     env: "HIVE_SECRET",
     value: "PATH",
     help: "file holding the heartbeat HMAC secret (trimmed); HIVE_SECRET holds the secret itself",
-    defaultText: "none (unsigned heartbeats)",
+    defaultText: "required (or --insecure-no-secret)",
+  },
+  {
+    name: "insecure-no-secret",
+    env: "HIVE_INSECURE_NO_SECRET",
+    value: null,
+    help: "run with unsigned heartbeats: anyone who can reach the election port can take over " +
+      "the dataset (local experiments only)",
+    defaultText: "off",
   },
   {
     name: "redis-password-file",
@@ -665,6 +681,7 @@ export function parseConfig(
     proxyWorkers: DEFAULTS.proxyWorkers,
     maxPeers: DEFAULTS.maxPeers,
     secret: null,
+    insecureNoSecret: false,
     redisPassword: null,
     stateFile: null,
     redisSocket: null,
@@ -852,7 +869,63 @@ export function parseConfig(
         "(or HIVE_SERVICE / HIVE_PEERS), got neither",
     );
   }
+  // Secure by default: a secret, or the words that say the hive runs without one.
+  const insecure = insecureNoSecretOf(values["insecure-no-secret"], env["HIVE_INSECURE_NO_SECRET"]);
+  config.insecureNoSecret = insecure !== null;
+  if (config.secret === null && insecure === null) {
+    throw new ConfigError(
+      "--secret-file",
+      null,
+      INSECURE_FORM,
+      `expected ${INSECURE_FORM}, got neither: without a secret anyone who can reach the ` +
+        "election port can take over the dataset",
+    );
+  }
+  if (config.secret !== null && insecure !== null) {
+    throw new ConfigError(
+      "--insecure-no-secret",
+      insecure.env,
+      "no secret with --insecure-no-secret",
+      "expected no secret with --insecure-no-secret, got a secret too (drop one of them)",
+    );
+  }
+  if (config.redisPassword !== null && insecure !== null) {
+    throw new ConfigError(
+      "--insecure-no-secret",
+      insecure.env,
+      "a heartbeat secret whenever a redis password is set",
+      "expected a heartbeat secret with --redis-password-file (REDIS_PASSWORD), got " +
+        "--insecure-no-secret: the password would go to any address that claims to lead",
+    );
+  }
   return { ...config, service: serviceRaw?.text ?? null, peers };
+}
+
+/** What `--secret-file` expects when it is missing. */
+const INSECURE_FORM =
+  "a secret (--secret-file PATH or HIVE_SECRET) or, for a local experiment, --insecure-no-secret";
+
+/**
+ * `--insecure-no-secret` (boolean flag) or `HIVE_INSECURE_NO_SECRET` (`1`/`true`/`yes`, or
+ * `0`/`false`/`no` for off; anything else is an error). Null when off.
+ */
+function insecureNoSecretOf(
+  flag: string | boolean | undefined,
+  envValue: string | undefined,
+): { env: string | null } | null {
+  if (flag === true) return { env: null };
+  if (envValue === undefined || envValue === "") return null;
+  const v = envValue.trim().toLowerCase();
+  if (["1", "true", "yes"].includes(v)) return { env: "HIVE_INSECURE_NO_SECRET" };
+  if (["0", "false", "no"].includes(v)) return null;
+  throw new ConfigError(
+    "--insecure-no-secret",
+    "HIVE_INSECURE_NO_SECRET",
+    "1, true or yes (0, false or no for off)",
+    `expected 1, true or yes (0, false or no for off), got ${
+      JSON.stringify(envValue.slice(0, 80))
+    }`,
+  );
 }
 
 function assert(condition: boolean, message: string): asserts condition {

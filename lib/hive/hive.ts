@@ -83,6 +83,11 @@ export const HANDOFF_TAKEOVER_TIMEOUT_MS = 3000;
 /** How long {@link Hive.start} waits for the first DNS answer to find its own address. */
 export const SELF_DISCOVERY_TIMEOUT_MS = 60_000;
 
+/** Logged at every start without a secret, and shown on `/status` and the status page. */
+export const INSECURE_WARNING = "running WITHOUT a heartbeat secret (--insecure-no-secret): " +
+  "anyone who can send UDP to the election port can take over the election and the dataset; " +
+  "set --secret-file or HIVE_SECRET (see docs/security.md)";
+
 /** Observations of the local redis happen every half heartbeat, at most every 100 ms. */
 export function observeIntervalMs(heartbeatMs: number): number {
   return Math.max(10, Math.min(MAX_OBSERVE_INTERVAL_MS, Math.floor(heartbeatMs / 2)));
@@ -141,6 +146,8 @@ export class Hive {
     caughtUp: boolean;
   } = { leader: null, linkUpMono: null, targetOffset: null, caughtUp: false };
   #server: StatusServer | null = null;
+  /** Shown on `/status` and the status page (see {@link SecurityStatus}). */
+  readonly securityWarnings: string[] = [];
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
   #failovers: FailoverHistogram = {
@@ -271,6 +278,10 @@ export class Hive {
       bootId,
       restoredLineage: restored?.lineage ?? null,
     });
+    if (config.secret === null) {
+      hive.securityWarnings.push(INSECURE_WARNING);
+      log.warn(INSECURE_WARNING);
+    }
     hive.#wire(latestPeers);
     if (deps.http !== false) {
       hive.#server = await startStatusServer({
@@ -516,6 +527,10 @@ export class Hive {
       failovers: structuredClone(this.#failovers),
       uptimeMs: now.monoMs - this.#startedMono,
       lastTickAgoMs: now.monoMs - this.#lastTickMono,
+      security: {
+        authenticated: this.codec.signed,
+        warnings: [...this.securityWarnings],
+      },
     };
   }
 

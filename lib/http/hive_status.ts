@@ -85,6 +85,19 @@ export interface HiveStatus {
   failovers: FailoverHistogram;
   uptimeMs: number;
   lastTickAgoMs: number;
+  /** How this node is protected; see docs/security.md. */
+  security: SecurityStatus;
+}
+
+/** The node's protection, as `/status` and the status page show it. */
+export interface SecurityStatus {
+  /** Heartbeats are signed and only signed ones are accepted (a secret is set). */
+  authenticated: boolean;
+  /**
+   * Warnings an operator must see, e.g. that the node runs without a secret
+   * (`--insecure-no-secret`) or that `--max-connections` was lowered to fit the descriptor limit.
+   */
+  warnings: string[];
 }
 
 /** One remembered event. */

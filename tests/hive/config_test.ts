@@ -15,8 +15,19 @@ function noFiles(path: string): string {
   throw new Error(`test reads no file, asked for ${path}`);
 }
 
+/** The secret the helpers add when a test gives none (the hive refuses to start without one). */
+const TEST_SECRET = "test-secret";
+
+/** `env` plus HIVE_SECRET, unless the test chose a secret or insecure mode itself. */
+function withSecret(args: string[], env: Record<string, string>): Record<string, string> {
+  const chose = "HIVE_SECRET" in env || "HIVE_INSECURE_NO_SECRET" in env ||
+    args.includes("--secret-file") || args.includes("--insecure-no-secret") ||
+    args.includes("--help");
+  return chose ? env : { ...env, HIVE_SECRET: TEST_SECRET };
+}
+
 function parse(args: string[], env: Record<string, string> = {}, tty = false): Config {
-  return parseConfig(args, env, Deno.readTextFileSync, tty);
+  return parseConfig(args, withSecret(args, env), Deno.readTextFileSync, tty);
 }
 
 /** Asserts that parsing fails with a ConfigError naming `flag` (and `envVar`), and returns it. */
@@ -28,7 +39,7 @@ function rejects(
 ): ConfigError {
   let caught: unknown;
   try {
-    parseConfig(args, env, Deno.readTextFileSync);
+    parseConfig(args, withSecret(args, env), Deno.readTextFileSync);
   } catch (error) {
     caught = error;
   }
@@ -78,7 +89,8 @@ Deno.test("config: defaults apply when neither flag nor environment sets a value
       proxyEngine: "auto",
       proxyWorkers: 2,
       maxPeers: 64,
-      secret: null,
+      secret: TEST_SECRET,
+      insecureNoSecret: false,
       redisPassword: null,
       stateFile: null,
       logLevel: "info",
@@ -444,6 +456,7 @@ const DOCUMENTED_FLAGS: [string, string | null, string | null][] = [
   ["--proxy-workers", "HIVE_PROXY_WORKERS", "2"],
   ["--max-peers", "HIVE_MAX_PEERS", "64"],
   ["--secret-file", "HIVE_SECRET", null],
+  ["--insecure-no-secret", "HIVE_INSECURE_NO_SECRET", "off"],
   ["--redis-password-file", "REDIS_PASSWORD", null],
   ["--log-level", "HIVE_LOG_LEVEL", "info"],
   ["--log-format", "HIVE_LOG_FORMAT", "json"],
@@ -465,7 +478,10 @@ Deno.test("config: --help text lists every flag with its environment variable an
     if (envVar !== null) assert.ok(text.includes(`env ${envVar}`), `${flag}: ${text}`);
     if (fallback !== null) assert.ok(text.includes(`default ${fallback}`), `${flag}: ${text}`);
     // Every flag in the help is one the parser knows (it wants a value, it is not unknown).
-    if (flag !== "--help" && flag !== "--peers" && flag !== "--service") {
+    if (
+      flag !== "--help" && flag !== "--peers" && flag !== "--service" &&
+      flag !== "--insecure-no-secret"
+    ) {
       const caught = (() => {
         try {
           parseConfig(["--peers", "10.0.0.1", flag], {}, noFiles);
@@ -524,7 +540,16 @@ Deno.test("main.ts: --proxy-engine epoll without --allow-ffi exits with status 2
     new Deno.Command(Deno.execPath(), {
       // No --allow-net either: a hive that went on to start would fail with another message
       // and status 1.
-      args: ["run", "--allow-env", "--allow-read", "main.ts", "--peers", "127.0.0.1", ...args],
+      args: [
+        "run",
+        "--allow-env",
+        "--allow-read",
+        "main.ts",
+        "--peers",
+        "127.0.0.1",
+        "--insecure-no-secret",
+        ...args,
+      ],
       cwd: root,
       env: { ...env, ...extraEnv },
       clearEnv: true,
@@ -557,4 +582,71 @@ Deno.test("config: --state-file / HIVE_STATE_FILE names the hive's state file", 
       .stateFile,
     "/tmp/s.json",
   );
+});
+
+Deno.test("config: secure by default: no secret is refused unless --insecure-no-secret says so", () => {
+  const none = (() => {
+    try {
+      parseConfig(["--peers", "10.0.0.1"], {}, noFiles);
+    } catch (error) {
+      return error;
+    }
+    return null;
+  })();
+  assert.ok(none instanceof ConfigError, "a hive without a secret must not start");
+  assert.equal(none.flag, "--secret-file");
+  assert.match(none.message, /--insecure-no-secret/);
+  assert.match(none.message, /take over/);
+
+  const flag = parseConfig(["--peers", "10.0.0.1", "--insecure-no-secret"], {}, noFiles);
+  assert.equal(flag.secret, null);
+  assert.equal(flag.insecureNoSecret, true);
+  for (const yes of ["1", "true", "YES"]) {
+    const c = parseConfig(["--peers", "10.0.0.1"], { HIVE_INSECURE_NO_SECRET: yes }, noFiles);
+    assert.equal(c.insecureNoSecret, true, yes);
+  }
+  rejects(["--peers", "10.0.0.1"], { HIVE_INSECURE_NO_SECRET: "0" }, "--secret-file", null);
+  rejects(
+    ["--peers", "10.0.0.1"],
+    { HIVE_INSECURE_NO_SECRET: "maybe" },
+    "--insecure-no-secret",
+    "HIVE_INSECURE_NO_SECRET",
+  );
+  // Contradictions are refused: a secret and the insecure flag; a redis password without a secret
+  // (it would be sent to whoever claims to lead).
+  rejects(
+    ["--peers", "10.0.0.1", "--insecure-no-secret"],
+    { HIVE_SECRET: "s" },
+    "--insecure-no-secret",
+    null,
+  );
+  const password = rejects(
+    ["--peers", "10.0.0.1", "--insecure-no-secret"],
+    { REDIS_PASSWORD: "pw" },
+    "--insecure-no-secret",
+    null,
+  );
+  assert.match(password.message, /password/);
+  assert.equal(parse(["--peers", "10.0.0.1"]).insecureNoSecret, false);
+});
+
+Deno.test("main.ts: without a secret the hive exits with status 2 naming --secret-file", async () => {
+  const root = new URL("../..", import.meta.url);
+  const env: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-env", "--allow-read", "main.ts", "--peers", "127.0.0.1"],
+    cwd: root,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, exitCodeForConfigError, stderr);
+  assert.match(stderr, /^redis-hive: --secret-file: .*--insecure-no-secret/m);
 });

@@ -137,6 +137,7 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
     },
     uptimeMs: 60_000,
     lastTickAgoMs: 10,
+    security: { authenticated: true, warnings: [] },
   };
 }
 
