@@ -34,6 +34,7 @@
 
 import type { Instant } from "../common/clock.ts";
 import { HEARTBEAT_VERSION } from "./heartbeat.ts";
+import { evictionVictim } from "./peer_admission.ts";
 import type { Heartbeat, Lineage, RedisReport, Role } from "./heartbeat.ts";
 import {
   type ProxyTarget,
@@ -123,7 +124,8 @@ export type ElectionEvent =
   | { kind: "lineage-changed"; lineage: Lineage | null; reason: string }
   | { kind: "parked-on-link-loss"; leader: string }
   | { kind: "handoff"; to: string }
-  | { kind: "peer-refused"; address: string; reason: "max-peers" };
+  | { kind: "peer-refused"; address: string; reason: "max-peers" }
+  | { kind: "peer-evicted"; address: string; forListed: string };
 
 /** What the runtime must do after an event. */
 export type ElectionAction =
@@ -142,6 +144,8 @@ export interface ElectionStats {
   heartbeatsFromSelf: number;
   heartbeatsSent: number;
   peersRefused: number;
+  /** Heard-only peers that gave their place to a listed one (see peer_admission.ts). */
+  peersEvicted: number;
   elections: number;
   leaderChanges: number;
 }
@@ -251,6 +255,7 @@ export class Election {
     heartbeatsFromSelf: 0,
     heartbeatsSent: 0,
     peersRefused: 0,
+    peersEvicted: 0,
     elections: 0,
     leaderChanges: 0,
   };
@@ -265,6 +270,8 @@ export class Election {
   #lastSentMono: number | null = null;
   #lastSent: Heartbeat | null = null;
   #peers = new Map<string, PeerState>();
+  /** The configured peer set (DNS answer or `--peers`), without this node. */
+  #peerSet = new Set<string>();
 
   #observation: RedisObservation | null = null;
   #knownRunId: string | null = null;
@@ -356,12 +363,9 @@ export class Election {
   setPeers(addresses: readonly string[], now: Instant): ElectionAction[] {
     return this.#run(now, (out) => {
       const wanted = new Set(addresses.filter((a) => a !== this.options.self));
+      this.#peerSet = wanted;
       for (const p of this.#peers.values()) p.inPeerSet = wanted.has(p.address);
-      for (const address of [...wanted].sort(compareAddress)) {
-        if (this.#peers.has(address)) continue;
-        if (!this.#admit(address, this.options.electionPort, out)) continue;
-        this.#peers.get(address)!.inPeerSet = true;
-      }
+      this.#admitListed(out, true);
     });
   }
 
@@ -480,6 +484,7 @@ export class Election {
     const out: ElectionAction[] = [];
     apply(out);
     this.#forget(now);
+    this.#admitListed(out, false);
     this.#decideRole(now, out);
     this.#updateTargets(out);
     this.#persist(out);
@@ -526,7 +531,22 @@ export class Election {
     }
   }
 
+  /**
+   * Gives `address` a place in the peer table. A listed peer (in {@link #peerSet}) takes the
+   * place of a heard-only one when the table is full; a heard-only peer is then refused.
+   */
   #admit(address: string, electionPort: number, out: ElectionAction[]): boolean {
+    const listed = this.#peerSet.has(address);
+    if (this.#peers.size >= this.options.maxPeers && listed) {
+      const victim = evictionVictim(this.#peers.values(), this.#leader);
+      if (victim !== null) {
+        this.#peers.delete(victim);
+        this.#replyTo.delete(victim);
+        this.#worseLeaderSince.delete(victim);
+        this.stats.peersEvicted++;
+        out.push(event({ kind: "peer-evicted", address: victim, forListed: address }));
+      }
+    }
     if (this.#peers.size >= this.options.maxPeers) {
       this.stats.peersRefused++;
       out.push(event({ kind: "peer-refused", address, reason: "max-peers" }));
@@ -535,12 +555,33 @@ export class Election {
     this.#peers.set(address, {
       address,
       electionPort,
-      inPeerSet: false,
+      inPeerSet: listed,
       last: null,
       lastHeardMono: null,
       retiredBoots: [],
     });
     return true;
+  }
+
+  /**
+   * Every listed peer without a place gets one, retried on every event so that none stays out
+   * once a place frees up. A refusal is counted when the peer set is applied (`report`), not
+   * again at every retry.
+   */
+  #admitListed(out: ElectionAction[], report: boolean): void {
+    if (this.#listedTracked() === this.#peerSet.size) return;
+    for (const address of [...this.#peerSet].sort(compareAddress)) {
+      if (this.#peers.has(address)) continue;
+      const full = this.#peers.size >= this.options.maxPeers;
+      if (full && !report && evictionVictim(this.#peers.values(), this.#leader) === null) return;
+      if (!this.#admit(address, this.options.electionPort, out)) return;
+    }
+  }
+
+  #listedTracked(): number {
+    let n = 0;
+    for (const p of this.#peers.values()) if (p.inPeerSet) n++;
+    return n;
   }
 
   #forget(now: Instant): void {
@@ -626,7 +667,9 @@ export class Election {
 
   /** A leader this node may follow: its redis is up and holds a lineage no younger than ours. */
   #acceptable(hb: Heartbeat): boolean {
-    return claimsLeadership(hb) && hb.redis.up && hb.redis.lineage !== null &&
+    // A leader must name its redis process: the run_id guard checks it before every REPLICAOF.
+    return claimsLeadership(hb) && hb.redis.up && hb.redis.runId !== null &&
+      hb.redis.lineage !== null &&
       compareLineage(hb.redis.lineage, this.#lineage) <= 0;
   }
 

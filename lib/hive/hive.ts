@@ -19,12 +19,8 @@
  */
 
 import { type Clock, systemClock } from "../common/clock.ts";
-import {
-  createCodec,
-  DROP_REASONS,
-  type DropReason,
-  type HeartbeatCodec,
-} from "../election/codec.ts";
+import { createCodec, type HeartbeatCodec } from "../election/codec.ts";
+import { SOURCE_MISMATCH, sourceMatches } from "../net/source_address.ts";
 import type { Config } from "./config.ts";
 import {
   Election,
@@ -55,6 +51,8 @@ import { type DatagramTransport, listenUdp } from "../net/udp_transport.ts";
 import { readStateFile, writeStateFile } from "./state_file.ts";
 import { startStatusServer, type StatusServer } from "../http/status_server.ts";
 import {
+  DATAGRAM_DROP_REASONS,
+  type DatagramDropReason,
   FAILOVER_BUCKETS_MS,
   type FailoverHistogram,
   type HistoryEntry,
@@ -121,8 +119,8 @@ export class Hive {
   readonly election: Election;
   readonly stats: RuntimeStats = {
     datagramsReceived: 0,
-    datagramsDropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<
-      DropReason,
+    datagramsDropped: Object.fromEntries(DATAGRAM_DROP_REASONS.map((r) => [r, 0])) as Record<
+      DatagramDropReason,
       number
     >,
     redisCommands: 0,
@@ -295,7 +293,7 @@ export class Hive {
 
   #wire(initialPeers: readonly string[]): void {
     const now = () => this.clock.now();
-    this.udp.setHandler((bytes) => void this.#onDatagram(bytes));
+    this.udp.setHandler((bytes, from) => void this.#onDatagram(bytes, from.host));
     this.redis.onConnectionLost(() => {
       log.warn("connection to the local redis lost");
       this.#observeSoon();
@@ -315,12 +313,19 @@ export class Hive {
     }, ms));
   }
 
-  async #onDatagram(bytes: Uint8Array): Promise<void> {
+  async #onDatagram(bytes: Uint8Array, source: string): Promise<void> {
     const result = await this.codec.decode(bytes);
     if (this.#stopped) return;
     if (!result.ok) {
       this.stats.datagramsDropped[result.reason]++;
       log.debug("dropped a datagram: {reason}", { reason: result.reason });
+      return;
+    }
+    if (!sourceMatches(result.heartbeat.from, source)) {
+      // Signed (or unsigned, without a secret) but sent from another address: a reflection or
+      // a replay from elsewhere. Never heard: the hive must not reply, follow or forward there.
+      this.stats.datagramsDropped[SOURCE_MISMATCH]++;
+      log.debug("dropped a datagram: {reason}", { reason: SOURCE_MISMATCH, source });
       return;
     }
     this.stats.datagramsReceived++;
@@ -455,7 +460,7 @@ export class Hive {
         });
       }
     }
-    if (e.kind === "peer-refused") return;
+    if (e.kind === "peer-refused" || e.kind === "peer-evicted") return;
     this.#history.push({ atWallMs: now.wallMs, kind: e.kind, message: describeEvent(e) });
     if (this.#history.length > MAX_HISTORY) this.#history.shift();
   }
@@ -682,6 +687,8 @@ export function describeEvent(e: ElectionEvent): string {
       return `handing leadership over to ${e.to}`;
     case "peer-refused":
       return `peer ${e.address} refused (${e.reason})`;
+    case "peer-evicted":
+      return `peer ${e.address} (only heard) gave its place to listed peer ${e.forListed}`;
   }
 }
 
@@ -709,6 +716,9 @@ function logElectionEvent(e: ElectionEvent): void {
       break;
     case "peer-refused":
       log.warn("peer {address} refused: {reason}", { ...e });
+      break;
+    case "peer-evicted":
+      log.warn("peer {address} (only heard) gave its place to listed peer {forListed}", { ...e });
       break;
     case "handoff":
       log.info("handing leadership over to {to}", { ...e });

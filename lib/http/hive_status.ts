@@ -12,7 +12,8 @@
  * ```
  */
 
-import type { DropReason } from "../election/codec.ts";
+import { DROP_REASONS, type DropReason } from "../election/codec.ts";
+import { SOURCE_MISMATCH } from "../net/source_address.ts";
 import type { ElectionEvent, ElectionSnapshot } from "../election/election.ts";
 import type { ProxyEngine } from "../proxy/proxy_engine.ts";
 import type { RedisObservation, RedisTarget } from "../redis/redis_state.ts";
@@ -22,10 +23,20 @@ export const MAX_HISTORY = 50;
 /** Upper bounds of the failover-duration histogram buckets. */
 export const FAILOVER_BUCKETS_MS = [100, 250, 500, 1000, 2000, 5000, 10_000] as const;
 
+/**
+ * Every reason the runtime drops a datagram before the election sees it: the decoder's
+ * ({@link DROP_REASONS}) and `source-mismatch` (the UDP source is not the signed `from`, see
+ * lib/net/source_address.ts).
+ */
+export const DATAGRAM_DROP_REASONS = [...DROP_REASONS, SOURCE_MISMATCH] as const;
+
+/** One of {@link DATAGRAM_DROP_REASONS}. */
+export type DatagramDropReason = DropReason | typeof SOURCE_MISMATCH;
+
 /** Counters of the runtime (the election has its own). */
 export interface RuntimeStats {
   datagramsReceived: number;
-  datagramsDropped: Record<DropReason, number>;
+  datagramsDropped: Record<DatagramDropReason, number>;
   redisCommands: number;
   enforceFailures: number;
   observations: number;

@@ -131,6 +131,10 @@ export const HIVE_METRICS = {
   peers_known: ["gauge", "Peers this node tracks (peer set and peers heard)."],
   peers_live: ["gauge", "Peers heard within the failure timeout."],
   peers_refused_total: ["counter", "Peers refused because --max-peers were tracked."],
+  peers_evicted_total: [
+    "counter",
+    "Heard-only peers that gave their place to a peer listed by DNS or --peers.",
+  ],
   peer_live: ["gauge", "1 while the peer (label peer) is heard within the failure timeout."],
   peer_last_heard_seconds: ["gauge", "Seconds since the last heartbeat of the peer (label peer)."],
   peer_replication_offset_bytes: [
@@ -223,6 +227,7 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   add("peers_known", one(status.peers.length));
   add("peers_live", one(status.peers.filter((p) => p.live).length));
   add("peers_refused_total", one(status.election.peersRefused));
+  add("peers_evicted_total", one(status.election.peersEvicted));
   add("peer_live", status.peers.map((p) => ({ labels: { peer: p.address }, value: +p.live })));
   add(
     "peer_last_heard_seconds",

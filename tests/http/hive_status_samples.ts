@@ -10,8 +10,11 @@
  * ```
  */
 
-import { DROP_REASONS, type DropReason } from "../../lib/election/codec.ts";
-import type { HiveStatus } from "../../lib/http/hive_status.ts";
+import {
+  DATAGRAM_DROP_REASONS,
+  type DatagramDropReason,
+  type HiveStatus,
+} from "../../lib/http/hive_status.ts";
 import type { Lineage, RedisReport } from "../../lib/election/heartbeat.ts";
 import type { RedisObservation } from "../../lib/redis/redis_state.ts";
 
@@ -58,8 +61,11 @@ function observation(extra: Partial<RedisObservation>): RedisObservation {
   };
 }
 
-function zeroDrops(): Record<DropReason, number> {
-  return Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+function zeroDrops(): Record<DatagramDropReason, number> {
+  return Object.fromEntries(DATAGRAM_DROP_REASONS.map((r) => [r, 0])) as Record<
+    DatagramDropReason,
+    number
+  >;
 }
 
 function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "redis"> {
@@ -109,6 +115,7 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
       heartbeatsFromSelf: 0,
       heartbeatsSent: 1000,
       peersRefused: 0,
+      peersEvicted: 0,
       elections: 2,
       leaderChanges: 3,
     },
