@@ -35,6 +35,7 @@
 import type { Instant } from "../common/clock.ts";
 import { HEARTBEAT_VERSION } from "./heartbeat.ts";
 import { evictionVictim } from "./peer_admission.ts";
+import { DEFAULT_MAX_CLOCK_SKEW_MS, replayVerdict } from "./replay_guard.ts";
 import type { Heartbeat, Lineage, RedisReport, Role } from "./heartbeat.ts";
 import {
   type ProxyTarget,
@@ -67,6 +68,11 @@ export interface ElectionTiming {
   emptyPromotionDelayMs: number;
   /** A peer that is neither in the peer set (DNS) nor heard for this long is forgotten. */
   peerForgetMs: number;
+  /**
+   * Heartbeats sent further than this from the receiver's wall clock are dropped (`expired`):
+   * the replay window and the clock skew tolerated between nodes (see replay_guard.ts).
+   */
+  maxClockSkewMs: number;
 }
 
 /** Everything the election needs to know about its own node. */
@@ -109,6 +115,7 @@ export function defaultTiming(heartbeatMs: number, failureMs: number): ElectionT
     startupListenMs: failureMs,
     emptyPromotionDelayMs: 5 * failureMs,
     peerForgetMs: 30 * failureMs,
+    maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
   };
 }
 
@@ -138,8 +145,12 @@ export type ElectionAction =
 /** Counters the runtime exposes as metrics. */
 export interface ElectionStats {
   heartbeatsReceived: number;
-  /** Dropped: a duplicate, reordered or previous-boot heartbeat. */
+  /** Dropped: a duplicate or reordered heartbeat of the boot known (replay_guard.ts `stale`). */
   heartbeatsStale: number;
+  /** Dropped: a heartbeat of a boot that was replaced (`old-boot`). */
+  heartbeatsOldBoot: number;
+  /** Dropped: sent further than `maxClockSkewMs` from this node's clock (`expired`). */
+  heartbeatsExpired: number;
   /** Dropped: a heartbeat claiming to come from this node. */
   heartbeatsFromSelf: number;
   heartbeatsSent: number;
@@ -252,6 +263,8 @@ export class Election {
   readonly stats: ElectionStats = {
     heartbeatsReceived: 0,
     heartbeatsStale: 0,
+    heartbeatsOldBoot: 0,
+    heartbeatsExpired: 0,
     heartbeatsFromSelf: 0,
     heartbeatsSent: 0,
     peersRefused: 0,
@@ -498,20 +511,26 @@ export class Election {
       this.stats.heartbeatsFromSelf++;
       return;
     }
-    let peer = this.#peers.get(hb.from);
+    const known = this.#peers.get(hb.from);
+    const verdict = replayVerdict(
+      known?.last ?? null,
+      known?.retiredBoots ?? [],
+      hb,
+      now.wallMs,
+      this.timing.maxClockSkewMs,
+    );
+    if (verdict !== "accept") {
+      if (verdict === "stale") this.stats.heartbeatsStale++;
+      else if (verdict === "old-boot") this.stats.heartbeatsOldBoot++;
+      else this.stats.heartbeatsExpired++;
+      return;
+    }
+    let peer = known;
     if (peer === undefined) {
       if (!this.#admit(hb.from, hb.electionPort, out)) return;
       peer = this.#peers.get(hb.from)!;
     }
     const last = peer.last;
-    if (last !== null && last.bootId === hb.bootId && hb.seq <= last.seq) {
-      this.stats.heartbeatsStale++;
-      return;
-    }
-    if (peer.retiredBoots.includes(hb.bootId)) {
-      this.stats.heartbeatsStale++;
-      return;
-    }
     if (last !== null && last.bootId !== hb.bootId) {
       peer.retiredBoots = [last.bootId, ...peer.retiredBoots].slice(0, MAX_RETIRED_BOOTS);
     }
@@ -945,6 +964,7 @@ export class Election {
       redisPort: this.options.redisPort,
       bootId: this.options.bootId,
       seq: this.#seq,
+      sentMs: now.wallMs,
       role: this.#role,
       leader: this.#leader,
       electionStartMs: this.#electionStartMs,

@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { isIP } from "node:net";
 import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "../proxy/proxy_options.ts";
 import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "../proxy/epoll/epoll_proxy.ts";
+import { DEFAULT_MAX_CLOCK_SKEW_MS } from "../election/replay_guard.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
 export const exitCodeForConfigError = 2;
@@ -89,6 +90,11 @@ export interface Config {
   failureMs: number;
   /** Interval between two DNS lookups of `service`. */
   dnsRefreshMs: number;
+  /**
+   * Heartbeats sent further than this from this node's wall clock are dropped: the replay window
+   * and the clock skew tolerated between nodes (lib/election/replay_guard.ts).
+   */
+  maxClockSkewMs: number;
   /** How long a new proxied connection waits for a leader before it is closed. */
   proxyHoldMs: number;
   /** Most client connections the proxy holds at once. */
@@ -136,6 +142,7 @@ export const DEFAULTS = {
   heartbeatMs: 200,
   failureMs: 1000,
   dnsRefreshMs: 2000,
+  maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
   proxyHoldMs: 3000,
   maxConnections: 10_000,
   proxyEngine: "auto",
@@ -330,6 +337,14 @@ const FLAGS: readonly FlagSpec[] = [
     value: "MS",
     help: "interval between DNS lookups of --service",
     defaultText: String(DEFAULTS.dnsRefreshMs),
+  },
+  {
+    name: "max-clock-skew-ms",
+    env: "HIVE_MAX_CLOCK_SKEW_MS",
+    value: "MS",
+    help: "replay window: heartbeats sent further than this from the local clock are dropped; " +
+      "node clocks must agree within it",
+    defaultText: String(DEFAULTS.maxClockSkewMs),
   },
   {
     name: "proxy-hold-ms",
@@ -675,6 +690,7 @@ export function parseConfig(
     heartbeatMs: DEFAULTS.heartbeatMs,
     failureMs: DEFAULTS.failureMs,
     dnsRefreshMs: DEFAULTS.dnsRefreshMs,
+    maxClockSkewMs: DEFAULTS.maxClockSkewMs,
     proxyHoldMs: DEFAULTS.proxyHoldMs,
     maxConnections: DEFAULTS.maxConnections,
     proxyEngine: DEFAULTS.proxyEngine,
@@ -778,6 +794,7 @@ export function parseConfig(
     heartbeatMs: duration("heartbeat-ms", DEFAULTS.heartbeatMs),
     failureMs: duration("failure-ms", DEFAULTS.failureMs),
     dnsRefreshMs: duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
+    maxClockSkewMs: duration("max-clock-skew-ms", DEFAULTS.maxClockSkewMs),
     proxyHoldMs: duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
     maxConnections: integer(
       "max-connections",

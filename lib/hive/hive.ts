@@ -178,6 +178,7 @@ export class Hive {
       bootId,
       heartbeatMs: config.heartbeatMs,
       failureMs: config.failureMs,
+      maxClockSkewMs: config.maxClockSkewMs,
       maxPeers: config.maxPeers,
       restored,
     });

@@ -253,6 +253,8 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
       value,
     })),
     { labels: { reason: "stale" }, value: status.election.heartbeatsStale },
+    { labels: { reason: "old-boot" }, value: status.election.heartbeatsOldBoot },
+    { labels: { reason: "expired" }, value: status.election.heartbeatsExpired },
     { labels: { reason: "from-self" }, value: status.election.heartbeatsFromSelf },
   ]);
 

@@ -232,7 +232,7 @@ function render(s, ready) {
   setText("leader-changes", String(s.election.leaderChanges));
   setText("hb-sent", String(s.election.heartbeatsSent));
   setText("hb-recv", String(s.election.heartbeatsReceived));
-  setText("hb-drop", String(sum(s.runtime.datagramsDropped) + s.election.heartbeatsStale + s.election.heartbeatsFromSelf));
+  setText("hb-drop", String(sum(s.runtime.datagramsDropped) + s.election.heartbeatsStale + s.election.heartbeatsOldBoot + s.election.heartbeatsExpired + s.election.heartbeatsFromSelf));
   setText("redis-cmds", String(s.runtime.redisCommands));
   setText("uptime", secs(s.uptimeMs));
   var p = s.proxy, ps = p.stats || {};

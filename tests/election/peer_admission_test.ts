@@ -39,6 +39,7 @@ function hb(from: string, seq: number, extra: Partial<Heartbeat> = {}): Heartbea
     redisPort: 6379,
     bootId: "0000000000000001",
     seq,
+    sentMs: WALL0,
     role: "follower",
     leader: null,
     electionStartMs: null,

@@ -112,6 +112,8 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
     election: {
       heartbeatsReceived: 900,
       heartbeatsStale: 3,
+      heartbeatsOldBoot: 0,
+      heartbeatsExpired: 0,
       heartbeatsFromSelf: 0,
       heartbeatsSent: 1000,
       peersRefused: 0,

@@ -26,6 +26,7 @@ function forged(from: string, seq: number): Heartbeat {
     redisPort: 6379,
     bootId: "00000000000000ff",
     seq,
+    sentMs: Date.now(),
     role: "leader",
     leader: from,
     electionStartMs: null,
