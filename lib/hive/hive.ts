@@ -21,6 +21,7 @@
 import { type Clock, systemClock } from "../common/clock.ts";
 import { createCodec, type HeartbeatCodec } from "../election/codec.ts";
 import { SOURCE_MISMATCH, sourceMatches } from "../net/source_address.ts";
+import { fitMaxConnections, type NofileLimit, raiseNofileLimit } from "../net/fd_limit.ts";
 import type { Config } from "./config.ts";
 import {
   Election,
@@ -110,6 +111,8 @@ export interface HiveDeps {
   proxyEngine?: ProxyEngineChoice;
   /** Whether to start the HTTP server (default true). */
   http?: boolean;
+  /** Raises and reads the open-file limit (default {@link raiseNofileLimit}). */
+  nofileLimit?: () => NofileLimit | null;
 }
 
 const log = getLogger("hive");
@@ -146,6 +149,7 @@ export class Hive {
   #server: StatusServer | null = null;
   /** Shown on `/status` and the status page (see {@link SecurityStatus}). */
   readonly securityWarnings: string[] = [];
+  #limits: HiveStatus["limits"] = { nofileSoft: null, nofileHard: null, maxConnections: 0 };
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
   #failovers: FailoverHistogram = {
@@ -238,11 +242,26 @@ export class Hive {
         password: config.redisPassword,
         announceIp,
       })))(self);
+    // Descriptors: raise the soft limit to the hard one, and fit the proxy's cap within it, so
+    // running out refuses connections instead of starving the election (lib/net/fd_limit.ts).
+    const nofile = (deps.nofileLimit ?? raiseNofileLimit)();
+    const fit = fitMaxConnections(config.maxConnections, nofile?.soft ?? null);
+    const startWarnings: string[] = [];
+    if (nofile?.raisedFrom != null) {
+      log.info("open-file limit raised from {from} to {to}", {
+        from: nofile.raisedFrom,
+        to: nofile.soft,
+      });
+    }
+    if (fit.lowered) {
+      startWarnings.push(fit.reason);
+      log.warn(fit.reason);
+    }
     const proxy = proxyEngine === null ? null : await listenProxy({
       engine: proxyEngine.engine,
       bind: { host: config.bind, port: config.proxyPort },
       holdMs: config.proxyHoldMs,
-      maxConnections: config.maxConnections,
+      maxConnections: fit.maxConnections,
       workers: config.proxyWorkers,
       onEvent: (e) => {
         if (e.kind === "target-change") {
@@ -281,12 +300,20 @@ export class Hive {
       hive.securityWarnings.push(INSECURE_WARNING);
       log.warn(INSECURE_WARNING);
     }
+    hive.securityWarnings.push(...startWarnings);
+    hive.#limits = {
+      nofileSoft: finiteOrNull(nofile?.soft),
+      nofileHard: finiteOrNull(nofile?.hard),
+      maxConnections: fit.maxConnections,
+    };
     hive.#wire(latestPeers);
     if (deps.http !== false) {
       hive.#server = await startStatusServer({
         host: config.bind,
         port: config.httpPort,
         hive,
+        onAcceptError: (e) =>
+          log.warn("HTTP accept failed: {error}; retrying", { error: e.message }),
       });
     }
     return hive;
@@ -537,6 +564,8 @@ export class Hive {
         authenticated: this.codec.signed,
         warnings: [...this.securityWarnings],
       },
+      http: this.#server === null ? null : { ...this.#server.stats },
+      limits: { ...this.#limits },
     };
   }
 
@@ -638,6 +667,10 @@ async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery
     await new Promise((r) => setTimeout(r, 50));
   }
   return detectSelfAddress([...peers()]);
+}
+
+function finiteOrNull(n: number | undefined): number | null {
+  return n === undefined || !Number.isFinite(n) ? null : n;
 }
 
 function randomBootId(): string {

@@ -14,6 +14,7 @@
 
 import { DROP_REASONS, type DropReason } from "../election/codec.ts";
 import { SOURCE_MISMATCH } from "../net/source_address.ts";
+import type { HttpServerStats } from "./http_server.ts";
 import type { ElectionEvent, ElectionSnapshot } from "../election/election.ts";
 import type { ProxyEngine } from "../proxy/proxy_engine.ts";
 import type { RedisObservation, RedisTarget } from "../redis/redis_state.ts";
@@ -98,6 +99,17 @@ export interface HiveStatus {
   lastTickAgoMs: number;
   /** How this node is protected; see docs/security.md. */
   security: SecurityStatus;
+  /** The HTTP server's connections, refusals and timeouts, or null when it does not run. */
+  http: HttpServerStats | null;
+  /** The open-file limit and what the proxy may hold within it (lib/net/fd_limit.ts). */
+  limits: {
+    /** Soft `nofile` limit in force (after raising it to the hard one), null if unknown/unlimited. */
+    nofileSoft: number | null;
+    /** Hard `nofile` limit, null if unknown or unlimited. */
+    nofileHard: number | null;
+    /** The proxy's connection cap in force (`--max-connections`, lowered to fit the limit). */
+    maxConnections: number;
+  };
 }
 
 /** The node's protection, as `/status` and the status page show it. */

@@ -188,6 +188,19 @@ export const HIVE_METRICS = {
   dns_empty_answers_total: ["counter", "DNS resolutions answered with no address."],
   dns_consecutive_failures: ["gauge", "Failed or empty DNS resolutions since the last good one."],
   state_file_errors_total: ["counter", "Failed writes of the state file."],
+  http_connections_active: ["gauge", "HTTP connections open now (at most 64)."],
+  http_requests_total: ["counter", "HTTP requests answered."],
+  http_connections_refused_total: [
+    "counter",
+    "HTTP connections refused, by reason: cap (64 open), accept-error (out of descriptors...).",
+  ],
+  http_timeouts_total: [
+    "counter",
+    "HTTP connections closed for slowness, by kind: header (5 s), connection (15 s).",
+  ],
+  http_bad_requests_total: ["counter", "HTTP requests answered 400 or 431."],
+  nofile_limit: ["gauge", "The process's soft open-file limit (after raising it to the hard one)."],
+  max_connections: ["gauge", "The proxy's connection cap in force (lowered to fit nofile)."],
 } as const satisfies Record<string, readonly [MetricType, string]>;
 
 /** A metric's short name: the key in {@link HIVE_METRICS}, without {@link METRIC_PREFIX}. */
@@ -308,6 +321,26 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   add("dns_empty_answers_total", dns("empties"));
   add("dns_consecutive_failures", dns("consecutiveFailures"));
   add("state_file_errors_total", one(status.runtime.stateFileErrors));
+  const h = status.http;
+  add("http_connections_active", h === null ? [] : one(h.active));
+  add("http_requests_total", h === null ? [] : one(h.requests));
+  add(
+    "http_connections_refused_total",
+    h === null ? [] : [
+      { labels: { reason: "cap" }, value: h.refusedCap },
+      { labels: { reason: "accept-error" }, value: h.acceptErrors },
+    ],
+  );
+  add(
+    "http_timeouts_total",
+    h === null ? [] : [
+      { labels: { kind: "header" }, value: h.headerTimeouts },
+      { labels: { kind: "connection" }, value: h.connectionTimeouts },
+    ],
+  );
+  add("http_bad_requests_total", h === null ? [] : one(h.badRequests));
+  add("nofile_limit", status.limits.nofileSoft === null ? [] : one(status.limits.nofileSoft));
+  add("max_connections", one(status.limits.maxConnections));
   return out;
 }
 

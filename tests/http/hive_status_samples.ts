@@ -147,6 +147,8 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
     uptimeMs: 60_000,
     lastTickAgoMs: 10,
     security: { authenticated: true, warnings: [] },
+    http: null,
+    limits: { nofileSoft: 1_048_576, nofileHard: 1_048_576, maxConnections: 10_000 },
   };
 }
 
