@@ -49,6 +49,7 @@ import { describeUpstream, type ProxyUpstream } from "../proxy/proxy_options.ts"
 import { DnsResolver } from "../net/resolver.ts";
 import { detectSelfAddress } from "../net/self_address.ts";
 import { type DatagramTransport, listenUdp } from "../net/udp_transport.ts";
+import { ffiUdpAvailable, type FilteredUdpTransport, listenUdpFfi } from "../net/udp_ffi.ts";
 import { readStateFile, writeStateFile } from "./state_file.ts";
 import { startStatusServer, type StatusServer } from "../http/status_server.ts";
 import {
@@ -86,6 +87,10 @@ export const SELF_DISCOVERY_TIMEOUT_MS = 60_000;
 export const INSECURE_WARNING = "running WITHOUT a heartbeat secret (--insecure-no-secret): " +
   "anyone who can send UDP to the election port can take over the election and the dataset; " +
   "set --secret-file or HIVE_SECRET (see docs/security.md)";
+
+/** Logged and shown on `/status` when the UDP socket cannot run through libc (no FFI). */
+export const NO_FFI_UDP_WARNING = "UDP through node:dgram (no --allow-ffi or not x86_64 Linux): " +
+  "a flood of junk datagrams costs memory (docs/security.md)";
 
 /** Observations of the local redis happen every half heartbeat, at most every 100 ms. */
 export function observeIntervalMs(heartbeatMs: number): number {
@@ -230,7 +235,13 @@ export class Hive {
         });
       }
     }
-    const udp = await (deps.udp ?? ((b) => listenUdp(b)))({
+    const startWarnings: string[] = [];
+    const udp = await (deps.udp ?? ((b) => {
+      if (ffiUdpAvailable()) return listenUdpFfi(b, { secret: config.secret });
+      startWarnings.push(NO_FFI_UDP_WARNING);
+      log.warn(NO_FFI_UDP_WARNING);
+      return listenUdp(b);
+    }))({
       host: config.bind,
       port: config.electionPort,
     });
@@ -246,7 +257,6 @@ export class Hive {
     // running out refuses connections instead of starving the election (lib/net/fd_limit.ts).
     const nofile = (deps.nofileLimit ?? raiseNofileLimit)();
     const fit = fitMaxConnections(config.maxConnections, nofile?.soft ?? null);
-    const startWarnings: string[] = [];
     if (nofile?.raisedFrom != null) {
       log.info("open-file limit raised from {from} to {to}", {
         from: nofile.raisedFrom,
@@ -511,6 +521,17 @@ export class Hive {
     });
   }
 
+  /** The runtime's counters, with the datagrams the receive worker dropped added in. */
+  #runtimeStats(): RuntimeStats {
+    const stats = structuredClone(this.stats);
+    const transport = this.udp as Partial<FilteredUdpTransport>;
+    const early: Record<string, number> = transport.prefilterDrops?.() ?? {};
+    for (const [reason, n] of Object.entries(early)) {
+      stats.datagramsDropped[reason as DatagramDropReason] += n;
+    }
+    return stats;
+  }
+
   /** True while the loop turns (for `/healthz`). */
   healthy(): boolean {
     const lag = this.clock.now().monoMs - this.#lastTickMono;
@@ -555,7 +576,7 @@ export class Hive {
       },
       discovery: { ...this.discovery.stats },
       election: snap.stats,
-      runtime: structuredClone(this.stats),
+      runtime: this.#runtimeStats(),
       history: [...this.#history],
       failovers: structuredClone(this.#failovers),
       uptimeMs: now.monoMs - this.#startedMono,

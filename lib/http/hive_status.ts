@@ -26,13 +26,14 @@ export const FAILOVER_BUCKETS_MS = [100, 250, 500, 1000, 2000, 5000, 10_000] as 
 
 /**
  * Every reason the runtime drops a datagram before the election sees it: the decoder's
- * ({@link DROP_REASONS}) and `source-mismatch` (the UDP source is not the signed `from`, see
- * lib/net/source_address.ts).
+ * ({@link DROP_REASONS}, counted by the receive worker's envelope filter and by the codec),
+ * `source-mismatch` (the UDP source is not the signed `from`, see lib/net/source_address.ts) and
+ * `overload` (the receive worker had {@link MAX_PENDING_DATAGRAMS} datagrams waiting).
  */
-export const DATAGRAM_DROP_REASONS = [...DROP_REASONS, SOURCE_MISMATCH] as const;
+export const DATAGRAM_DROP_REASONS = [...DROP_REASONS, SOURCE_MISMATCH, "overload"] as const;
 
 /** One of {@link DATAGRAM_DROP_REASONS}. */
-export type DatagramDropReason = DropReason | typeof SOURCE_MISMATCH;
+export type DatagramDropReason = DropReason | typeof SOURCE_MISMATCH | "overload";
 
 /** Counters of the runtime (the election has its own). */
 export interface RuntimeStats {
