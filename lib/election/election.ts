@@ -154,6 +154,8 @@ export interface ElectionStats {
   /** Dropped: a heartbeat claiming to come from this node. */
   heartbeatsFromSelf: number;
   heartbeatsSent: number;
+  /** Immediate replies not sent: the peer was sent one within the heartbeat interval. */
+  repliesSuppressed: number;
   peersRefused: number;
   /** Heard-only peers that gave their place to a listed one (see peer_admission.ts). */
   peersEvicted: number;
@@ -196,6 +198,8 @@ interface PeerState {
   last: Heartbeat | null;
   lastHeardMono: number | null;
   retiredBoots: string[];
+  /** When this node last sent it a heartbeat (broadcast or reply), or null. */
+  lastSentMono: number | null;
 }
 
 /** Orders lineages: negative when `a` is the better (older) one; null is worst. */
@@ -267,6 +271,7 @@ export class Election {
     heartbeatsExpired: 0,
     heartbeatsFromSelf: 0,
     heartbeatsSent: 0,
+    repliesSuppressed: 0,
     peersRefused: 0,
     peersEvicted: 0,
     elections: 0,
@@ -578,6 +583,7 @@ export class Election {
       last: null,
       lastHeardMono: null,
       retiredBoots: [],
+      lastSentMono: null,
     });
     return true;
   }
@@ -985,6 +991,7 @@ export class Election {
       this.#lastSentMono = now.monoMs;
       this.#lastSent = hb;
       this.#replyTo.clear();
+      for (const p of this.#peers.values()) p.lastSentMono = now.monoMs;
       if (to.length > 0) {
         this.stats.heartbeatsSent += to.length;
         out.push({ type: "send", to, heartbeat: hb });
@@ -993,11 +1000,20 @@ export class Election {
     }
     this.#seq--; // nothing sent: the sequence number was not used
     if (this.#replyTo.size > 0) {
+      // At most one reply per peer per heartbeat interval: two starting nodes would otherwise
+      // answer each other's answers, back and forth, for their whole start-up.
       const to = [...this.#replyTo].sort(compareAddress).flatMap((a) => {
         const p = this.#peers.get(a);
-        return p ? [{ host: a, port: p.electionPort }] : [];
+        if (p === undefined) return [];
+        if (p.lastSentMono !== null && now.monoMs - p.lastSentMono < this.timing.heartbeatMs) {
+          this.stats.repliesSuppressed++;
+          return [];
+        }
+        p.lastSentMono = now.monoMs;
+        return [{ host: a, port: p.electionPort }];
       });
       this.#replyTo.clear();
+      if (to.length === 0) return;
       const reply = this.#heartbeat(now);
       this.stats.heartbeatsSent += to.length;
       out.push({ type: "send", to, heartbeat: reply });

@@ -21,6 +21,7 @@
 import { type Clock, systemClock } from "../common/clock.ts";
 import { createCodec, type HeartbeatCodec } from "../election/codec.ts";
 import { SOURCE_MISMATCH, sourceMatches } from "../net/source_address.ts";
+import { RateLimitedLog } from "../common/rate_limited_log.ts";
 import { fitMaxConnections, type NofileLimit, raiseNofileLimit } from "../net/fd_limit.ts";
 import type { Config } from "./config.ts";
 import {
@@ -88,6 +89,9 @@ export const INSECURE_WARNING = "running WITHOUT a heartbeat secret (--insecure-
   "anyone who can send UDP to the election port can take over the election and the dataset; " +
   "set --secret-file or HIVE_SECRET (see docs/security.md)";
 
+/** How often rate-limited warnings write their counts (lib/common/rate_limited_log.ts). */
+export const LOG_FLUSH_MS = 1_000;
+
 /** Logged and shown on `/status` when the UDP socket cannot run through libc (no FFI). */
 export const NO_FFI_UDP_WARNING = "UDP through node:dgram (no --allow-ffi or not x86_64 Linux): " +
   "a flood of junk datagrams costs memory (docs/security.md)";
@@ -135,8 +139,12 @@ export class Hive {
     enforceFailures: 0,
     observations: 0,
     stateFileErrors: 0,
+    proxyAcceptErrors: 0,
+    logLinesSuppressed: 0,
   };
   #timers: ReturnType<typeof setInterval>[] = [];
+  /** Repeated warnings (refusals, drops, failed accepts) go through it (one line per kind per 10 s). */
+  #limited: RateLimitedLog;
   #stopped = false;
   #lastTickMono: number;
   #startedMono: number;
@@ -154,6 +162,7 @@ export class Hive {
   #server: StatusServer | null = null;
   /** Shown on `/status` and the status page (see {@link SecurityStatus}). */
   readonly securityWarnings: string[] = [];
+  #counted = { proxyAcceptErrors: 0 };
   #limits: HiveStatus["limits"] = { nofileSoft: null, nofileHard: null, maxConnections: 0 };
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
@@ -178,6 +187,7 @@ export class Hive {
     readonly proxyEngine: ProxyEngineChoice | null,
     restored: PersistedState | null,
     bootId: string,
+    limited: RateLimitedLog,
   ) {
     this.election = new Election({
       self,
@@ -192,11 +202,17 @@ export class Hive {
       restored,
     });
     this.#startedMono = this.#lastTickMono = clock.now().monoMs;
+    this.#limited = limited;
   }
 
   /** Starts every part of the hive; resolves once it runs. */
   static async start(config: Config, deps: HiveDeps = {}): Promise<Hive> {
     const clock = deps.clock ?? systemClock;
+    const limited = new RateLimitedLog(
+      (line, properties) => log.warn(line, properties ?? {}),
+      () => clock.now().monoMs,
+    );
+    const counted = { proxyAcceptErrors: 0 };
     // First, before anything opens: `--proxy-engine epoll` where it cannot run throws here.
     const proxyEngine = deps.proxy === false
       ? null
@@ -237,10 +253,15 @@ export class Hive {
     }
     const startWarnings: string[] = [];
     const udp = await (deps.udp ?? ((b) => {
-      if (ffiUdpAvailable()) return listenUdpFfi(b, { secret: config.secret });
+      const onError = (error: Error, to: { host: string; port: number } | null) =>
+        limited.log(`udp:${to?.host ?? "socket"}`, "UDP {op} failed: {error}", {
+          op: to === null ? "socket" : `send to ${to.host}:${to.port}`,
+          error: error.message,
+        });
+      if (ffiUdpAvailable()) return listenUdpFfi(b, { secret: config.secret, onError });
       startWarnings.push(NO_FFI_UDP_WARNING);
       log.warn(NO_FFI_UDP_WARNING);
-      return listenUdp(b);
+      return listenUdp(b, { onError });
     }))({
       host: config.bind,
       port: config.electionPort,
@@ -276,7 +297,10 @@ export class Hive {
       onEvent: (e) => {
         if (e.kind === "target-change") {
           log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
-        } else log.warn(`proxy: ${e.kind}`, { ...e });
+          return;
+        }
+        if (e.kind === "accept-error") counted.proxyAcceptErrors++;
+        limited.log(`proxy:${e.kind}`, `proxy: ${e.kind}`, { ...e });
       },
     });
     if (proxyEngine !== null) {
@@ -300,7 +324,9 @@ export class Hive {
       proxyEngine,
       restored,
       bootId,
+      limited,
     );
+    hive.#counted = counted;
     log.info("hive {id} starting (boot {bootId})", {
       id: self,
       bootId,
@@ -343,6 +369,7 @@ export class Hive {
       this.#apply(this.election.tick(now()));
     });
     this.#every(observeIntervalMs(this.config.heartbeatMs), () => this.#observeSoon());
+    this.#every(LOG_FLUSH_MS, () => this.#limited.flush());
   }
 
   #every(ms: number, fn: () => void): void {
@@ -363,11 +390,25 @@ export class Hive {
       // Signed (or unsigned, without a secret) but sent from another address: a reflection or
       // a replay from elsewhere. Never heard: the hive must not reply, follow or forward there.
       this.stats.datagramsDropped[SOURCE_MISMATCH]++;
-      log.debug("dropped a datagram: {reason}", { reason: SOURCE_MISMATCH, source });
+      this.#limited.log(
+        SOURCE_MISMATCH,
+        "dropped a heartbeat claiming to come from {from} but sent from {source}",
+        { from: result.heartbeat.from, source },
+      );
       return;
     }
     this.stats.datagramsReceived++;
-    this.#apply(this.election.receive(result.heartbeat, this.clock.now()));
+    const expiredBefore = this.election.stats.heartbeatsExpired;
+    const now = this.clock.now();
+    this.#apply(this.election.receive(result.heartbeat, now));
+    if (this.election.stats.heartbeatsExpired > expiredBefore) {
+      this.#limited.log(
+        `expired:${result.heartbeat.from}`,
+        "dropped a heartbeat of {from} sent {offMs} ms from this node's clock (more than " +
+          "--max-clock-skew-ms): its clock is off, or it is a replay",
+        { from: result.heartbeat.from, offMs: result.heartbeat.sentMs - now.wallMs },
+      );
+    }
   }
 
   /** Runs `job` after every redis job queued before it: one command at a time. */
@@ -448,11 +489,11 @@ export class Hive {
       for (const warning of result.warnings) log.warn("redis: {warning}", { warning });
       if (!result.ok) {
         this.stats.enforceFailures++;
-        log.warn("redis target {kind} not reached: {reason}: {detail}", {
-          kind: target.kind,
-          reason: result.reason,
-          detail: result.detail,
-        });
+        this.#limited.log(
+          `enforce:${target.kind}:${result.reason}`,
+          "redis target {kind} not reached: {reason}: {detail}",
+          { kind: target.kind, reason: result.reason, detail: result.detail },
+        );
       }
       await this.#observeNow(false); // learn the result at once
     });
@@ -475,7 +516,9 @@ export class Hive {
           this.#persist(a.state);
           break;
         case "event":
-          logElectionEvent(a.event);
+          if (a.event.kind === "peer-refused" || a.event.kind === "peer-evicted") {
+            this.#limited.log(a.event.kind, describeEvent(a.event), { ...a.event });
+          } else logElectionEvent(a.event);
           this.#remember(a.event);
           break;
       }
@@ -524,6 +567,8 @@ export class Hive {
   /** The runtime's counters, with the datagrams the receive worker dropped added in. */
   #runtimeStats(): RuntimeStats {
     const stats = structuredClone(this.stats);
+    stats.proxyAcceptErrors = this.#counted.proxyAcceptErrors;
+    stats.logLinesSuppressed = this.#limited.suppressedTotal;
     const transport = this.udp as Partial<FilteredUdpTransport>;
     const early: Record<string, number> = transport.prefilterDrops?.() ?? {};
     for (const [reason, n] of Object.entries(early)) {

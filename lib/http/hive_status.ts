@@ -43,6 +43,10 @@ export interface RuntimeStats {
   enforceFailures: number;
   observations: number;
   stateFileErrors: number;
+  /** Accepts of the master proxy that failed (out of file descriptors...). */
+  proxyAcceptErrors: number;
+  /** Repeated warning lines not written (lib/common/rate_limited_log.ts). */
+  logLinesSuppressed: number;
 }
 
 /** `/status`: the contract (`id`, `role`, `leader`, `peers`, `redis`) that outside checks rely on, and more. */

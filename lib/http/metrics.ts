@@ -201,6 +201,18 @@ export const HIVE_METRICS = {
   http_bad_requests_total: ["counter", "HTTP requests answered 400 or 431."],
   nofile_limit: ["gauge", "The process's soft open-file limit (after raising it to the hard one)."],
   max_connections: ["gauge", "The proxy's connection cap in force (lowered to fit nofile)."],
+  heartbeat_replies_suppressed_total: [
+    "counter",
+    "Immediate replies to a new or starting peer not sent: it had one within the interval.",
+  ],
+  proxy_accept_errors_total: [
+    "counter",
+    "Accepts of the master proxy that failed (out of file descriptors...); retried.",
+  ],
+  log_lines_suppressed_total: [
+    "counter",
+    "Repeated warning lines not written (one line per kind per 10 s, with the count).",
+  ],
 } as const satisfies Record<string, readonly [MetricType, string]>;
 
 /** A metric's short name: the key in {@link HIVE_METRICS}, without {@link METRIC_PREFIX}. */
@@ -341,6 +353,9 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   add("http_bad_requests_total", h === null ? [] : one(h.badRequests));
   add("nofile_limit", status.limits.nofileSoft === null ? [] : one(status.limits.nofileSoft));
   add("max_connections", one(status.limits.maxConnections));
+  add("heartbeat_replies_suppressed_total", one(status.election.repliesSuppressed));
+  add("proxy_accept_errors_total", one(status.runtime.proxyAcceptErrors));
+  add("log_lines_suppressed_total", one(status.runtime.logLinesSuppressed));
   return out;
 }
 

@@ -118,6 +118,7 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
       heartbeatsSent: 1000,
       peersRefused: 0,
       peersEvicted: 0,
+      repliesSuppressed: 0,
       elections: 2,
       leaderChanges: 3,
     },
@@ -128,6 +129,8 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
       enforceFailures: 0,
       observations: 600,
       stateFileErrors: 0,
+      proxyAcceptErrors: 0,
+      logLinesSuppressed: 0,
     },
     history: [
       { atWallMs: 1_700_000_090_000, kind: "election-started", message: "election started: x" },

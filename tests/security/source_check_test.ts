@@ -87,6 +87,8 @@ Deno.test("security: signed but from another source, unsigned or badly signed: n
     assert.equal(s.peers[0]!.lastHeardAgoMs, null, "the real peer was never heard");
     assert.notEqual(s.leader, PEER);
     assert.deepEqual(reflected, [], "nothing was ever sent to the attacker's address");
+    // One warning line for the 20 source mismatches; the other 19 only counted.
+    assert.equal(s.runtime.logLinesSuppressed, 19);
   } finally {
     await attacker.close();
     await hive.stop();
