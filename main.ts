@@ -15,7 +15,11 @@
 
 import { ConfigError, exitCodeForConfigError, formatHelp, parseConfig } from "./lib/hive/config.ts";
 import { setupLogging } from "./lib/hive/log.ts";
-import { chooseProxyEngine, currentProxyPlatform } from "./lib/proxy/proxy_engine.ts";
+import {
+  chooseProxyEngine,
+  currentProxyPlatform,
+  ProxyEngineUnavailableError,
+} from "./lib/proxy/proxy_engine.ts";
 import { runHive } from "./lib/hive/hive.ts";
 
 /**
@@ -43,7 +47,9 @@ export async function main(): Promise<void> {
       ? undefined
       : chooseProxyEngine(config.proxyEngine, currentProxyPlatform());
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
+    if (!(error instanceof ConfigError || error instanceof ProxyEngineUnavailableError)) {
+      throw error;
+    }
     console.error(`redis-hive: ${error.message}`);
     Deno.exit(exitCodeForConfigError);
   }

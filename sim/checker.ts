@@ -1,5 +1,5 @@
 /**
- * The simulator's referee: checks the safety rules of PRODUCT.md at every step of a
+ * The simulator's referee: checks the product's safety rules (docs/election.md) at every step of a
  * {@link World} and records every violation with the time it happened.
  *
  * - A replica holding a dataset never syncs from a master holding a younger one (or an empty
@@ -9,8 +9,10 @@
  *   its hive up and a full DNS view on both sides, for the whole grace period.
  * - Once the world has been calm for `settleMs`: at most one leader per connected group (nodes
  *   linked, directly or through others, by working two-way paths), every leader's redis is a
- *   master, every follower that can reach its leader both ways replicates it and forwards its
- *   proxy to it.
+ *   master whose proxy forwards to the local redis's socket, every follower that can reach its
+ *   leader both ways replicates it and forwards its proxy to it, and a follower that reports
+ *   itself caught up with its leader (`/readyz`) holds the leader's dataset.
+ * - Convergence includes every follower reporting itself caught up.
  *
  * @example
  * ```ts
@@ -24,7 +26,15 @@
  * ```
  */
 
-import type { Origin, SimNode, World } from "./world.ts";
+import { caughtUpWithLeader } from "../lib/hive/policy.ts";
+import type { ProxyUpstream } from "../lib/proxy/proxy_options.ts";
+import { type Origin, SIM_LOCAL_REDIS, type SimNode, type World } from "./world.ts";
+
+/** Where a proxy forwards, for the checks: the leader's host, "local socket", or "hold". */
+function forwardsTo(u: ProxyUpstream): string {
+  if (u === null) return "hold";
+  return "path" in u ? "local socket" : u.host;
+}
 
 /** Twice the largest clock skew the simulator injects. */
 export const LINEAGE_SKEW_MARGIN_MS = 10_000;
@@ -202,7 +212,9 @@ export class Checker {
       if (leader.redis !== null && leader.redis.role !== "master") {
         this.#fail("leader's redis is not a master", leader.address);
       }
-      if (leader.proxyTarget?.host !== "127.0.0.1" && leader.redis?.role === "master") {
+      const ownSocket = leader.proxyUpstream !== null && "path" in leader.proxyUpstream &&
+        leader.proxyUpstream.path === SIM_LOCAL_REDIS.redisSocket;
+      if (!ownSocket && leader.redis?.role === "master") {
         this.#fail("leader's proxy does not forward to its redis", leader.address);
       }
       for (const n of group) {
@@ -218,10 +230,20 @@ export class Checker {
             `${n.address} -> ${n.redis.master?.host ?? "none"}, leader ${leader.address}`,
           );
         }
-        if (leader.redis !== null && n.proxyTarget?.host !== leader.address) {
+        if (leader.redis !== null && forwardsTo(n.proxyUpstream) !== leader.address) {
           this.#fail(
             "follower's proxy does not forward to the leader",
-            `${n.address} -> ${n.proxyTarget?.host ?? "hold"}, leader ${leader.address}`,
+            `${n.address} -> ${forwardsTo(n.proxyUpstream)}, leader ${leader.address}`,
+          );
+        }
+        if (
+          caughtUpWithLeader(n.catchUp) === true && leader.redis !== null &&
+          n.redis?.origin.id !== leader.redis.origin.id
+        ) {
+          this.#fail(
+            "follower reports caught up without the leader's dataset",
+            `${n.address} holds #${n.redis?.origin.id ?? "none"}, leader ${leader.address} ` +
+              `holds #${leader.redis.origin.id}`,
           );
         }
       }
@@ -243,7 +265,7 @@ export class Checker {
       n === leader || (n.hive!.role === "follower" && n.hive!.leader === leader.address &&
         n.redis!.master?.host === leader.address && n.redis!.link === "up" &&
         n.redis!.origin.id === leader.redis!.origin.id &&
-        n.proxyTarget?.host === leader.address)
+        forwardsTo(n.proxyUpstream) === leader.address && caughtUpWithLeader(n.catchUp) === true)
     );
   }
 }

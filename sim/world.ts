@@ -4,9 +4,11 @@
  * replication precise enough to tell whether a dataset was wiped.
  *
  * Everything is driven by one {@link EventQueue} and one {@link Rng}, so a seed replays exactly.
- * The runtime loop modelled here mirrors `lib/hive/hive.ts`: tick every {@link SIM_TICK_MS}, observe
- * the local redis every {@link SIM_OBSERVE_MS} and at once when its connection drops, re-enforce
- * the redis target whenever an observation disagrees with it.
+ * The runtime loop modelled here is the one of lib/hive/hive.ts, at its pace (lib/hive/policy.ts):
+ * tick every `TICK_MS`, observe the local redis every `observeIntervalMs(heartbeatMs)` and
+ * at once when its connection drops. What the runtime decides, it decides through the same
+ * functions (policy.ts): when to re-enforce the redis target, whether a follower caught up with
+ * its leader, where the proxy sends connections, which follower a leaving leader hands over to.
  *
  * @example
  * ```ts
@@ -27,13 +29,14 @@ import {
   type RedisTarget,
 } from "../lib/redis/redis_state.ts";
 import type { Instant } from "../lib/common/clock.ts";
+import { inTargetState } from "../lib/redis/redis_enforce.ts";
+import type { ProxyUpstream } from "../lib/proxy/proxy_options.ts";
+import type { HandoffSync } from "../lib/redis/redis_controller.ts";
+// The runtime's own policy, not a copy of it.
+import * as policy from "../lib/hive/policy.ts";
 import { EventQueue } from "./event_queue.ts";
 import { Rng } from "./rng.ts";
 
-/** How often the modelled runtime calls `tick`. */
-export const SIM_TICK_MS = 50;
-/** How often the modelled runtime observes its redis. */
-export const SIM_OBSERVE_MS = 100;
 /** How often a redis replica retries a broken master link (redis's replicationCron). */
 export const REDIS_REPLICATION_CRON_MS = 1000;
 /** How long after a redis restart its hive's reconnect sees it (bounded backoff). */
@@ -46,6 +49,12 @@ export const SIM_SYNC_MS = { min: 5, max: 60 };
 export const SIM_REDIS_PORT = 6379;
 /** The election port every simulated node uses. */
 export const SIM_ELECTION_PORT = 7379;
+/** Where every simulated hive finds its own redis (with a Unix socket, as `--redis-socket`). */
+export const SIM_LOCAL_REDIS: policy.LocalRedis = {
+  redisHost: "127.0.0.1",
+  redisPort: SIM_REDIS_PORT,
+  redisSocket: "/run/redis/redis.sock",
+};
 
 /** A dataset's identity: where a redis's content came from. */
 export interface Origin {
@@ -79,8 +88,10 @@ export interface SimNode {
   redisStarts: number;
   /** Whether a restarted redis starts parked (as in the manifests) or as a plain master. */
   redisStartsParked: boolean;
-  /** The proxy target the hive last asked for. */
-  proxyTarget: { host: string; port: number } | null;
+  /** Where the proxy sends new connections ({@link policy.proxyUpstream} of the election's target). */
+  proxyUpstream: ProxyUpstream;
+  /** The hive's catch-up record (what its `/readyz` reports; {@link policy.trackCatchUp}). */
+  catchUp: policy.CatchUp;
   /** What this node's DNS lookups currently answer. */
   dns: { mode: "full" | "partial" | "empty" | "stale"; addresses: string[] };
   /** Bumped when the hive process is replaced, to cancel its timers. */
@@ -127,6 +138,8 @@ export class World {
   readonly nodes: SimNode[] = [];
   readonly heartbeatMs: number;
   readonly failureMs: number;
+  /** How often the modelled runtime observes its redis (the runtime's rule). */
+  readonly observeMs: number;
   readonly maxPeers: number;
   hooks: WorldHooks = {};
 
@@ -147,6 +160,7 @@ export class World {
   constructor(readonly options: WorldOptions) {
     this.rng = new Rng(options.seed);
     this.heartbeatMs = options.heartbeatMs ?? 200;
+    this.observeMs = policy.observeIntervalMs(this.heartbeatMs);
     this.failureMs = options.failureMs ?? 1000;
     this.maxPeers = options.maxPeers ?? 64;
     for (let i = 0; i < options.nodes; i++) {
@@ -159,7 +173,8 @@ export class World {
         redis: null,
         redisStarts: 0,
         redisStartsParked: true,
-        proxyTarget: null,
+        proxyUpstream: null,
+        catchUp: policy.NOT_LINKED,
         dns: { mode: "full", addresses: [] },
         generation: 0,
         persisted: null,
@@ -261,26 +276,27 @@ export class World {
       self: n.address,
       electionPort: SIM_ELECTION_PORT,
       redisPort: SIM_REDIS_PORT,
-      localRedis: { host: "127.0.0.1", port: SIM_REDIS_PORT },
+      localRedis: { host: SIM_LOCAL_REDIS.redisHost, port: SIM_LOCAL_REDIS.redisPort },
       bootId: this.rng.hex(8),
       heartbeatMs: this.heartbeatMs,
       failureMs: this.failureMs,
       maxPeers: this.maxPeers,
       restored: n.persisted,
     });
-    n.proxyTarget = null;
+    n.proxyUpstream = null;
+    n.catchUp = policy.NOT_LINKED;
     const alive = () => n.generation === gen && n.hive !== null;
     // The runtime's loop: resolve, observe, tick, on their own timers with a random phase.
     const tick = () => {
       if (!alive()) return;
       if (this.#deferWhileStalled(n, tick)) return;
       this.#apply(n, n.hive!.tick(this.instant(n)));
-      this.queue.after(SIM_TICK_MS, tick);
+      this.queue.after(policy.TICK_MS, tick);
     };
     const observe = () => {
       if (!alive()) return;
       this.#observe(n);
-      this.queue.after(SIM_OBSERVE_MS, observe);
+      this.queue.after(this.observeMs, observe);
     };
     const resolve = () => {
       if (!alive()) return;
@@ -292,19 +308,24 @@ export class World {
     resolve();
     this.#observe(n);
     tick();
-    this.queue.after(this.rng.int(1, SIM_OBSERVE_MS), observe);
+    this.queue.after(this.rng.int(1, this.observeMs), observe);
   }
 
   /**
    * A graceful stop of a pod (SIGTERM, as in a rolling update): a leader hands over to its
-   * most caught-up follower first; `afterMs` later the pod is gone. Returns the successor.
+   * most caught-up follower first ({@link policy.chooseSuccessor} over the election's candidates and a
+   * model of the runtime's write pause and sync); `afterMs` later the pod is gone. Returns the
+   * successor.
    */
   gracefulStop(n: SimNode, afterMs: number): string | null {
     const hive = n.hive;
     let successor: string | null = null;
     if (hive !== null) {
-      successor = hive.successor(this.instant(n));
-      if (successor !== null) this.#apply(n, hive.handOff(successor, this.instant(n)));
+      const candidates = hive.successors(this.instant(n));
+      if (candidates.length > 0) {
+        successor = policy.chooseSuccessor(candidates, this.#pauseAndSync(n, candidates));
+        this.#apply(n, hive.handOff(successor, this.instant(n)));
+      }
     }
     const gen = n.generation;
     this.queue.after(afterMs, () => {
@@ -313,12 +334,35 @@ export class World {
     return successor;
   }
 
+  /**
+   * The runtime's `pauseAndSync` as the simulator sees it: with writes paused, a candidate whose
+   * redis replicates this node's with its link up (and the same dataset) processed every write
+   * (the simulator models no write stream, so every offset is 0); the first such one is chosen.
+   */
+  #pauseAndSync(n: SimNode, candidates: { address: string; redisPort: number }[]): HandoffSync {
+    const master = n.redis;
+    const offsets = candidates.map((c) => {
+      const r = this.byAddress(c.address)?.redis ?? null;
+      const synced = master !== null && r !== null && r.master?.host === n.address &&
+        r.link === "up" && r.origin.id === master.origin.id;
+      return { host: c.address, port: c.redisPort, offset: synced ? 0 : null };
+    });
+    if (master === null) {
+      return { ok: false, reason: "the local redis is down", masterOffset: null, offsets };
+    }
+    const chosen = offsets.find((o) => o.offset !== null);
+    if (chosen === undefined) return { ok: false, reason: "timeout", masterOffset: 0, offsets };
+    const at = { host: chosen.host, port: chosen.port };
+    return { ok: true, chosen: at, masterOffset: 0, replicaOffset: 0, waitedMs: 0 };
+  }
+
   /** Kills the hive process (its redis lives on, in whatever role it had). */
   crashHive(n: SimNode): void {
     this.hooks.onDisturb?.();
     n.hive = null;
     n.generation++;
-    n.proxyTarget = null;
+    n.proxyUpstream = null;
+    n.catchUp = policy.NOT_LINKED;
   }
 
   /** Starts a new, empty redis process: parked (as the manifests do) or as a plain master. */
@@ -387,7 +431,7 @@ export class World {
           break;
         }
         case "proxy":
-          n.proxyTarget = a.target;
+          n.proxyUpstream = policy.proxyUpstream(a.target, SIM_LOCAL_REDIS);
           break;
         case "persist":
           n.persisted = a.state;
@@ -422,10 +466,11 @@ export class World {
     ) return;
     const obs = this.observation(n);
     this.#apply(n, n.hive.observeRedis(obs, this.instant(n)));
-    // Reconcile: the runtime re-enforces the target whenever the redis disagrees with it.
-    const target = n.hive?.redisTarget;
-    const recheck = target?.kind === "follow" && n.redis?.link === "down";
-    if (reconcile && target !== undefined && obs.up && (!this.matches(n, target) || recheck)) {
+    if (n.hive === null) return;
+    this.#trackCatchUp(n, obs);
+    // Reconcile, as the runtime: re-enforce the target whenever the redis disagrees with it.
+    const target = n.hive.redisTarget;
+    if (policy.shouldReconcile(obs, target, { reconcile, enforcing: false })) {
       const gen = n.generation;
       this.queue.after(SIM_COMMAND_MS, () => {
         if (n.generation === gen && n.hive !== null && n.hive.redisTarget === target) {
@@ -433,6 +478,24 @@ export class World {
         }
       });
     }
+  }
+
+  #trackCatchUp(n: SimNode, obs: RedisObservation): void {
+    const hive = n.hive!;
+    const now = this.instant(n);
+    const leader = hive.leader;
+    const peer = leader === null ? null : hive.peer(leader, now);
+    const leaderLast = peer?.last && peer.lastHeardAgoMs !== null
+      ? { heardMono: now.monoMs - peer.lastHeardAgoMs, offset: peer.last.redis.offset }
+      : null;
+    n.catchUp = policy.trackCatchUp(n.catchUp, {
+      nowMono: now.monoMs,
+      role: hive.role,
+      leader,
+      target: hive.redisTarget,
+      obs,
+      leaderLast,
+    });
   }
 
   /** What the node's hive would observe of its redis now. */
@@ -446,26 +509,16 @@ export class World {
       masterHost: r.master?.host ?? null,
       masterPort: r.master?.port ?? null,
       linkUp: r.link === "up",
-      loading: false,
+      // INFO's master_sync_in_progress:1 during a full sync, as redis_info.ts reads it.
+      loading: r.link === "syncing",
       replId: r.replId,
       offset: 0,
     };
   }
 
-  /** True when the node's redis already has the role `target` asks for. */
+  /** True when the node's redis already has the role `target` asks for ({@link inTargetState}). */
   matches(n: SimNode, target: RedisTarget): boolean {
-    const r = n.redis;
-    if (r === null) return false;
-    switch (target.kind) {
-      case "leader":
-        return r.role === "master";
-      case "parked":
-        return r.role === "replica" && r.master?.host === PARKED_MASTER.host &&
-          r.master.port === PARKED_MASTER.port;
-      case "follow":
-        return r.role === "replica" && r.master?.host === target.host &&
-          r.master.port === target.port;
-    }
+    return inTargetState(this.observation(n), target);
   }
 
   /** Carries out a redis target on a node, as the runtime's redis controller does. */

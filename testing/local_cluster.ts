@@ -29,11 +29,10 @@ import { randomSecret } from "./secret.ts";
 import type { HiveStatus } from "../lib/http/hive_status.ts";
 import { parseInfo } from "../lib/redis/redis_info.ts";
 import { type Dnsmasq, startDnsmasq } from "./dnsmasq.ts";
-import { eventually, type RedisProcess, sleep, startRedis } from "./redis_server.ts";
+import { type RedisProcess, startRedis } from "./redis_server.ts";
+import { sleep } from "./wait.ts";
 import { respCommand, type RespValue } from "./resp_client.ts";
 import { RespConnection } from "./resp_connection.ts";
-
-export { eventually, sleep };
 
 /** How long a new hive process may take to answer `/healthz` (deno start-up included). */
 export const HIVE_START_TIMEOUT_MS = 30_000;

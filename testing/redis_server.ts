@@ -16,6 +16,7 @@
  * ```
  */
 
+import { sleep } from "./wait.ts";
 import { PARKED_MASTER } from "../lib/redis/redis_state.ts";
 import { parseInfo } from "../lib/redis/redis_info.ts";
 import { respCommand, type RespValue } from "./resp_client.ts";
@@ -261,45 +262,4 @@ export async function withRedis<T>(
   const failedStop = stops.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failedStop !== undefined) throw failedStop.reason;
   return outcome.value;
-}
-
-/**
- * Polls `check` until it returns a value other than `undefined`/`false`, or throws after
- * `timeoutMs` with `what` and the last value or error seen. For "eventually" conditions only.
- *
- * @example
- * ```ts
- * await eventually("replica link up", async () => (await replica.info("replication"))
- *   .get("master_link_status") === "up");
- * ```
- */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  opts: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  const intervalMs = opts.intervalMs ?? 20;
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = undefined;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-      last = value;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for: ${what} (last: ${String(last)})`,
-      );
-    }
-    await sleep(intervalMs);
-  }
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

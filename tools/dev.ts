@@ -26,7 +26,8 @@
 
 import { parseArgs } from "node:util";
 import type { HiveStatus } from "../lib/http/hive_status.ts";
-import { LocalCluster, type NodePorts, sleep } from "../testing/local_cluster.ts";
+import { LocalCluster, type NodePorts } from "../testing/local_cluster.ts";
+import { sleep } from "../testing/wait.ts";
 
 /** Nodes started without `--nodes`. */
 export const DEFAULT_DEV_NODES = 3;

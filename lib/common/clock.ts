@@ -25,9 +25,24 @@ export interface Clock {
   now(): Instant;
 }
 
-/** The real clock: `performance.now()` and `Date.now()`, rounded to whole milliseconds. */
+/**
+ * The monotonic source, alone: whole milliseconds of `performance.now()` (never jumps; only
+ * differences within one thread are meaningful: a worker thread has its own time origin). For
+ * hot loops that need deadlines without allocating an {@link Instant} (the epoll engine).
+ *
+ * @example
+ * ```ts
+ * const deadline = monotonicMs() + 1000;
+ * console.log(monotonicMs() < deadline); // true
+ * ```
+ */
+export function monotonicMs(): number {
+  return Math.floor(performance.now());
+}
+
+/** The real clock: {@link monotonicMs} and `Date.now()`, in whole milliseconds. */
 export const systemClock: Clock = {
-  now: () => ({ monoMs: Math.floor(performance.now()), wallMs: Date.now() }),
+  now: () => ({ monoMs: monotonicMs(), wallMs: Date.now() }),
 };
 
 /**

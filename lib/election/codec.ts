@@ -154,66 +154,72 @@ export async function createCodec(secret: string | null): Promise<HeartbeatCodec
     ["sign", "verify"],
   );
 
-  async function encode(heartbeat: Heartbeat): Promise<Uint8Array> {
-    const problem = heartbeatProblem(heartbeat);
-    if (problem !== null) throw new Error(`encode: invalid heartbeat: ${problem}`);
-    const payload = utf8Encoder.encode(JSON.stringify(canonical(heartbeat)));
-    const total = HEADER_BYTES + payload.length + (key === null ? 0 : TAG_BYTES);
-    if (total > MAX_DATAGRAM_BYTES) {
-      throw new Error(
-        `encode: heartbeat datagram is ${total} bytes, over MAX_DATAGRAM_BYTES (${MAX_DATAGRAM_BYTES})`,
-      );
-    }
-    const out = new Uint8Array(total);
-    out.set(MAGIC, 0);
-    out[MAGIC.length] = HEARTBEAT_VERSION;
-    out[MAGIC.length + 1] = key === null ? 0 : FLAG_SIGNED;
-    out.set(payload, HEADER_BYTES);
-    if (key !== null) {
-      const signedEnd = HEADER_BYTES + payload.length;
-      const tag = await crypto.subtle.sign("HMAC", key, out.subarray(0, signedEnd));
-      out.set(new Uint8Array(tag), signedEnd);
-    }
-    return out;
-  }
+  return {
+    signed: key !== null,
+    encode: (heartbeat) => encodeHeartbeat(key, heartbeat),
+    decode: (input) => decodeHeartbeat(key, input),
+  };
+}
 
-  async function decode(input: Uint8Array): Promise<DecodeResult> {
-    if (input.length > MAX_DATAGRAM_BYTES) return drop("oversized");
-    for (let i = 0; i < MAGIC.length && i < input.length; i++) {
-      if (input[i] !== MAGIC[i]) return drop("bad-magic");
-    }
-    if (input.length < HEADER_BYTES) return drop("truncated");
-    if (input[MAGIC.length] !== HEARTBEAT_VERSION) return drop("wrong-version");
-    const flags = input[MAGIC.length + 1] ?? 0;
-    if ((flags & ~FLAG_SIGNED) !== 0) return drop("unknown-flags");
-    const isSigned = (flags & FLAG_SIGNED) !== 0;
-    // Header and payload. When signed, a copy: the bytes verified are then the bytes parsed,
-    // even if the caller reuses its buffer while verify awaits.
-    let envelope: Uint8Array = input;
-    if (key === null) {
-      if (isSigned) return drop("unexpected-signature");
-    } else {
-      if (!isSigned) return drop("unsigned");
-      if (input.length < HEADER_BYTES + TAG_BYTES) return drop("truncated");
-      const payloadEnd = input.length - TAG_BYTES;
-      const copy = new Uint8Array(input.subarray(0, payloadEnd));
-      const tag = new Uint8Array(input.subarray(payloadEnd));
-      if (!(await crypto.subtle.verify("HMAC", key, tag, copy))) {
-        return drop("bad-signature");
-      }
-      envelope = copy;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(utf8Decoder.decode(envelope.subarray(HEADER_BYTES)));
-    } catch {
-      return drop("malformed");
-    }
-    if (heartbeatProblem(value) !== null) return drop("invalid-field");
-    return { ok: true, heartbeat: canonical(value as Heartbeat) };
+/** A heartbeat as one datagram: header, JSON payload and, with `key`, the HMAC tag. */
+async function encodeHeartbeat(key: CryptoKey | null, heartbeat: Heartbeat): Promise<Uint8Array> {
+  const problem = heartbeatProblem(heartbeat);
+  if (problem !== null) throw new Error(`encode: invalid heartbeat: ${problem}`);
+  const payload = utf8Encoder.encode(JSON.stringify(canonical(heartbeat)));
+  const total = HEADER_BYTES + payload.length + (key === null ? 0 : TAG_BYTES);
+  if (total > MAX_DATAGRAM_BYTES) {
+    throw new Error(
+      `encode: heartbeat datagram is ${total} bytes, over MAX_DATAGRAM_BYTES (${MAX_DATAGRAM_BYTES})`,
+    );
   }
+  const out = new Uint8Array(total);
+  out.set(MAGIC, 0);
+  out[MAGIC.length] = HEARTBEAT_VERSION;
+  out[MAGIC.length + 1] = key === null ? 0 : FLAG_SIGNED;
+  out.set(payload, HEADER_BYTES);
+  if (key !== null) {
+    const signedEnd = HEADER_BYTES + payload.length;
+    const tag = await crypto.subtle.sign("HMAC", key, out.subarray(0, signedEnd));
+    out.set(new Uint8Array(tag), signedEnd);
+  }
+  return out;
+}
 
-  return { signed: key !== null, encode, decode };
+/** One datagram back to a heartbeat, or why it is dropped; with `key`, its tag must verify. */
+async function decodeHeartbeat(key: CryptoKey | null, input: Uint8Array): Promise<DecodeResult> {
+  if (input.length > MAX_DATAGRAM_BYTES) return drop("oversized");
+  for (let i = 0; i < MAGIC.length && i < input.length; i++) {
+    if (input[i] !== MAGIC[i]) return drop("bad-magic");
+  }
+  if (input.length < HEADER_BYTES) return drop("truncated");
+  if (input[MAGIC.length] !== HEARTBEAT_VERSION) return drop("wrong-version");
+  const flags = input[MAGIC.length + 1] ?? 0;
+  if ((flags & ~FLAG_SIGNED) !== 0) return drop("unknown-flags");
+  const isSigned = (flags & FLAG_SIGNED) !== 0;
+  // Header and payload. When signed, a copy: the bytes verified are then the bytes parsed,
+  // even if the caller reuses its buffer while verify awaits.
+  let envelope: Uint8Array = input;
+  if (key === null) {
+    if (isSigned) return drop("unexpected-signature");
+  } else {
+    if (!isSigned) return drop("unsigned");
+    if (input.length < HEADER_BYTES + TAG_BYTES) return drop("truncated");
+    const payloadEnd = input.length - TAG_BYTES;
+    const copy = new Uint8Array(input.subarray(0, payloadEnd));
+    const tag = new Uint8Array(input.subarray(payloadEnd));
+    if (!(await crypto.subtle.verify("HMAC", key, tag, copy))) {
+      return drop("bad-signature");
+    }
+    envelope = copy;
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8Decoder.decode(envelope.subarray(HEADER_BYTES)));
+  } catch {
+    return drop("malformed");
+  }
+  if (heartbeatProblem(value) !== null) return drop("invalid-field");
+  return { ok: true, heartbeat: canonical(value as Heartbeat) };
 }
 
 function drop(reason: DropReason): DecodeResult {

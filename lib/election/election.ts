@@ -106,6 +106,14 @@ export interface PersistedState {
   lineage: Lineage | null;
 }
 
+/**
+ * `failureMs` must span at least this many heartbeat intervals (the election refuses less, and so
+ * does `--failure-ms`). With 3, one lost heartbeat leaves a gap of 2 intervals, still a full
+ * interval short of a failure, so one lost datagram plus ordinary jitter is never taken for a
+ * dead peer; with 2, one lost datagram and any delay would be.
+ */
+export const FAILURE_TO_HEARTBEAT_MIN_RATIO = 3;
+
 /** Derives the full timing from the two configured values; see `docs/election.md`. */
 export function defaultTiming(heartbeatMs: number, failureMs: number): ElectionTiming {
   return {
@@ -213,7 +221,12 @@ export function sameLineage(a: Lineage | null, b: Lineage | null): boolean {
   return compareLineage(a, b) === 0;
 }
 
-/** The seed's tie-breaker: the alphabetically first address wins (plain string order). */
+/**
+ * The last tie-breaker of every ranking, when lineage, group size, offset and start time are all
+ * equal: the address that comes first in plain string (code-unit) order wins, e.g. "10.0.0.1"
+ * before "10.0.0.2" (and "10.0.0.10" before "10.0.0.2"). Every node sorts the same way, so all
+ * agree on the winner without talking.
+ */
 export function compareAddress(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -333,9 +346,10 @@ export class Election {
         throw new Error(`Election: timing ${key} must be a positive number, got ${value}`);
       }
     }
-    if (t.failureMs < 2 * t.heartbeatMs) {
+    if (t.failureMs < FAILURE_TO_HEARTBEAT_MIN_RATIO * t.heartbeatMs) {
       throw new Error(
-        `Election: failureMs (${t.failureMs}) must be at least twice heartbeatMs (${t.heartbeatMs})`,
+        `Election: failureMs (${t.failureMs}) must be at least ${FAILURE_TO_HEARTBEAT_MIN_RATIO} ` +
+          `x heartbeatMs (${t.heartbeatMs})`,
       );
     }
     if (!(options.maxPeers >= 1)) throw new Error(`Election: maxPeers must be >= 1`);
@@ -726,107 +740,146 @@ export class Election {
     return n;
   }
 
+  /** One step of the role's state machine: each role decides its next role on its own. */
   #decideRole(now: Instant, out: ElectionAction[]): void {
     const live = this.#liveHeartbeats(now);
     switch (this.#role) {
-      case "starting": {
-        const best = this.#bestLeader(live);
-        if (best !== null) this.#follow(best, "heard a leader at startup", out);
-        else if (now.monoMs - this.#startedMono! >= this.timing.startupListenMs) {
-          this.#leaderless(now, "no leader heard at startup", out);
-        }
-        return;
+      case "starting":
+        return this.#stepStarting(now, live, out);
+      case "follower":
+        return this.#stepFollower(now, live, out);
+      case "candidate":
+        return this.#stepCandidate(now, live, out);
+      case "leader":
+        return this.#stepLeader(now, live, out);
+    }
+  }
+
+  /** Starting: follow a leader heard while listening, or go leaderless once the window ends. */
+  #stepStarting(now: Instant, live: Heartbeat[], out: ElectionAction[]): void {
+    const best = this.#bestLeader(live);
+    if (best !== null) this.#follow(best, "heard a leader at startup", out);
+    else if (now.monoMs - this.#startedMono! >= this.timing.startupListenMs) {
+      this.#leaderless(now, "no leader heard at startup", out);
+    }
+  }
+
+  /**
+   * Follower: with no leader, follow one heard or stand when eligible; with a leader, keep it
+   * while it lives and leads (or hands over to this node, or to a successor), else leave it.
+   */
+  #stepFollower(now: Instant, live: Heartbeat[], out: ElectionAction[]): void {
+    if (this.#leader === null) {
+      const best = this.#bestLeader(live);
+      if (best !== null) this.#follow(best, "heard a leader", out);
+      else if (this.#eligible(now)) this.#startElection(now, "eligible with no leader", out);
+      return;
+    }
+    const lost = this.#whyLeaderLost(now, out);
+    if (lost === null) return;
+    const best = this.#bestLeader(live.filter((h) => h.from !== this.#leader));
+    if (best !== null) this.#follow(best, lost, out);
+    else this.#leaderless(now, lost, out);
+  }
+
+  /**
+   * Why the followed leader is lost, or null when this node keeps following (or already acted:
+   * took over on a handoff, or followed the leader's own new leader).
+   */
+  #whyLeaderLost(now: Instant, out: ElectionAction[]): string | null {
+    const peer = this.#peers.get(this.#leader!);
+    const hb = peer?.last ?? null;
+    if (peer === undefined || hb === null || !this.#live(peer, now)) return "leader silent";
+    if (hb.handoffTo === this.options.self && this.#eligible(now)) {
+      this.#becomeLeader(now, [], out, `${hb.from} handed over`);
+      return null;
+    }
+    if (!claimsLeadership(hb) && this.#handoffTo === hb.from) {
+      return null; // this node handed over to it: wait (while it lives) for it to lead
+    }
+    if (!claimsLeadership(hb)) {
+      const next = hb.leader === null ? undefined : this.#peers.get(hb.leader);
+      const nextHb = next?.last ?? null;
+      if (next && nextHb && this.#live(next, now) && this.#acceptable(nextHb)) {
+        this.#follow(nextHb, `leader ${hb.from} now follows ${nextHb.from}`, out);
+        return null;
       }
-      case "follower": {
-        if (this.#leader === null) {
-          const best = this.#bestLeader(live);
-          if (best !== null) this.#follow(best, "heard a leader", out);
-          else if (this.#eligible(now)) this.#startElection(now, "eligible with no leader", out);
-          return;
-        }
-        const peer = this.#peers.get(this.#leader);
-        const hb = peer?.last ?? null;
-        let lost: string | null = null;
-        if (peer === undefined || hb === null || !this.#live(peer, now)) lost = "leader silent";
-        else if (hb.handoffTo === this.options.self && this.#eligible(now)) {
-          this.#becomeLeader(now, [], out, `${hb.from} handed over`);
-          return;
-        } else if (!claimsLeadership(hb) && this.#handoffTo === hb.from) {
-          return; // this node handed over to it: wait (while it lives) for it to lead
-        } else if (!claimsLeadership(hb)) {
-          const next = hb.leader === null ? undefined : this.#peers.get(hb.leader);
-          const nextHb = next?.last ?? null;
-          if (next && nextHb && this.#live(next, now) && this.#acceptable(nextHb)) {
-            this.#follow(nextHb, `leader ${hb.from} now follows ${nextHb.from}`, out);
-            return;
-          }
-          if (hb.handoffTo !== null) return; // a handoff is under way: wait for the successor
-          lost = "leader stepped down";
-        } else if (!hb.redis.up) lost = "leader's redis is down";
-        else if (!this.#acceptable(hb)) lost = "leader holds no dataset or a younger one";
-        if (lost === null) return;
-        const best = this.#bestLeader(live.filter((h) => h.from !== this.#leader));
-        if (best !== null) this.#follow(best, lost, out);
-        else this.#leaderless(now, lost, out);
-        return;
-      }
-      case "candidate": {
-        const best = this.#bestLeader(live);
-        if (best !== null) {
-          this.#follow(best, "heard a leader during the election", out);
-          return;
-        }
-        if (!this.#eligible(now)) {
-          this.#setRole("follower", null, "no longer eligible", out);
-          return;
-        }
-        if (now.monoMs - this.#candidateSinceMono < this.timing.electionWindowMs) return;
-        const me: CandidateRank = {
-          address: this.options.self,
-          lineage: this.#lineage,
-          offset: this.#observation?.offset ?? 0,
-          electionStartMs: this.#electionStartMs!,
-        };
-        const rivals = live.filter((hb) =>
-          hb.role === "candidate" && hb.electionStartMs !== null && hb.redis.up
-        );
-        if (rivals.some((hb) => compareCandidates(candidateRankOf(hb), me) < 0)) return;
-        this.#becomeLeader(now, rivals.map((hb) => hb.from), out, "won the election");
-        return;
-      }
-      case "leader": {
-        if (!this.#redisUsable()) {
-          this.#stepDown(now, "local redis is down", out);
-          return;
-        }
-        if (this.#lineage === null) {
-          this.#stepDown(now, "local redis lost the dataset", out);
-          return;
-        }
-        const me = this.#myLeaderRank(now);
-        const better = live.filter((hb) =>
-          claimsLeadership(hb) && this.#acceptable(hb) &&
-          compareLeaders(leaderRankOf(hb), me) < 0
-        );
-        const best = this.#bestLeader(better);
-        if (best !== null) {
-          this.#follow(best, `met leader ${best.from}, which ranks first`, out);
-          return;
-        }
-        // A worse-ranked leader that keeps leading for failureMs cannot be hearing this node
-        // (it would have yielded): a one-way cut. Yield to it, so one side does not stay split.
-        const worse = live.filter((hb) => claimsLeadership(hb) && this.#acceptable(hb));
-        for (const address of this.#worseLeaderSince.keys()) {
-          if (!worse.some((hb) => hb.from === address)) this.#worseLeaderSince.delete(address);
-        }
-        for (const hb of worse) {
-          const since = this.#worseLeaderSince.get(hb.from);
-          if (since === undefined) this.#worseLeaderSince.set(hb.from, now.monoMs);
-          else if (now.monoMs - since >= this.timing.failureMs) {
-            this.#follow(hb, `leader ${hb.from} does not hear this node (one-way cut)`, out);
-            return;
-          }
-        }
+      if (hb.handoffTo !== null) return null; // a handoff is under way: wait for the successor
+      return "leader stepped down";
+    }
+    if (!hb.redis.up) return "leader's redis is down";
+    if (!this.#acceptable(hb)) return "leader holds no dataset or a younger one";
+    return null;
+  }
+
+  /**
+   * Candidate: follow a leader heard, give up when no longer eligible, and once the election
+   * window closed, lead unless a rival candidate ranks first.
+   */
+  #stepCandidate(now: Instant, live: Heartbeat[], out: ElectionAction[]): void {
+    const best = this.#bestLeader(live);
+    if (best !== null) {
+      this.#follow(best, "heard a leader during the election", out);
+      return;
+    }
+    if (!this.#eligible(now)) {
+      this.#setRole("follower", null, "no longer eligible", out);
+      return;
+    }
+    if (now.monoMs - this.#candidateSinceMono < this.timing.electionWindowMs) return;
+    const me: CandidateRank = {
+      address: this.options.self,
+      lineage: this.#lineage,
+      offset: this.#observation?.offset ?? 0,
+      electionStartMs: this.#electionStartMs!,
+    };
+    const rivals = live.filter((hb) =>
+      hb.role === "candidate" && hb.electionStartMs !== null && hb.redis.up
+    );
+    if (rivals.some((hb) => compareCandidates(candidateRankOf(hb), me) < 0)) return;
+    this.#becomeLeader(now, rivals.map((hb) => hb.from), out, "won the election");
+  }
+
+  /**
+   * Leader: step down when the local redis is unusable or lost the dataset; follow a leader
+   * that ranks first; yield to a worse-ranked leader that keeps leading (a one-way cut).
+   */
+  #stepLeader(now: Instant, live: Heartbeat[], out: ElectionAction[]): void {
+    if (!this.#redisUsable()) {
+      this.#stepDown(now, "local redis is down", out);
+      return;
+    }
+    if (this.#lineage === null) {
+      this.#stepDown(now, "local redis lost the dataset", out);
+      return;
+    }
+    const me = this.#myLeaderRank(now);
+    const better = live.filter((hb) =>
+      claimsLeadership(hb) && this.#acceptable(hb) &&
+      compareLeaders(leaderRankOf(hb), me) < 0
+    );
+    const best = this.#bestLeader(better);
+    if (best !== null) {
+      this.#follow(best, `met leader ${best.from}, which ranks first`, out);
+      return;
+    }
+    this.#yieldOnOneWayCut(now, live, out);
+  }
+
+  /**
+   * A worse-ranked leader that keeps leading for failureMs cannot be hearing this node (it
+   * would have yielded): a one-way cut. Yield to it, so one side does not stay split.
+   */
+  #yieldOnOneWayCut(now: Instant, live: Heartbeat[], out: ElectionAction[]): void {
+    const worse = live.filter((hb) => claimsLeadership(hb) && this.#acceptable(hb));
+    for (const address of this.#worseLeaderSince.keys()) {
+      if (!worse.some((hb) => hb.from === address)) this.#worseLeaderSince.delete(address);
+    }
+    for (const hb of worse) {
+      const since = this.#worseLeaderSince.get(hb.from);
+      if (since === undefined) this.#worseLeaderSince.set(hb.from, now.monoMs);
+      else if (now.monoMs - since >= this.timing.failureMs) {
+        this.#follow(hb, `leader ${hb.from} does not hear this node (one-way cut)`, out);
         return;
       }
     }

@@ -20,8 +20,21 @@
 
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
-import { isUnixSocketPath, MAX_UNIX_SOCKET_PATH_BYTES } from "../proxy/proxy_options.ts";
-import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "../proxy/epoll/epoll_proxy.ts";
+import {
+  DEFAULT_EPOLL_WORKERS,
+  DEFAULT_PROXY_HOLD_MS,
+  DEFAULT_PROXY_MAX_CONNECTIONS,
+  isUnixSocketPath,
+  MAX_EPOLL_WORKERS,
+  MAX_PROXY_CONNECTIONS,
+  MAX_UNIX_SOCKET_PATH_BYTES,
+  PROXY_ENGINE_REQUESTS,
+  type ProxyEngineRequest,
+} from "../proxy/proxy_options.ts";
+import { invariant, MAX_DURATION_MS } from "../common/assert.ts";
+import { canonicalIp } from "../net/address.ts";
+import { MAX_PEERS } from "../net/peer_discovery.ts";
+import { FAILURE_TO_HEARTBEAT_MIN_RATIO } from "../election/election.ts";
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from "../election/replay_guard.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
@@ -38,15 +51,6 @@ export const LOG_FORMATS = ["json", "pretty"] as const;
 
 /** A log output format: JSON lines for machines, or a pretty one-line text for humans. */
 export type LogFormat = typeof LOG_FORMATS[number];
-
-/**
- * The values of `--proxy-engine`: `auto` (the epoll engine where it can run, else the Deno one;
- * `chooseProxyEngine` in lib/proxy/proxy_engine.ts decides) or one engine by name.
- */
-export const PROXY_ENGINE_REQUESTS = ["auto", "epoll", "deno"] as const;
-
-/** A value of `--proxy-engine`. */
-export type ProxyEngineRequest = typeof PROXY_ENGINE_REQUESTS[number];
 
 /** A DNS server address. */
 export interface HostPort {
@@ -143,11 +147,11 @@ export const DEFAULTS = {
   failureMs: 1000,
   dnsRefreshMs: 2000,
   maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
-  proxyHoldMs: 3000,
-  maxConnections: 10_000,
+  proxyHoldMs: DEFAULT_PROXY_HOLD_MS,
+  maxConnections: DEFAULT_PROXY_MAX_CONNECTIONS,
   proxyEngine: "auto",
   proxyWorkers: DEFAULT_EPOLL_WORKERS,
-  maxPeers: 64,
+  maxPeers: MAX_PEERS,
   logLevel: "info",
   /** Used when stdout is not a terminal (containers, files, pipes). */
   logFormatNotTty: "json",
@@ -162,15 +166,6 @@ export const DEFAULTS = {
   logFormatTty: LogFormat;
   [key: string]: unknown;
 };
-
-/** `--failure-ms` must span at least this many heartbeats, so one lost datagram is no failure. */
-export const FAILURE_TO_HEARTBEAT_MIN_RATIO = 3;
-
-/** Upper bound of every `*-ms` duration (one hour): larger values are typos; timers overflow. */
-export const MAX_DURATION_MS = 3_600_000;
-
-/** Upper bound of `--max-connections`. */
-export const MAX_CONNECTIONS_LIMIT = 1_000_000;
 
 /** Upper bound of `--max-peers` (the peer table and every per-peer list are bounded by it). */
 export const MAX_PEERS_LIMIT = 1024;
@@ -512,17 +507,6 @@ function parseIntegerIn(text: string, min: number, max: number): number | null {
   return n >= min && n <= max ? n : null;
 }
 
-/**
- * Canonical form of an IP address (IPv6 lower-case and compressed), or null when `text` is not
- * one. Zone ids (`fe80::1%eth0`) are refused: a node id must not depend on the local interface.
- */
-function canonicalIp(text: string): string | null {
-  const family = isIP(text);
-  if (family === 4) return text;
-  if (family !== 6 || text.includes("%")) return null;
-  return new URL(`http://[${text}]/`).hostname.slice(1, -1);
-}
-
 function isDnsName(text: string): boolean {
   const name = text.endsWith(".") ? text.slice(0, -1) : text;
   if (name.length === 0 || name.length > MAX_DNS_NAME_CHARS) return false;
@@ -650,7 +634,19 @@ export function parseConfig(
   readTextFile: (path: string) => string,
   stdoutIsTty = false,
 ): Config {
-  let values: Record<string, string | boolean | undefined>;
+  const values = parseFlagValues(args);
+  const defaults = defaultConfig(stdoutIsTty);
+  if (values["help"] === true) return { ...defaults, help: true };
+  const read = flagReader(values, env);
+  const source = peerSource(read);
+  const config = readEachValue(read, defaults, source, readTextFile);
+  checkRelations(read, config, source);
+  checkSecureDefault(read, config);
+  return { ...config, service: source.service?.text ?? null, peers: source.peers };
+}
+
+/** The flags' raw values (`node:util` parseArgs), each given at most once. */
+function parseFlagValues(args: string[]): Record<string, string | boolean | undefined> {
   try {
     const parsed = parseArgs({
       args,
@@ -659,7 +655,6 @@ export function parseConfig(
       allowPositionals: false,
       tokens: true,
     });
-    values = parsed.values;
     const seen = new Set<string>();
     for (const token of parsed.tokens) {
       if (token.kind !== "option") continue;
@@ -668,15 +663,16 @@ export function parseConfig(
       }
       seen.add(token.name);
     }
+    return parsed.values;
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     throw argsError(error);
   }
+}
 
-  const logFormatDefault: LogFormat = stdoutIsTty
-    ? DEFAULTS.logFormatTty
-    : DEFAULTS.logFormatNotTty;
-  const defaults: Config = {
+/** The configuration with every default (and `--log-format`'s default for this stdout). */
+function defaultConfig(stdoutIsTty: boolean): Config {
+  return {
     service: null,
     peers: null,
     dnsServer: null,
@@ -702,12 +698,33 @@ export function parseConfig(
     stateFile: null,
     redisSocket: null,
     logLevel: DEFAULTS.logLevel,
-    logFormat: logFormatDefault,
+    logFormat: stdoutIsTty ? DEFAULTS.logFormatTty : DEFAULTS.logFormatNotTty,
     help: false,
   };
-  if (values["help"] === true) return { ...defaults, help: true };
+}
 
+/** Reads one flag at a time, each kind of value with its own check (see {@link flagReader}). */
+interface FlagReader {
   /** The flag's value, else its environment variable's (empty counts as unset), else null. */
+  raw(name: string): Raw | null;
+  /** The raw value of a secret flag (`--secret-file`...), as given on the command line. */
+  flag(name: string): string | undefined;
+  /** The environment. */
+  env: Record<string, string | undefined>;
+  integer(name: string, fallback: number, min: number, max: number, form: string): number;
+  port(name: string, fallback: number): number;
+  duration(name: string, fallback: number): number;
+  ip(name: string): string | null;
+  unixSocketPath(name: string): string | null;
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T;
+  host(name: string, fallback: string): string;
+}
+
+/** A {@link FlagReader} over the parsed flags and the environment. */
+function flagReader(
+  values: Record<string, string | boolean | undefined>,
+  env: Record<string, string | undefined>,
+): FlagReader {
   const raw = (name: string): Raw | null => {
     const spec = specOf(name);
     const flagValue = values[name];
@@ -725,93 +742,116 @@ export function parseConfig(
     if (n === null) throw bad(specOf(name), r, form);
     return n;
   };
-  const port = (name: string, fallback: number) => integer(name, fallback, 1, 65535, PORT_FORM);
-  const duration = (name: string, fallback: number) =>
-    integer(name, fallback, 1, MAX_DURATION_MS, DURATION_FORM);
-  const ip = (name: string): string | null => {
-    const r = raw(name);
-    if (r === null) return null;
-    const canonical = canonicalIp(r.text);
-    if (canonical === null) throw bad(specOf(name), r, IP_FORM);
-    return canonical;
+  return {
+    raw,
+    flag: (name) => values[name] as string | undefined,
+    env,
+    integer,
+    port: (name, fallback) => integer(name, fallback, 1, 65535, PORT_FORM),
+    duration: (name, fallback) => integer(name, fallback, 1, MAX_DURATION_MS, DURATION_FORM),
+    ip: (name) => {
+      const r = raw(name);
+      if (r === null) return null;
+      const canonical = canonicalIp(r.text);
+      if (canonical === null) throw bad(specOf(name), r, IP_FORM);
+      return canonical;
+    },
+    unixSocketPath: (name) => {
+      const r = raw(name);
+      if (r === null) return null;
+      if (!isUnixSocketPath(r.text)) {
+        const form = `an absolute path of at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes`;
+        throw bad(specOf(name), r, form);
+      }
+      return r.text;
+    },
+    oneOf: <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+      const r = raw(name);
+      if (r === null) return fallback;
+      const found = allowed.find((a) => a === r.text);
+      if (found === undefined) throw bad(specOf(name), r, `one of ${allowed.join(", ")}`);
+      return found;
+    },
+    host: (name, fallback) => {
+      const r = raw(name);
+      if (r === null) return fallback;
+      const canonical = canonicalIp(r.text);
+      if (canonical === null && !isDnsName(r.text)) throw bad(specOf(name), r, HOST_FORM);
+      return canonical ?? r.text;
+    },
   };
-  const unixSocketPath = (name: string): string | null => {
-    const r = raw(name);
-    if (r === null) return null;
-    if (!isUnixSocketPath(r.text)) {
-      throw bad(specOf(name), r, `an absolute path of at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes`);
-    }
-    return r.text;
-  };
-  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
-    const r = raw(name);
-    if (r === null) return fallback;
-    const found = allowed.find((a) => a === r.text);
-    if (found === undefined) throw bad(specOf(name), r, `one of ${allowed.join(", ")}`);
-    return found;
-  };
+}
 
-  // The peer source. A flag beats the environment here too: `--peers` on the command line
-  // overrides HIVE_SERVICE from the environment (which is then ignored), and the other way round.
-  let serviceRaw = raw("service");
-  let peersRaw = raw("peers");
-  if (
-    serviceRaw !== null && peersRaw !== null &&
-    (serviceRaw.env === null) !== (peersRaw.env === null)
-  ) {
-    if (serviceRaw.env === null) peersRaw = null;
-    else serviceRaw = null;
+/** Where the peers come from: `--service` or `--peers` (both raw, one of them null, or both). */
+interface PeerSource {
+  service: Raw | null;
+  peersRaw: Raw | null;
+  peers: string[] | null;
+}
+
+/**
+ * The peer source. A flag beats the environment here too: `--peers` on the command line
+ * overrides HIVE_SERVICE from the environment (which is then ignored), and the other way round.
+ * Each value is checked on its own (both given is refused later, in {@link checkRelations}).
+ */
+function peerSource(read: FlagReader): PeerSource {
+  let service = read.raw("service");
+  let peersRaw = read.raw("peers");
+  if (service !== null && peersRaw !== null && (service.env === null) !== (peersRaw.env === null)) {
+    if (service.env === null) peersRaw = null;
+    else service = null;
   }
-
-  // Each value on its own first, so an error names the flag the user got wrong.
-  if (serviceRaw !== null && !isDnsName(serviceRaw.text)) {
-    throw bad(specOf("service"), serviceRaw, DNS_NAME_FORM);
+  if (service !== null && !isDnsName(service.text)) {
+    throw bad(specOf("service"), service, DNS_NAME_FORM);
   }
   const peers = peersRaw === null ? null : parsePeers(specOf("peers"), peersRaw);
-  const dnsServerRaw = raw("dns-server");
+  return { service, peersRaw, peers };
+}
+
+/** Every value on its own, so an error names the flag the user got wrong. */
+function readEachValue(
+  read: FlagReader,
+  defaults: Config,
+  source: PeerSource,
+  readTextFile: (path: string) => string,
+): Config {
+  const dnsServerRaw = read.raw("dns-server");
   const dnsServer = dnsServerRaw === null
     ? null
     : parseDnsServer(specOf("dns-server"), dnsServerRaw);
-  const redisHostRaw = raw("redis-host");
-  let redisHost: string = DEFAULTS.redisHost;
-  if (redisHostRaw !== null) {
-    const canonical = canonicalIp(redisHostRaw.text);
-    if (canonical === null && !isDnsName(redisHostRaw.text)) {
-      throw bad(specOf("redis-host"), redisHostRaw, HOST_FORM);
-    }
-    redisHost = canonical ?? redisHostRaw.text;
-  }
-  const config: Config = {
+  const redisHost = read.host("redis-host", DEFAULTS.redisHost);
+  return {
     ...defaults,
-    announceIp: ip("announce-ip"),
-    bind: ip("bind") ?? DEFAULTS.bind,
-    electionPort: port("election-port", DEFAULTS.electionPort),
-    proxyPort: port("proxy-port", DEFAULTS.proxyPort),
-    httpPort: port("http-port", DEFAULTS.httpPort),
+    peers: source.peers,
+    announceIp: read.ip("announce-ip"),
+    bind: read.ip("bind") ?? DEFAULTS.bind,
+    electionPort: read.port("election-port", DEFAULTS.electionPort),
+    proxyPort: read.port("proxy-port", DEFAULTS.proxyPort),
+    httpPort: read.port("http-port", DEFAULTS.httpPort),
     redisHost,
-    redisPort: port("redis-port", DEFAULTS.redisPort),
-    redisSocket: unixSocketPath("redis-socket"),
-    heartbeatMs: duration("heartbeat-ms", DEFAULTS.heartbeatMs),
-    failureMs: duration("failure-ms", DEFAULTS.failureMs),
-    dnsRefreshMs: duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
-    maxClockSkewMs: duration("max-clock-skew-ms", DEFAULTS.maxClockSkewMs),
-    proxyHoldMs: duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
-    maxConnections: integer(
+    redisPort: read.port("redis-port", DEFAULTS.redisPort),
+    redisSocket: read.unixSocketPath("redis-socket"),
+    heartbeatMs: read.duration("heartbeat-ms", DEFAULTS.heartbeatMs),
+    failureMs: read.duration("failure-ms", DEFAULTS.failureMs),
+    dnsRefreshMs: read.duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
+    maxClockSkewMs: read.duration("max-clock-skew-ms", DEFAULTS.maxClockSkewMs),
+    proxyHoldMs: read.duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
+    maxConnections: read.integer(
       "max-connections",
       DEFAULTS.maxConnections,
       1,
-      MAX_CONNECTIONS_LIMIT,
-      `an integer 1..${MAX_CONNECTIONS_LIMIT}`,
+      MAX_PROXY_CONNECTIONS,
+      `an integer 1..${MAX_PROXY_CONNECTIONS}`,
     ),
-    proxyEngine: oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
-    proxyWorkers: integer(
+    proxyEngine: read.oneOf("proxy-engine", PROXY_ENGINE_REQUESTS, DEFAULTS.proxyEngine),
+    proxyWorkers: read.integer(
       "proxy-workers",
       DEFAULTS.proxyWorkers,
       1,
       MAX_EPOLL_WORKERS,
       `an integer 1..${MAX_EPOLL_WORKERS}`,
     ),
-    maxPeers: integer(
+    maxPeers: read.integer(
       "max-peers",
       DEFAULTS.maxPeers,
       1,
@@ -820,39 +860,45 @@ export function parseConfig(
     ),
     secret: readSecret(
       specOf("secret-file"),
-      values["secret-file"] as string | undefined,
-      env["HIVE_SECRET"],
+      read.flag("secret-file"),
+      read.env["HIVE_SECRET"],
       readTextFile,
       true,
     ),
     redisPassword: readSecret(
       specOf("redis-password-file"),
-      values["redis-password-file"] as string | undefined,
-      env["REDIS_PASSWORD"],
+      read.flag("redis-password-file"),
+      read.env["REDIS_PASSWORD"],
       readTextFile,
       false,
     ),
-    stateFile: raw("state-file")?.text ?? null,
-    logLevel: oneOf("log-level", LOG_LEVELS, DEFAULTS.logLevel),
-    logFormat: oneOf("log-format", LOG_FORMATS, logFormatDefault),
+    insecureNoSecret: insecureNoSecretOf(
+      read.flag("insecure-no-secret") as unknown as boolean | undefined,
+      read.env["HIVE_INSECURE_NO_SECRET"],
+    ) !== null,
+    stateFile: read.raw("state-file")?.text ?? null,
+    logLevel: read.oneOf("log-level", LOG_LEVELS, DEFAULTS.logLevel),
+    logFormat: read.oneOf("log-format", LOG_FORMATS, defaults.logFormat),
     dnsServer,
   };
+}
 
-  // Then the relations between values.
-  const failureRaw = raw("failure-ms");
+/** Then the relations between values, and exactly one peer source. */
+function checkRelations(read: FlagReader, config: Config, source: PeerSource): void {
+  const failureRaw = read.raw("failure-ms");
   if (config.failureMs < FAILURE_TO_HEARTBEAT_MIN_RATIO * config.heartbeatMs) {
     const ratio = FAILURE_TO_HEARTBEAT_MIN_RATIO;
     if (failureRaw !== null) {
       const form = `at least ${ratio} x --heartbeat-ms (${ratio * config.heartbeatMs})`;
       throw bad(specOf("failure-ms"), failureRaw, form);
     }
-    const heartbeatRaw = raw("heartbeat-ms");
-    assert(heartbeatRaw !== null, "the defaults satisfy the failure/heartbeat ratio");
+    const heartbeatRaw = read.raw("heartbeat-ms");
+    invariant(heartbeatRaw !== null, "config: the defaults satisfy the failure/heartbeat ratio");
     const most = Math.floor(config.failureMs / ratio);
     throw bad(specOf("heartbeat-ms"), heartbeatRaw, `at most --failure-ms / ${ratio} (${most})`);
   }
   if (config.proxyPort === config.httpPort) {
-    const httpRaw = raw("http-port") ?? { text: String(config.httpPort), env: null };
+    const httpRaw = read.raw("http-port") ?? { text: String(config.httpPort), env: null };
     throw bad(
       specOf("http-port"),
       httpRaw,
@@ -860,24 +906,23 @@ export function parseConfig(
       `expected a port other than --proxy-port, got ${config.httpPort} for both`,
     );
   }
+  const { service, peersRaw, peers } = source;
   if (peers !== null && peersRaw !== null && peers.length > config.maxPeers) {
     const form = `at most --max-peers (${config.maxPeers}) addresses`;
     throw bad(specOf("peers"), peersRaw, form, `expected ${form}, got ${peers.length}`);
   }
-
-  // Exactly one peer source.
-  if (serviceRaw !== null && peersRaw !== null) {
-    const fromEnv = serviceRaw.env !== null;
+  if (service !== null && peersRaw !== null) {
+    const fromEnv = service.env !== null;
     throw new ConfigError(
       "--service",
-      serviceRaw.env,
+      service.env,
       "exactly one of --service and --peers",
       `expected exactly one of --service and --peers${
         fromEnv ? " (HIVE_SERVICE, HIVE_PEERS)" : ""
       }, got both`,
     );
   }
-  if (serviceRaw === null && peers === null) {
+  if (service === null && peers === null) {
     throw new ConfigError(
       "--service",
       null,
@@ -886,9 +931,14 @@ export function parseConfig(
         "(or HIVE_SERVICE / HIVE_PEERS), got neither",
     );
   }
-  // Secure by default: a secret, or the words that say the hive runs without one.
-  const insecure = insecureNoSecretOf(values["insecure-no-secret"], env["HIVE_INSECURE_NO_SECRET"]);
-  config.insecureNoSecret = insecure !== null;
+}
+
+/** Secure by default: a secret, or the words that say the hive runs without one. */
+function checkSecureDefault(read: FlagReader, config: Config): void {
+  const insecure = insecureNoSecretOf(
+    read.flag("insecure-no-secret") as unknown as boolean | undefined,
+    read.env["HIVE_INSECURE_NO_SECRET"],
+  );
   if (config.secret === null && insecure === null) {
     throw new ConfigError(
       "--secret-file",
@@ -915,7 +965,6 @@ export function parseConfig(
         "--insecure-no-secret: the password would go to any address that claims to lead",
     );
   }
-  return { ...config, service: serviceRaw?.text ?? null, peers };
 }
 
 /** What `--secret-file` expects when it is missing. */
@@ -943,10 +992,6 @@ function insecureNoSecretOf(
       JSON.stringify(envValue.slice(0, 80))
     }`,
   );
-}
-
-function assert(condition: boolean, message: string): asserts condition {
-  if (!condition) throw new Error(`config: invariant broken: ${message}`);
 }
 
 /**

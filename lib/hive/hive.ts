@@ -12,7 +12,9 @@
  * @example
  * ```ts
  * import { Hive } from "./hive.ts";
- * const hive = await Hive.start(config); // config from parseConfig()
+ * import { parseConfig } from "./config.ts";
+ * const config = parseConfig(["--peers", "127.0.0.11,127.0.0.12"], {}, Deno.readTextFileSync);
+ * const hive = await Hive.start(config);
  * console.log(hive.status().role);
  * await hive.stop();
  * ```
@@ -31,22 +33,32 @@ import {
   type PersistedState,
 } from "../election/election.ts";
 import { getLogger } from "./log.ts";
+import { describeEvent, logElectionEvent } from "./events.ts";
 import { type DiscoveryEvent, PeerDiscovery } from "../net/peer_discovery.ts";
 import {
   chooseProxyEngine,
   currentProxyPlatform,
   listenProxy,
   type ProxyEngineChoice,
-  type ProxyHandle,
 } from "../proxy/proxy_engine.ts";
 import {
   createRedisController,
   type HandoffSync,
   type RedisController,
 } from "../redis/redis_controller.ts";
-import { inTargetState } from "../redis/redis_enforce.ts";
-import type { ProxyTarget, RedisObservation, RedisTarget } from "../redis/redis_state.ts";
-import { describeUpstream, type ProxyUpstream } from "../proxy/proxy_options.ts";
+import type { RedisObservation } from "../redis/redis_state.ts";
+import { describeUpstream, type ProxyHandle } from "../proxy/proxy_options.ts";
+import {
+  type CatchUp,
+  caughtUpWithLeader,
+  chooseSuccessor,
+  NOT_LINKED,
+  observeIntervalMs,
+  proxyUpstream,
+  shouldReconcile,
+  TICK_MS,
+  trackCatchUp,
+} from "./policy.ts";
 import { DnsResolver } from "../net/resolver.ts";
 import { detectSelfAddress } from "../net/self_address.ts";
 import { type DatagramTransport, listenUdp } from "../net/udp_transport.ts";
@@ -64,19 +76,15 @@ import {
   type RuntimeStats,
 } from "../http/hive_status.ts";
 
-/** Interval between two election ticks. */
-export const TICK_MS = 50;
-/** Longest interval between two observations of the local redis. */
-export const MAX_OBSERVE_INTERVAL_MS = 100;
 /** A loop that has not ticked for this many ticks is reported unhealthy by `/healthz`. */
 export const HEALTHY_TICK_LAG = 20;
 /** Graceful handoff: writes stay paused at most this long if the hive dies mid-handoff. */
 export const HANDOFF_PAUSE_MS = 2000;
 /**
  * Graceful handoff: the longest wait (writes paused) for a follower to process every write.
- * Usually a few ms; up to about a second when the only follower was just resynced (redis 7.0
- * holds a fresh replica's stream until its next acknowledgement): losing no write is worth the
- * longer pause in that rare case.
+ * It must outlast redis 7.0 holding a freshly resynced replica's stream until that replica's next
+ * acknowledgement (sent once a second): losing no write is worth the longer pause in that rare
+ * case. The pauses measured are in docs/benchmarks.md (rolling update).
  */
 export const HANDOFF_SYNC_TIMEOUT_MS = 1200;
 /** Graceful handoff: the longest wait (from the pause) for the successor to lead. */
@@ -95,11 +103,6 @@ export const LOG_FLUSH_MS = 1_000;
 /** Logged and shown on `/status` when the UDP socket cannot run through libc (no FFI). */
 export const NO_FFI_UDP_WARNING = "UDP through node:dgram (no --allow-ffi or not x86_64 Linux): " +
   "a flood of junk datagrams costs memory (docs/security.md)";
-
-/** Observations of the local redis happen every half heartbeat, at most every 100 ms. */
-export function observeIntervalMs(heartbeatMs: number): number {
-  return Math.max(10, Math.min(MAX_OBSERVE_INTERVAL_MS, Math.floor(heartbeatMs / 2)));
-}
 
 /** What the hive uses to touch the world; each has a real default. */
 export interface HiveDeps {
@@ -153,12 +156,7 @@ export class Hive {
   #stateWrite: Promise<void> = Promise.resolve();
   #observation: RedisObservation | null = null;
   /** Catching up with the leader after the link came up (see HiveStatus.redis). */
-  #catchUp: {
-    leader: string | null;
-    linkUpMono: number | null;
-    targetOffset: number | null;
-    caughtUp: boolean;
-  } = { leader: null, linkUpMono: null, targetOffset: null, caughtUp: false };
+  #catchUp: CatchUp = NOT_LINKED;
   #server: StatusServer | null = null;
   /** Shown on `/status` and the status page (see {@link SecurityStatus}). */
   readonly securityWarnings: string[] = [];
@@ -220,37 +218,12 @@ export class Hive {
     const codec = await createCodec(config.secret);
     let latestPeers: readonly string[] = [];
     let hive: Hive | null = null;
-    const discovery = new PeerDiscovery({
-      source: config.service !== null
-        ? {
-          kind: "dns",
-          name: config.service,
-          resolver: config.dnsServer === null ? new DnsResolver({}) : new DnsResolver({
-            nameServer: { ipAddr: config.dnsServer.host, port: config.dnsServer.port },
-          }),
-        }
-        : { kind: "static", peers: config.peers ?? [] },
-      refreshMs: config.dnsRefreshMs,
-      maxPeers: config.maxPeers,
-      onPeers: (peers) => {
-        latestPeers = peers;
-        if (hive !== null) hive.#apply(hive.election.setPeers(peers, clock.now()));
-      },
-      onEvent: (e) => logDiscovery(e),
+    const discovery = startDiscovery(config, (peers) => {
+      latestPeers = peers;
+      if (hive !== null) hive.#apply(hive.election.setPeers(peers, clock.now()));
     });
-    discovery.start();
-    const self = config.announceIp ?? await findSelf(() => latestPeers, discovery);
-    let restored: PersistedState | null = null;
-    if (config.stateFile !== null) {
-      try {
-        restored = await readStateFile(config.stateFile);
-      } catch (e) {
-        log.error("cannot read the state file {path}: {error}; starting without it", {
-          path: config.stateFile,
-          error: String(e),
-        });
-      }
-    }
+    const self = config.announceIp ?? await findSelf(() => latestPeers, discovery, clock);
+    const restored = await readRestoredState(config.stateFile);
     const startWarnings: string[] = [];
     const udp = await (deps.udp ?? ((b) => {
       const onError = (error: Error, to: { host: string; port: number } | null) =>
@@ -288,29 +261,16 @@ export class Hive {
       startWarnings.push(fit.reason);
       log.warn(fit.reason);
     }
-    const proxy = proxyEngine === null ? null : await listenProxy({
-      engine: proxyEngine.engine,
-      bind: { host: config.bind, port: config.proxyPort },
-      holdMs: config.proxyHoldMs,
-      maxConnections: fit.maxConnections,
-      workers: config.proxyWorkers,
-      onEvent: (e) => {
+    const proxy = proxyEngine === null
+      ? null
+      : await openProxy(config, proxyEngine, fit.maxConnections, (e) => {
         if (e.kind === "target-change") {
           log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
           return;
         }
         if (e.kind === "accept-error") counted.proxyAcceptErrors++;
         limited.log(`proxy:${e.kind}`, `proxy: ${e.kind}`, { ...e });
-      },
-    });
-    if (proxyEngine !== null) {
-      log.info("master proxy on {bind}:{port}: {engine} engine ({reason}){threads}", {
-        bind: config.bind,
-        port: config.proxyPort,
-        ...proxyEngine,
-        threads: proxy === null || proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
       });
-    }
     const bootId = (deps.bootId ?? randomBootId)();
     hive = new Hive(
       config,
@@ -438,41 +398,28 @@ export class Hive {
     this.#observation = obs;
     this.#apply(this.election.observeRedis(obs, this.clock.now()));
     this.#trackCatchUp(obs);
-    // Reconcile: whatever happened to redis behind our back, enforce the target again. A
-    // replica whose link to the leader is down (and not syncing) is re-checked too: enforce runs
-    // the run_id guard, which parks it if the leader's redis is gone or is another process, so
-    // redis's own reconnection can never resync it from a master that restarted empty.
-    if (reconcile && obs.up && !this.#enforcing && needsEnforce(obs, this.election.redisTarget)) {
+    // Reconcile: whatever happened to redis behind our back, enforce the target again.
+    const enforcing = this.#enforcing;
+    if (shouldReconcile(obs, this.election.redisTarget, { reconcile, enforcing })) {
       this.#enforceSoon();
     }
   }
 
   #trackCatchUp(obs: RedisObservation): void {
     const now = this.clock.now();
-    const target = this.election.redisTarget;
     const leader = this.election.leader;
-    const linked = this.election.role === "follower" && target.kind === "follow" && obs.up &&
-      obs.role === "replica" && obs.masterHost === target.host && obs.linkUp && !obs.loading;
-    const c = this.#catchUp;
-    if (!linked || leader !== c.leader) {
-      this.#catchUp = {
-        leader,
-        linkUpMono: linked ? now.monoMs : null,
-        targetOffset: null,
-        caughtUp: false,
-      };
-      return;
-    }
-    if (c.linkUpMono === null) c.linkUpMono = now.monoMs;
-    if (c.caughtUp) return;
-    if (c.targetOffset === null) {
-      const peer = leader === null ? null : this.election.peer(leader, now);
-      const heardAt = peer?.lastHeardAgoMs == null ? null : now.monoMs - peer.lastHeardAgoMs;
-      if (peer?.last && heardAt !== null && heardAt > c.linkUpMono) {
-        c.targetOffset = peer.last.redis.offset;
-      }
-    }
-    if (c.targetOffset !== null && obs.offset >= c.targetOffset) c.caughtUp = true;
+    const peer = leader === null ? null : this.election.peer(leader, now);
+    const leaderLast = peer?.last && peer.lastHeardAgoMs !== null
+      ? { heardMono: now.monoMs - peer.lastHeardAgoMs, offset: peer.last.redis.offset }
+      : null;
+    this.#catchUp = trackCatchUp(this.#catchUp, {
+      nowMono: now.monoMs,
+      role: this.election.role,
+      leader,
+      target: this.election.redisTarget,
+      obs,
+      leaderLast,
+    });
   }
 
   #enforceSoon(): void {
@@ -518,7 +465,7 @@ export class Hive {
         case "event":
           if (a.event.kind === "peer-refused" || a.event.kind === "peer-evicted") {
             this.#limited.log(a.event.kind, describeEvent(a.event), { ...a.event });
-          } else logElectionEvent(a.event);
+          } else logElectionEvent(log, a.event);
           this.#remember(a.event);
           break;
       }
@@ -604,7 +551,7 @@ export class Hive {
         ...snap.redis,
         target: snap.redisTarget,
         observation: this.#observation,
-        caughtUpWithLeader: this.#catchUp.linkUpMono === null ? null : this.#catchUp.caughtUp,
+        caughtUpWithLeader: caughtUpWithLeader(this.#catchUp),
       },
       eligible: snap.eligible,
       lineage: snap.lineage,
@@ -659,16 +606,10 @@ export class Hive {
         );
       });
       const s = sync as HandoffSync | null;
-      let successor = candidates[0]!.address;
+      const successor = chooseSuccessor(candidates, s);
       if (s !== null && s.ok) {
-        successor = s.chosen.host;
         log.info("handoff: {successor} processed every write", { successor, ...s });
       } else {
-        // Nobody caught up in time: the most caught-up one still loses the least.
-        const best = s?.offsets.filter((o) => o.offset !== null).sort((a, b) =>
-          b.offset! - a.offset!
-        )[0];
-        if (best !== undefined) successor = best.host;
         log.warn(
           "handoff: no follower processed every write: {reason}; handing over to {successor}",
           {
@@ -711,19 +652,80 @@ export class Hive {
   }
 }
 
-/**
- * True when the runtime must enforce `target` again: the redis does not have that role, or it
- * follows with its link down and no sync in progress (the guard must check the leader again).
- */
-export function needsEnforce(obs: RedisObservation, target: RedisTarget): boolean {
-  if (!inTargetState(obs, target)) return true;
-  return target.kind === "follow" && !obs.linkUp && !obs.loading;
+/** Starts peer discovery from `--service` (DNS) or `--peers`; `onPeers` gets every new set. */
+function startDiscovery(
+  config: Config,
+  onPeers: (peers: readonly string[]) => void,
+): PeerDiscovery {
+  const discovery = new PeerDiscovery({
+    source: config.service !== null
+      ? {
+        kind: "dns",
+        name: config.service,
+        resolver: config.dnsServer === null ? new DnsResolver({}) : new DnsResolver({
+          nameServer: { ipAddr: config.dnsServer.host, port: config.dnsServer.port },
+        }),
+      }
+      : { kind: "static", peers: config.peers ?? [] },
+    refreshMs: config.dnsRefreshMs,
+    maxPeers: config.maxPeers,
+    onPeers,
+    onEvent: (e) => logDiscovery(e),
+  });
+  discovery.start();
+  return discovery;
 }
 
-async function findSelf(peers: () => readonly string[], discovery: PeerDiscovery): Promise<string> {
-  const deadline = Date.now() + SELF_DISCOVERY_TIMEOUT_MS;
+/** The state file's content, or null (none configured, none yet, or unreadable: logged). */
+async function readRestoredState(path: string | null): Promise<PersistedState | null> {
+  if (path === null) return null;
+  try {
+    return await readStateFile(path);
+  } catch (e) {
+    log.error("cannot read the state file {path}: {error}; starting without it", {
+      path,
+      error: String(e),
+    });
+    return null;
+  }
+}
+
+/**
+ * Opens the master proxy with the chosen engine and `maxConnections` (`--max-connections`,
+ * lowered to fit the open-file limit), and logs how it runs.
+ */
+async function openProxy(
+  config: Config,
+  choice: ProxyEngineChoice,
+  maxConnections: number,
+  onEvent: Parameters<typeof listenProxy>[0]["onEvent"],
+): Promise<ProxyHandle> {
+  const proxy = await listenProxy({
+    engine: choice.engine,
+    bind: { host: config.bind, port: config.proxyPort },
+    holdMs: config.proxyHoldMs,
+    maxConnections,
+    workers: config.proxyWorkers,
+    onEvent,
+  });
+  log.info("master proxy on {bind}:{port}: {engine} engine ({reason}){threads}", {
+    bind: config.bind,
+    port: config.proxyPort,
+    ...choice,
+    threads: proxy.workers === 1 ? "" : `, ${proxy.workers} worker threads`,
+  });
+  return proxy;
+}
+
+/** Waits (at most {@link SELF_DISCOVERY_TIMEOUT_MS} on `clock`) for peers, then finds self. */
+async function findSelf(
+  peers: () => readonly string[],
+  discovery: PeerDiscovery,
+  clock: Clock,
+): Promise<string> {
+  const deadline = clock.now().monoMs + SELF_DISCOVERY_TIMEOUT_MS;
   while (peers().length === 0) {
-    if (Date.now() > deadline) {
+    if (clock.now().monoMs > deadline) {
       discovery.stop();
       throw new Error(
         `no peer addresses within ${SELF_DISCOVERY_TIMEOUT_MS} ms to find this node's own ` +
@@ -766,66 +768,6 @@ function logDiscovery(e: DiscoveryEvent): void {
   }
 }
 
-/** One line for an election event, as kept in the history. */
-export function describeEvent(e: ElectionEvent): string {
-  switch (e.kind) {
-    case "role-changed":
-      return `${e.from} -> ${e.to}${e.leader === null ? "" : ` (leader ${e.leader})`}: ${e.reason}`;
-    case "election-started":
-      return `election started: ${e.reason}`;
-    case "elected":
-      return `elected over ${e.candidates.length === 0 ? "no rival" : e.candidates.join(", ")}`;
-    case "redis-restarted":
-      return `local redis restarted (${e.oldRunId.slice(0, 8)} -> ${e.newRunId.slice(0, 8)})`;
-    case "lineage-changed":
-      return `dataset lineage ${
-        e.lineage === null ? "none" : `${e.lineage.bornBy}@${e.lineage.bornMs}`
-      }: ${e.reason}`;
-    case "parked-on-link-loss":
-      return `link to ${e.leader} broke: parked`;
-    case "handoff":
-      return `handing leadership over to ${e.to}`;
-    case "peer-refused":
-      return `peer ${e.address} refused (${e.reason})`;
-    case "peer-evicted":
-      return `peer ${e.address} (only heard) gave its place to listed peer ${e.forListed}`;
-  }
-}
-
-function logElectionEvent(e: ElectionEvent): void {
-  switch (e.kind) {
-    case "role-changed":
-      log.info("role {from} -> {to}, leader {leader}: {reason}", { ...e });
-      break;
-    case "election-started":
-      log.info("election started: {reason}", { ...e });
-      break;
-    case "elected":
-      log.info("elected leader over candidates {candidates}", { ...e });
-      break;
-    case "redis-restarted":
-      log.warn("local redis restarted ({oldRunId} -> {newRunId}): parked", { ...e });
-      break;
-    case "lineage-changed":
-      log.info("dataset lineage now {lineage}: {reason}", { ...e });
-      break;
-    case "parked-on-link-loss":
-      log.warn("replication link to {leader} broke: redis parked until the leader speaks", {
-        ...e,
-      });
-      break;
-    case "peer-refused":
-      log.warn("peer {address} refused: {reason}", { ...e });
-      break;
-    case "peer-evicted":
-      log.warn("peer {address} (only heard) gave its place to listed peer {forListed}", { ...e });
-      break;
-    case "handoff":
-      log.info("handing leadership over to {to}", { ...e });
-      break;
-  }
-}
-
 /**
  * The CLI's entry: starts the hive (with `deps`, e.g. the proxy engine main.ts chose), stops it
  * on SIGINT/SIGTERM, exits 0 (1 if it cannot start).
@@ -848,26 +790,4 @@ export async function runHive(config: Config, deps: HiveDeps = {}): Promise<void
   });
   await hive.shutdown();
   Deno.exit(0);
-}
-
-/**
- * Where the proxy sends new connections for the election's `target`: the own redis's Unix
- * socket when the target is the own redis (`redisHost:redisPort`, i.e. this hive leads) and
- * `--redis-socket` is set, else the target itself. A follower's target is the leader's redis,
- * reached over TCP.
- *
- * @example
- * ```ts
- * const local = { redisHost: "127.0.0.1", redisPort: 6379, redisSocket: "/run/redis/redis.sock" };
- * proxyUpstream({ host: "127.0.0.1", port: 6379 }, local); // { path: "/run/redis/redis.sock" }
- * proxyUpstream({ host: "10.0.0.7", port: 6379 }, local); // { host: "10.0.0.7", port: 6379 }
- * ```
- */
-export function proxyUpstream(
-  target: ProxyTarget,
-  local: Pick<Config, "redisHost" | "redisPort" | "redisSocket">,
-): ProxyUpstream {
-  if (target === null || local.redisSocket === null) return target;
-  const own = target.host === local.redisHost && target.port === local.redisPort;
-  return own ? { path: local.redisSocket } : target;
 }

@@ -9,7 +9,8 @@
  * @example
  * ```ts
  * import { metricsText, METRICS_CONTENT_TYPE } from "./metrics.ts";
- * const body = metricsText(hive.status()); // hive: a running Hive
+ * declare const hive: { status(): import("./hive_status.ts").HiveStatus }; // a running Hive
+ * const body = metricsText(hive.status());
  * new Response(body, { headers: { "content-type": METRICS_CONTENT_TYPE } });
  * ```
  */
@@ -225,17 +226,41 @@ export type HiveMetricName = keyof typeof HIVE_METRICS;
  * @example
  * ```ts
  * import { formatMetrics, hiveMetrics } from "./metrics.ts";
- * const text = formatMetrics(hiveMetrics(hive.status())); // hive: a running Hive
+ * declare const hive: { status(): import("./hive_status.ts").HiveStatus }; // a running Hive
+ * const text = formatMetrics(hiveMetrics(hive.status()));
  * ```
  */
 export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   const out: MetricFamily[] = [];
-  const add = (name: HiveMetricName, samples: MetricSample[]): void => {
+  const add: AddMetric = (name, samples) => {
     const [type, help] = HIVE_METRICS[name];
     out.push({ name: METRIC_PREFIX + name, type, help, samples });
   };
-  const one = (value: number | boolean): MetricSample[] => [{ value: Number(value) }];
+  nodeMetrics(status, add);
+  peerMetrics(status, add);
+  redisMetrics(status, add);
+  proxyMetrics(status, add);
+  discoveryMetrics(status, add);
+  protectionMetrics(status, add);
+  return out;
+}
 
+/** Adds one family of {@link HIVE_METRICS} with its samples. */
+type AddMetric = (name: HiveMetricName, samples: MetricSample[]) => void;
+
+/** One sample without labels (a boolean counts as 0 or 1). */
+function one(value: number | boolean): MetricSample[] {
+  return [{ value: Number(value) }];
+}
+
+/** A numeric field of a record as one sample, or none when it is missing. */
+function numberField(record: Record<string, unknown> | null, key: string): MetricSample[] {
+  const v = record?.[key];
+  return typeof v === "number" ? one(v) : [];
+}
+
+/** The node itself: identity, role, leader, readiness, elections and failovers. */
+function nodeMetrics(status: HiveStatus, add: AddMetric): void {
   add("info", [{ labels: { id: status.id }, value: 1 }]);
   add("role", ROLES.map((role) => ({ labels: { role }, value: Number(role === status.role) })));
   add(
@@ -248,7 +273,10 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   add("leader_changes_total", one(status.election.leaderChanges));
   add("elections_total", one(status.election.elections));
   add("failover_duration_seconds", failoverSamples(status.failovers));
+}
 
+/** The peers as this node hears them, and the heartbeats. */
+function peerMetrics(status: HiveStatus, add: AddMetric): void {
   add("peers_known", one(status.peers.length));
   add("peers_live", one(status.peers.filter((p) => p.live).length));
   add("peers_refused_total", one(status.election.peersRefused));
@@ -282,7 +310,10 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
     { labels: { reason: "expired" }, value: status.election.heartbeatsExpired },
     { labels: { reason: "from-self" }, value: status.election.heartbeatsFromSelf },
   ]);
+}
 
+/** The local redis as last observed, replication, and the commands the hive ran on it. */
+function redisMetrics(status: HiveStatus, add: AddMetric): void {
   const obs = status.redis.observation;
   const up = obs !== null && obs.up;
   add("redis_up", one(up));
@@ -295,18 +326,18 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   add("redis_commands_total", one(status.runtime.redisCommands));
   add("redis_enforce_failures_total", one(status.runtime.enforceFailures));
   add("redis_observations_total", one(status.runtime.observations));
+}
 
+/** The master proxy; its counters are left out when the node runs no proxy. */
+function proxyMetrics(status: HiveStatus, add: AddMetric): void {
   add("proxy_listening", one(status.proxy.listening));
   add(
     "proxy_engine_info",
     status.proxy.engine === null ? [] : [{ labels: { engine: status.proxy.engine }, value: 1 }],
   );
   add("proxy_has_target", one(status.proxy.target !== null));
-  const p = status.proxy.stats;
-  const stat = (key: string): MetricSample[] => {
-    const v = p?.[key];
-    return typeof v === "number" ? one(v) : [];
-  };
+  const p = status.proxy.stats as Record<string, unknown> | null;
+  const stat = (key: string) => numberField(p, key);
   add("proxy_connections_active", stat("active"));
   add("proxy_connections_proxied", stat("proxied"));
   add("proxy_connections_waiting", stat("waiting"));
@@ -322,17 +353,20 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
     ...stat("bytesToClient").map((s) => ({ ...s, labels: { direction: "redis_to_client" } })),
   ]);
   add("proxy_buffered_bytes", stat("bufferedBytes"));
+}
 
-  const d = status.discovery;
-  const dns = (key: string): MetricSample[] => {
-    const v = d[key];
-    return typeof v === "number" ? one(v) : [];
-  };
+/** Peer discovery (DNS) and the state file. */
+function discoveryMetrics(status: HiveStatus, add: AddMetric): void {
+  const dns = (key: string) => numberField(status.discovery as Record<string, unknown>, key);
   add("dns_lookups_total", dns("attempts"));
   add("dns_failures_total", dns("failures"));
   add("dns_empty_answers_total", dns("empties"));
   add("dns_consecutive_failures", dns("consecutiveFailures"));
   add("state_file_errors_total", one(status.runtime.stateFileErrors));
+}
+
+/** What protects the node: the HTTP server's limits, descriptors, suppressed replies and log lines. */
+function protectionMetrics(status: HiveStatus, add: AddMetric): void {
   const h = status.http;
   add("http_connections_active", h === null ? [] : one(h.active));
   add("http_requests_total", h === null ? [] : one(h.requests));
@@ -356,7 +390,6 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   add("heartbeat_replies_suppressed_total", one(status.election.repliesSuppressed));
   add("proxy_accept_errors_total", one(status.runtime.proxyAcceptErrors));
   add("log_lines_suppressed_total", one(status.runtime.logLinesSuppressed));
-  return out;
 }
 
 function failoverSamples(h: HiveStatus["failovers"]): MetricSample[] {
@@ -384,7 +417,8 @@ function failoverSamples(h: HiveStatus["failovers"]): MetricSample[] {
  * @example
  * ```ts
  * import { metricsText } from "./metrics.ts";
- * console.log(metricsText(hive.status())); // hive: a running Hive
+ * declare const hive: { status(): import("./hive_status.ts").HiveStatus }; // a running Hive
+ * console.log(metricsText(hive.status()));
  * ```
  */
 export function metricsText(status: HiveStatus): string {

@@ -17,7 +17,8 @@
  * @example
  * ```ts
  * import { readiness } from "./readiness.ts";
- * const { ready, reason } = readiness(hive.status()); // hive: a running Hive
+ * declare const hive: { status(): import("./hive_status.ts").HiveStatus }; // a running Hive
+ * const { ready, reason } = readiness(hive.status());
  * console.log(ready ? "ready" : `not ready: ${reason}`);
  * ```
  */
@@ -70,7 +71,8 @@ export interface ReplicationLag {
  * @example
  * ```ts
  * import { replicationLag } from "./readiness.ts";
- * const lag = replicationLag(hive.status()); // hive: a running Hive
+ * declare const hive: { status(): import("./hive_status.ts").HiveStatus }; // a running Hive
+ * const lag = replicationLag(hive.status());
  * if (lag !== null) console.log(`${lag.lagBytes} bytes behind ${lag.leader}`);
  * ```
  */
@@ -98,7 +100,8 @@ export function replicationLag(status: HiveStatus): ReplicationLag | null {
  * @example
  * ```ts
  * import { readiness } from "./readiness.ts";
- * const r = readiness(hive.status()); // hive: a running Hive
+ * declare const hive: { status(): import("./hive_status.ts").HiveStatus }; // a running Hive
+ * const r = readiness(hive.status());
  * // { ready: false, reason: "candidate: election in progress" }
  * ```
  */

@@ -5,8 +5,8 @@
  * - `GET /healthz`: 200 while the loop turns, else 503 (`loop stalled`).
  * - `GET /readyz`: 200 when {@link readiness} says ready, else 503; the body is the one-line
  *   reason either way (503 `loop stalled` too while the loop does not turn).
- * - `GET /status`: JSON of the node's {@link HiveStatus} (PRODUCT.md's `id`, `role`, `leader`,
- *   `peers`, `redis`, and more).
+ * - `GET /status`: JSON of the node's {@link HiveStatus} (`id`, `role`, `leader`, `peers`,
+ *   `redis`, and more; the contract is lib/http/hive_status.ts, described in docs/operations.md).
  * - `GET /metrics`: Prometheus text format 0.0.4 ({@link metricsText}).
  * - `GET /`: the status page ({@link STATUS_PAGE_HTML}), which polls `/status` and `/readyz`.
  *
@@ -15,7 +15,8 @@
  * @example
  * ```ts
  * import { startStatusServer } from "./status_server.ts";
- * const server = await startStatusServer({ host: "127.0.0.1", port: 8080, hive }); // hive: a Hive
+ * declare const hive: StatusSource; // a running Hive
+ * const server = await startStatusServer({ host: "127.0.0.1", port: 8080, hive });
  * console.log(`http://${server.address.host}:${server.address.port}/`);
  * await server.close();
  * ```
@@ -75,7 +76,8 @@ function text(body: string, status = 200): Response {
  * @example
  * ```ts
  * import { handleStatusRequest } from "./status_server.ts";
- * const res = handleStatusRequest(new Request("http://x/readyz"), hive); // hive: a Hive
+ * declare const hive: StatusSource; // a running Hive
+ * const res = handleStatusRequest(new Request("http://x/readyz"), hive);
  * console.log(res.status, await res.text());
  * ```
  */
@@ -112,7 +114,8 @@ export function handleStatusRequest(req: Request, hive: StatusSource): Response 
  * @example
  * ```ts
  * import { startStatusServer } from "./status_server.ts";
- * const server = await startStatusServer({ host: "127.0.0.1", port: 0, hive }); // hive: a Hive
+ * declare const hive: StatusSource; // a running Hive
+ * const server = await startStatusServer({ host: "127.0.0.1", port: 0, hive });
  * await server.close();
  * ```
  */

@@ -28,7 +28,11 @@
  * ```
  */
 
-import { normalizeAddresses, type PeerResolver, ResolveError } from "./resolver.ts";
+import { normalizeAddresses } from "./address.ts";
+import { checkPositive, checkPositiveInteger } from "../common/assert.ts";
+import { type PeerResolver, ResolveError } from "./resolver.ts";
+
+const WHO = "PeerDiscovery";
 
 /** Interval between resolutions while answers are good. */
 export const DISCOVERY_REFRESH_MS = 5_000;
@@ -174,12 +178,6 @@ export interface PeerDiscoveryOptions {
   scheduler?: Scheduler;
 }
 
-function checkPositive(name: string, value: number): void {
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new RangeError(`${name} must be a positive number, got ${value}`);
-  }
-}
-
 /**
  * Keeps the peer set fresh; see the module documentation for the rules.
  *
@@ -234,10 +232,11 @@ export class PeerDiscovery {
     this.#maxPeers = options.maxPeers ?? MAX_PEERS;
     this.#scheduler = options.scheduler ?? REAL_SCHEDULER;
 
-    checkPositive("refreshMs", this.#refreshMs);
-    checkPositive("resolveDeadlineMs", this.#resolveDeadlineMs);
-    checkPositive("backoff.initialMs", this.#backoff.initialMs);
-    checkPositive("backoff.maxMs", this.#backoff.maxMs);
+    const positive = (name: string, value: number) => checkPositive(WHO, name, value);
+    positive("refreshMs", this.#refreshMs);
+    positive("resolveDeadlineMs", this.#resolveDeadlineMs);
+    positive("backoff.initialMs", this.#backoff.initialMs);
+    positive("backoff.maxMs", this.#backoff.maxMs);
     if (!(this.#backoff.factor >= 1) || !Number.isFinite(this.#backoff.factor)) {
       throw new RangeError(`backoff.factor must be a number >= 1, got ${this.#backoff.factor}`);
     }
@@ -246,9 +245,7 @@ export class PeerDiscovery {
         `backoff.maxMs (${this.#backoff.maxMs}) must be >= backoff.initialMs (${this.#backoff.initialMs})`,
       );
     }
-    if (!Number.isInteger(this.#maxPeers) || this.#maxPeers < 1) {
-      throw new RangeError(`maxPeers must be an integer >= 1, got ${this.#maxPeers}`);
-    }
+    checkPositiveInteger(WHO, "maxPeers", this.#maxPeers);
 
     const source = this.#source;
     if (source.kind === "static") {

@@ -24,6 +24,8 @@
  */
 
 import { isIP } from "node:net";
+import { formatHostPort, normalizeAddresses } from "./address.ts";
+import { checkPositive } from "../common/assert.ts";
 
 /** How long one resolution (both record types, asked in parallel) may take before it fails. */
 export const DNS_TIMEOUT_MS = 1000;
@@ -85,50 +87,6 @@ export class ResolveError extends Error {
   }
 }
 
-/**
- * The canonical text of an IP address (lowercase, IPv6 compressed), or null for a non-address,
- * so `"FD00:0::1"` and `"fd00::1"` compare equal. A zone suffix (`%eth0`) is dropped.
- *
- * @example
- * ```ts
- * import { canonicalAddress } from "./resolver.ts";
- * canonicalAddress("FD00:0:0::1"); // "fd00::1"
- * canonicalAddress("not an ip"); // null
- * ```
- */
-export function canonicalAddress(address: string): string | null {
-  if (typeof address !== "string") return null;
-  const bare = address.split("%")[0] ?? "";
-  const family = isIP(bare);
-  if (family === 4) return bare;
-  if (family === 6) return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
-  return null;
-}
-
-/**
- * Canonicalizes ({@link canonicalAddress}), sorts and de-duplicates addresses. The order is
- * plain code-unit order (the order of the election's "alphabetically first IP" tie-break), so
- * every node sees the same list. Throws a TypeError naming any non-address.
- *
- * @example
- * ```ts
- * import { normalizeAddresses } from "./resolver.ts";
- * normalizeAddresses(["10.0.0.2", "10.0.0.1", "10.0.0.2", "FD00::1"]);
- * // ["10.0.0.1", "10.0.0.2", "fd00::1"]
- * ```
- */
-export function normalizeAddresses(addresses: Iterable<string>): string[] {
-  const canonical = new Set<string>();
-  const bad: string[] = [];
-  for (const address of addresses) {
-    const text = canonicalAddress(address);
-    if (text === null) bad.push(String(address));
-    else canonical.add(text);
-  }
-  if (bad.length > 0) throw new TypeError(`not IP addresses: ${bad.join(", ")}`);
-  return [...canonical].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
 /** Throws a clear error for a name that no resolver should be asked about. */
 function checkName(name: string): void {
   if (typeof name !== "string" || name.length === 0) {
@@ -169,9 +127,7 @@ export class DnsResolver implements PeerResolver {
   /** Validates the options; throws on a bad server or timeout. */
   constructor(options: DnsResolverOptions = {}) {
     const timeoutMs = options.timeoutMs ?? DNS_TIMEOUT_MS;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-      throw new RangeError(`DNS timeoutMs must be a positive number, got ${timeoutMs}`);
-    }
+    checkPositive("DnsResolver", "timeoutMs", timeoutMs);
     const server = options.nameServer;
     if (server !== undefined) {
       if (isIP(server.ipAddr) === 0) {
@@ -223,7 +179,7 @@ export class DnsResolver implements PeerResolver {
   #serverText(): string {
     if (!this.nameServer) return " (system resolver)";
     const { ipAddr, port } = this.nameServer;
-    return ` (server ${isIP(ipAddr) === 6 ? `[${ipAddr}]` : ipAddr}:${port})`;
+    return ` (server ${formatHostPort(ipAddr, port)})`;
   }
 }
 

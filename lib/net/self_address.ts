@@ -14,11 +14,11 @@
  * ```
  */
 
-import { canonicalAddress } from "./resolver.ts";
+import { canonicalIp } from "./address.ts";
 
 /** The part of `Deno.NetworkInterfaceInfo` detection needs. */
 export interface InterfaceAddress {
-  /** The interface address (IPv4 or IPv6, without a zone suffix). */
+  /** The interface address (IPv4 or IPv6; one with a zone suffix is never this node's id). */
   address: string;
 }
 
@@ -70,13 +70,13 @@ export function detectSelfAddress(
 ): string {
   const local = new Set<string>();
   for (const { address } of interfaces) {
-    const canonical = canonicalAddress(address);
+    const canonical = canonicalIp(address);
     if (canonical !== null) local.add(canonical);
   }
   const matches: string[] = [];
   const seen = new Set<string>();
   for (const candidate of candidates) {
-    const canonical = canonicalAddress(candidate);
+    const canonical = canonicalIp(candidate);
     if (canonical === null) throw new TypeError(`peer address "${candidate}" is not an IP address`);
     if (seen.has(canonical)) continue;
     seen.add(canonical);

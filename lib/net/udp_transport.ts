@@ -29,6 +29,8 @@
 import dgram from "node:dgram";
 import { isIP } from "node:net";
 import { getLogger } from "@logtape/logtape";
+import { formatHostPort } from "./address.ts";
+import { checkInteger } from "../common/assert.ts";
 
 /** An IP literal and a UDP port. */
 export interface Endpoint {
@@ -129,9 +131,7 @@ export function normalizeAddress(address: string): string {
  * ```
  */
 export function formatEndpoint(endpoint: Endpoint): string {
-  return isIP(endpoint.host) === 6
-    ? `[${endpoint.host}]:${endpoint.port}`
-    : `${endpoint.host}:${endpoint.port}`;
+  return formatHostPort(endpoint.host, endpoint.port);
 }
 
 /** Why `to` cannot be sent to, or null when it is a valid destination. */
@@ -160,16 +160,6 @@ function assertBindable(bind: Endpoint): 4 | 6 {
   return family as 4 | 6;
 }
 
-function assertBufferBytes(name: string, value: number): void {
-  if (
-    !Number.isInteger(value) || value < MIN_SOCKET_BUFFER_BYTES || value > MAX_SOCKET_BUFFER_BYTES
-  ) {
-    throw new Error(
-      `${name} must be an integer ${MIN_SOCKET_BUFFER_BYTES}..${MAX_SOCKET_BUFFER_BYTES}, got ${value}`,
-    );
-  }
-}
-
 /**
  * Binds a real UDP socket (`node:dgram`) at `bind` (port 0 picks a free port). Rejects when the
  * address is in use or not local; throws on an invalid address or option.
@@ -188,8 +178,14 @@ export async function listenUdp(
   const family = assertBindable(bind);
   const recvBufferBytes = opts.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
   const sendBufferBytes = opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES;
-  assertBufferBytes("recvBufferBytes", recvBufferBytes);
-  assertBufferBytes("sendBufferBytes", sendBufferBytes);
+  for (
+    const [name, value] of [["recvBufferBytes", recvBufferBytes], [
+      "sendBufferBytes",
+      sendBufferBytes,
+    ]] as const
+  ) {
+    checkInteger("listenUdp", name, value, MIN_SOCKET_BUFFER_BYTES, MAX_SOCKET_BUFFER_BYTES);
+  }
   const onError = opts.onError ?? logTransportError;
 
   const socket = dgram.createSocket({

@@ -19,9 +19,13 @@
  */
 
 import { MasterProxy } from "./deno/deno_proxy.ts";
-import type { ProxyOptions, ProxyStats, ProxyUpstream } from "./proxy_options.ts";
+import {
+  PROXY_ENGINE_REQUESTS,
+  type ProxyEngineRequest,
+  type ProxyHandle,
+  type ProxyOptions,
+} from "./proxy_options.ts";
 import { EpollMasterProxy } from "./epoll/epoll_proxy.ts";
-import { ConfigError, PROXY_ENGINE_REQUESTS, type ProxyEngineRequest } from "../hive/config.ts";
 
 /** The proxy engines. */
 export const PROXY_ENGINES = ["deno", "epoll"] as const;
@@ -41,6 +45,34 @@ export const EPOLL_ENGINE_OS = "linux";
 
 /** The CPU the epoll engine runs on (`Deno.build.arch`): lib/proxy/epoll/libc.ts hard-codes its struct layouts. */
 export const EPOLL_ENGINE_ARCH = "x86_64";
+
+/**
+ * `--proxy-engine epoll` where that engine cannot run. `flag` and `expected` as a bad flag's
+ * error has them: main.ts exits with the configuration error status (2) for it.
+ *
+ * @example
+ * ```ts
+ * import { chooseProxyEngine, ProxyEngineUnavailableError } from "./proxy_engine.ts";
+ * try {
+ *   chooseProxyEngine("epoll", { os: "darwin", arch: "x86_64", ffiGranted: true });
+ * } catch (e) {
+ *   if (e instanceof ProxyEngineUnavailableError) console.error(e.message);
+ * }
+ * ```
+ */
+export class ProxyEngineUnavailableError extends Error {
+  override readonly name = "ProxyEngineUnavailableError";
+  /** The flag at fault: `--proxy-engine`. */
+  readonly flag = "--proxy-engine";
+  /** The accepted values on this platform. */
+  readonly expected: string;
+
+  /** `detail`: why the engine cannot run here, and the fix. */
+  constructor(expected: string, detail: string) {
+    super(`--proxy-engine: ${detail}`);
+    this.expected = expected;
+  }
+}
 
 /** The facts of this process that decide whether the epoll engine can run. */
 export interface ProxyPlatform {
@@ -79,10 +111,10 @@ export function currentProxyPlatform(): ProxyPlatform {
 /**
  * Decides which engine runs for `--proxy-engine requested` on `platform`. `auto` is epoll on
  * x86_64 Linux with `--allow-ffi`, else deno (the reason says what was missing); `deno` is deno;
- * `epoll` where it cannot run throws a {@link ConfigError} naming `--proxy-engine`, as a bad
- * flag does. Pure: the platform facts are an argument ({@link currentProxyPlatform}).
+ * `epoll` where it cannot run throws a {@link ProxyEngineUnavailableError} naming
+ * `--proxy-engine` (main.ts exits 2 for it, as for a bad flag). Pure: the platform facts are an argument ({@link currentProxyPlatform}).
  *
- * @throws {ConfigError} for `epoll` off x86_64 Linux or without `--allow-ffi`
+ * @throws {ProxyEngineUnavailableError} for `epoll` off x86_64 Linux or without `--allow-ffi`
  * @throws {TypeError} for a value that is not one of {@link PROXY_ENGINE_REQUESTS} (a bug)
  *
  * @example
@@ -113,15 +145,10 @@ export function chooseProxyEngine(
         "with --allow-ffi";
       const fix = "use --proxy-engine deno or auto";
       if (!supported) {
-        throw new ConfigError("--proxy-engine", null, expected, `${wrongPlatform}; ${fix}`);
+        throw new ProxyEngineUnavailableError(expected, `${wrongPlatform}; ${fix}`);
       }
       if (!platform.ffiGranted) {
-        throw new ConfigError(
-          "--proxy-engine",
-          null,
-          expected,
-          `${noFfi}; run with --allow-ffi or ${fix}`,
-        );
+        throw new ProxyEngineUnavailableError(expected, `${noFfi}; run with --allow-ffi or ${fix}`);
       }
       return { engine: "epoll", reason: "--proxy-engine epoll" };
     }
@@ -131,23 +158,6 @@ export function chooseProxyEngine(
           `got ${String(requested)}`,
       );
   }
-}
-
-/** What both engines offer (the public API of {@link MasterProxy}). */
-export interface ProxyHandle {
-  /** Threads serving the port (the epoll engine's workers; 1 for the Deno engine). */
-  readonly workers: number;
-  readonly bufferBytes: number;
-  readonly idleBufferBytes: number;
-  readonly holdMs: number;
-  readonly maxConnections: number;
-  readonly connectTimeoutMs: number;
-  readonly address: { host: string; port: number };
-  readonly listening: boolean;
-  readonly target: ProxyUpstream;
-  readonly stats: Readonly<ProxyStats>;
-  setTarget(target: ProxyUpstream): void;
-  close(): Promise<void>;
 }
 
 /**

@@ -1,16 +1,21 @@
 /**
- * What both master proxy engines share: their options and limits, the upstream (a redis over TCP
- * or a Unix socket), their events and stats, and the checks of their options. The Deno engine
- * (deno/) and the epoll engine (epoll/) import this module and never each other.
+ * What both master proxy engines share: their options, defaults and limits
+ * ({@link resolveProxyOptions}), the upstream (a redis over TCP or a Unix socket), their events
+ * and stats, and the checks of their options. The Deno engine (deno/) and the epoll engine
+ * (epoll/) import this module and never each other; the configuration (lib/hive/config.ts)
+ * takes its defaults and limits from here.
  *
  * @example
  * ```ts
  * import { checkUpstream, describeUpstream, type ProxyUpstream } from "./proxy_options.ts";
  * const upstream: ProxyUpstream = { host: "127.0.0.11", port: 6379 };
- * checkUpstream("target", upstream);
+ * checkUpstream("MasterProxy", "target", upstream);
  * describeUpstream(upstream); // "127.0.0.11:6379"
  * ```
  */
+
+import { checkInteger, MAX_DURATION_MS } from "../common/assert.ts";
+import { formatHostPort } from "../net/address.ts";
 
 /**
  * Bytes in flight at most per direction of a proxied connection: the size of the pooled
@@ -42,11 +47,24 @@ export const DEFAULT_PROXY_CONNECT_TIMEOUT_MS = 2000;
 /** Pause after a failed `accept` (out of file descriptors...) before accepting again. */
 export const PROXY_ACCEPT_RETRY_MS = 100;
 
-/** Largest accepted `holdMs` and `connectTimeoutMs` (one hour): a bigger value is a mistake. */
-export const MAX_PROXY_WAIT_MS = 3_600_000;
-
-/** Largest accepted `maxConnections`. */
+/** Largest accepted `maxConnections` (and `--max-connections`). */
 export const MAX_PROXY_CONNECTIONS = 1_000_000;
+
+/**
+ * Worker threads of an epoll proxy by default (`--proxy-workers`): 2, as HAProxy runs one thread
+ * per CPU on the 2-core machines measured (docs/benchmarks.md). The Deno engine runs on the main
+ * thread and ignores it.
+ */
+export const DEFAULT_EPOLL_WORKERS = 2;
+
+/** Most worker threads of one epoll proxy (and `--proxy-workers`). */
+export const MAX_EPOLL_WORKERS = 16;
+
+/** The values of `--proxy-engine`: `auto` (epoll where it can run, else deno) or an engine. */
+export const PROXY_ENGINE_REQUESTS = ["auto", "epoll", "deno"] as const;
+
+/** A value of `--proxy-engine`. */
+export type ProxyEngineRequest = typeof PROXY_ENGINE_REQUESTS[number];
 
 /** A redis reached over TCP. */
 export type TcpUpstream = { host: string; port: number };
@@ -109,8 +127,7 @@ export function copyUpstream(upstream: ProxyUpstream): ProxyUpstream {
 export function describeUpstream(upstream: ProxyUpstream): string {
   if (upstream === null) return "none";
   if ("path" in upstream) return `unix:${upstream.path}`;
-  const host = upstream.host.includes(":") ? `[${upstream.host}]` : upstream.host;
-  return `${host}:${upstream.port}`;
+  return formatHostPort(upstream.host, upstream.port);
 }
 
 /**
@@ -120,24 +137,28 @@ export function describeUpstream(upstream: ProxyUpstream): string {
  *
  * @example
  * ```ts
- * checkUpstream("target", { path: "/run/redis/redis.sock" });
+ * checkUpstream("MasterProxy", "target", { path: "/run/redis/redis.sock" });
  * ```
  */
-export function checkUpstream(name: string, upstream: TcpUpstream | UnixUpstream): void {
+export function checkUpstream(
+  who: string,
+  name: string,
+  upstream: TcpUpstream | UnixUpstream,
+): void {
   if (typeof upstream === "object" && upstream !== null && "path" in upstream) {
     const path = upstream.path;
     if (typeof path === "string" && isUnixSocketPath(path)) return;
     if (typeof path !== "string" || !path.startsWith("/") || path.includes("\0")) {
       throw new TypeError(
-        `MasterProxy: ${name}.path must be an absolute socket path, got ${JSON.stringify(path)}`,
+        `${who}: ${name}.path must be an absolute socket path, got ${JSON.stringify(path)}`,
       );
     }
     const bytes = new TextEncoder().encode(path).length;
     throw new RangeError(
-      `MasterProxy: ${name}.path must be at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes, got ${bytes}`,
+      `${who}: ${name}.path must be at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes, got ${bytes}`,
     );
   }
-  checkAddress(name, upstream as TcpUpstream, 1);
+  checkAddress(who, name, upstream as TcpUpstream, 1);
 }
 
 /**
@@ -183,6 +204,23 @@ export interface ProxyOptions {
   onEvent?: (event: ProxyEvent) => void;
 }
 
+/** What both engines offer: `MasterProxy` (deno/) and `EpollMasterProxy` (epoll/) implement it. */
+export interface ProxyHandle {
+  /** Threads serving the port (the epoll engine's workers; 1 for the Deno engine). */
+  readonly workers: number;
+  readonly bufferBytes: number;
+  readonly idleBufferBytes: number;
+  readonly holdMs: number;
+  readonly maxConnections: number;
+  readonly connectTimeoutMs: number;
+  readonly address: { host: string; port: number };
+  readonly listening: boolean;
+  readonly target: ProxyUpstream;
+  readonly stats: Readonly<ProxyStats>;
+  setTarget(target: ProxyUpstream): void;
+  close(): Promise<void>;
+}
+
 /** Something the operator may want to see in the log. */
 export type ProxyEvent =
   | { kind: "target-change"; from: ProxyUpstream; to: ProxyUpstream; closedConnections: number }
@@ -221,20 +259,77 @@ export interface ProxyStats {
   bufferedBytes: number;
 }
 
+/** {@link ProxyOptions} with every default applied and every value checked. */
+export interface ResolvedProxyOptions {
+  bind: { host: string; port: number };
+  holdMs: number;
+  maxConnections: number;
+  connectTimeoutMs: number;
+  bufferBytes: number;
+  idleBufferBytes: number;
+  /** A copy of the first target (null: hold). */
+  target: ProxyUpstream;
+  /** The epoll engine's worker threads (the Deno engine ignores it, and does not check it). */
+  workers: number;
+}
+
 /**
- * `value` when it is an integer in `min..max`, else a RangeError naming the option (shared by
- * the proxy engines).
+ * Applies the defaults to `opts` and checks every value against its limit, once for both
+ * engines; errors name `who` (the engine's class) and the option.
  *
  * @example
  * ```ts
- * checkInteger("holdMs", 3000, 0, MAX_PROXY_WAIT_MS); // 3000
+ * const o = resolveProxyOptions("MasterProxy", { bind: { host: "127.0.0.1", port: 0 } });
+ * o.holdMs; // 3000 (DEFAULT_PROXY_HOLD_MS)
  * ```
  */
-export function checkInteger(name: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`MasterProxy: ${name} must be an integer in ${min}..${max}, got ${value}`);
-  }
-  return value;
+export function resolveProxyOptions(
+  who: string,
+  opts: ProxyOptions,
+  engine: "deno" | "epoll" = "deno",
+): ResolvedProxyOptions {
+  checkAddress(who, "bind", opts.bind, 0);
+  const int = (name: string, value: number, min: number, max: number) =>
+    checkInteger(who, name, value, min, max);
+  const holdMs = int("holdMs", opts.holdMs ?? DEFAULT_PROXY_HOLD_MS, 0, MAX_DURATION_MS);
+  const maxConnections = int(
+    "maxConnections",
+    opts.maxConnections ?? DEFAULT_PROXY_MAX_CONNECTIONS,
+    1,
+    MAX_PROXY_CONNECTIONS,
+  );
+  const connectTimeoutMs = int(
+    "connectTimeoutMs",
+    opts.connectTimeoutMs ?? DEFAULT_PROXY_CONNECT_TIMEOUT_MS,
+    1,
+    MAX_DURATION_MS,
+  );
+  const bufferBytes = int(
+    "bufferBytes",
+    opts.bufferBytes ?? PROXY_BUFFER_BYTES,
+    MIN_PROXY_BUFFER_BYTES,
+    MAX_PROXY_BUFFER_BYTES,
+  );
+  const idleBufferBytes = int(
+    "idleBufferBytes",
+    opts.idleBufferBytes ?? Math.min(PROXY_IDLE_BUFFER_BYTES, bufferBytes),
+    1,
+    bufferBytes,
+  );
+  if (opts.target) checkUpstream(who, "target", opts.target);
+  const workers = engine === "epoll"
+    ? int("workers", opts.workers ?? DEFAULT_EPOLL_WORKERS, 1, MAX_EPOLL_WORKERS)
+    : opts.workers ?? DEFAULT_EPOLL_WORKERS;
+  return {
+    bind: { host: opts.bind.host, port: opts.bind.port },
+    holdMs,
+    maxConnections,
+    connectTimeoutMs,
+    bufferBytes,
+    idleBufferBytes,
+    target: copyUpstream(opts.target ?? null),
+    workers,
+  };
 }
 
 /**
@@ -243,23 +338,24 @@ export function checkInteger(name: string, value: number, min: number, max: numb
  *
  * @example
  * ```ts
- * checkAddress("target", { host: "127.0.0.1", port: 6379 }, 1);
+ * checkAddress("MasterProxy", "target", { host: "127.0.0.1", port: 6379 }, 1);
  * ```
  */
 export function checkAddress(
+  who: string,
   name: string,
   addr: { host: string; port: number },
   minPort: number,
 ): void {
   if (typeof addr !== "object" || addr === null) {
-    throw new TypeError(`MasterProxy: ${name} must be { host, port }, got ${String(addr)}`);
+    throw new TypeError(`${who}: ${name} must be { host, port }, got ${String(addr)}`);
   }
   if (typeof addr.host !== "string" || addr.host.length === 0) {
-    throw new TypeError(`MasterProxy: ${name}.host must be a non-empty string`);
+    throw new TypeError(`${who}: ${name}.host must be a non-empty string`);
   }
   if (!Number.isInteger(addr.port) || addr.port < minPort || addr.port > 65535) {
     throw new RangeError(
-      `MasterProxy: ${name}.port must be an integer in ${minPort}..65535, got ${addr.port}`,
+      `${who}: ${name}.port must be an integer in ${minPort}..65535, got ${addr.port}`,
     );
   }
 }

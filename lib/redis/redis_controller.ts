@@ -20,7 +20,10 @@
  * ```
  */
 
+import { formatHostPort } from "../net/address.ts";
+import { monotonicMs } from "../common/clock.ts";
 import { Redis } from "ioredis";
+import { checkPositiveInteger } from "../common/assert.ts";
 import { observationFromInfo, parseInfo } from "./redis_info.ts";
 import { REDIS_DOWN, type RedisObservation, type RedisTarget } from "./redis_state.ts";
 import {
@@ -140,12 +143,8 @@ export function reconnectDelayMs(attempt: number, initialMs: number, maxMs: numb
   return Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 30));
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new TypeError(`createRedisController: ${name} must be a positive integer, got ${value}`);
-  }
-  return value;
-}
+const positiveInt = (name: string, value: number) =>
+  checkPositiveInteger("createRedisController", name, value);
 
 function isReplyError(e: unknown): boolean {
   return e instanceof Error && e.name === "ReplyError";
@@ -162,7 +161,8 @@ function message(e: unknown): string {
  * Commands never queue while redis is down (no offline queue, no retries): they fail at once,
  * and a command unanswered after `commandTimeoutMs` fails too, so a hung redis counts as down.
  *
- * @throws {TypeError} on a bad option (empty host, port out of range, non-positive timeouts).
+ * @throws {TypeError} on a bad option (empty host, port out of range...), {RangeError} on a
+ *   non-positive timeout.
  * @example
  * ```ts
  * const redis = createRedisController({
@@ -172,6 +172,79 @@ function message(e: unknown): string {
  * ```
  */
 export function createRedisController(opts: RedisControllerOptions): RedisController {
+  const timing = checkControllerOptions(opts);
+  const connect = (host: string, port: number, reconnect: boolean, socket?: string): Redis =>
+    connectRedis(opts.password, timing, { host, port, socket }, reconnect);
+  const client = connect(opts.host, opts.port, true, opts.socket ?? undefined);
+  const connection = trackConnection(client);
+  const guard = new GuardConnection((host, port) => connect(host, port, false));
+  const observe = (): Promise<RedisObservation> =>
+    connection.closed ? Promise.resolve(REDIS_DOWN) : observeRedis(client);
+  const session = enforceSession(client, observe, guard, connection, timing.connectTimeoutMs);
+
+  let enforceChain: Promise<unknown> = Promise.resolve();
+  const settings = { announceIp: opts.announceIp, password: opts.password, ownPort: opts.port };
+
+  return {
+    observe,
+    enforce(target: RedisTarget): Promise<EnforceResult> {
+      const run = async (): Promise<EnforceResult> => {
+        if (connection.closed) {
+          return {
+            ok: false,
+            reason: "redis-down",
+            detail: "the controller is closed",
+            commands: [],
+            warnings: [],
+          };
+        }
+        if (target.kind !== "follow") guard.drop();
+        return await enforceRedisTarget(session, target, settings);
+      };
+      // One enforce at a time, in call order: each sees the state the previous one left.
+      const result = enforceChain.then(run, run);
+      enforceChain = result;
+      return result;
+    },
+    onConnectionLost(cb: () => void): void {
+      if (typeof cb !== "function") throw new TypeError("onConnectionLost: cb must be a function");
+      connection.lostCallbacks.push(cb);
+    },
+    pauseAndSync(candidates, pauseMs, timeoutMs): Promise<HandoffSync> {
+      if (connection.closed || client.status !== "ready") {
+        const offsets = candidates.map((c) => ({ ...c, offset: null }));
+        return Promise.resolve({
+          ok: false,
+          reason: "the local redis is down",
+          masterOffset: null,
+          offsets,
+        });
+      }
+      const peers = (cs: readonly { host: string; port: number }[]) =>
+        cs.map((c) => connect(c.host, c.port, false));
+      return pauseAndSync(client, peers, candidates, pauseMs, timeoutMs);
+    },
+    async close(): Promise<void> {
+      if (connection.closed) return;
+      connection.closed = true;
+      await enforceChain.catch(() => {});
+      const guardClient = guard.take();
+      const clients = [client, ...(guardClient === null ? [] : [guardClient])];
+      await Promise.all(clients.map((c) => disconnect(c)));
+    },
+  };
+}
+
+/** The controller's timeouts and reconnect delays, every default applied and checked. */
+interface ControllerTiming {
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** Checks the options (a clear error for each bad one) and resolves the timing defaults. */
+function checkControllerOptions(opts: RedisControllerOptions): ControllerTiming {
   if (typeof opts.host !== "string" || opts.host === "") {
     throw new TypeError("createRedisController: host must be a non-empty string");
   }
@@ -184,107 +257,157 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
   if (opts.password !== null && (typeof opts.password !== "string" || opts.password === "")) {
     throw new TypeError("createRedisController: password must be a non-empty string or null");
   }
-  const commandTimeoutMs = positiveInt(
-    "commandTimeoutMs",
-    opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-  );
-  const connectTimeoutMs = positiveInt(
-    "connectTimeoutMs",
-    opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-  );
-  const initialDelayMs = positiveInt(
-    "reconnectInitialDelayMs",
-    opts.reconnectInitialDelayMs ?? RECONNECT_INITIAL_DELAY_MS,
-  );
-  const maxDelayMs = positiveInt(
-    "reconnectMaxDelayMs",
-    opts.reconnectMaxDelayMs ?? RECONNECT_MAX_DELAY_MS,
-  );
-  if (maxDelayMs < initialDelayMs) {
-    throw new TypeError("createRedisController: reconnectMaxDelayMs < reconnectInitialDelayMs");
-  }
-
   if (opts.socket != null && (typeof opts.socket !== "string" || !opts.socket.startsWith("/"))) {
     throw new TypeError(
       `createRedisController: socket must be an absolute path, got ${opts.socket}`,
     );
   }
-
-  const connect = (host: string, port: number, reconnect: boolean, socket?: string): Redis => {
-    const client = new Redis({
-      ...(socket === undefined ? { host, port } : { path: socket }),
-      password: opts.password ?? undefined,
-      lazyConnect: false,
-      protocol: 2,
-      commandTimeout: commandTimeoutMs,
-      connectTimeout: connectTimeoutMs,
-      retryStrategy: reconnect
-        ? (attempt: number) => reconnectDelayMs(attempt, initialDelayMs, maxDelayMs)
-        : null,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      enableReadyCheck: false,
-      autoResubscribe: false,
-      autoResendUnfulfilledCommands: false,
-      disableClientInfo: true,
-    });
-    // Errors surface through command results; without a listener ioredis prints them.
-    client.on("error", () => {});
-    return client;
+  const timing = {
+    commandTimeoutMs: positiveInt(
+      "commandTimeoutMs",
+      opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    ),
+    connectTimeoutMs: positiveInt(
+      "connectTimeoutMs",
+      opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    ),
+    initialDelayMs: positiveInt(
+      "reconnectInitialDelayMs",
+      opts.reconnectInitialDelayMs ?? RECONNECT_INITIAL_DELAY_MS,
+    ),
+    maxDelayMs: positiveInt(
+      "reconnectMaxDelayMs",
+      opts.reconnectMaxDelayMs ?? RECONNECT_MAX_DELAY_MS,
+    ),
   };
+  if (timing.maxDelayMs < timing.initialDelayMs) {
+    throw new TypeError("createRedisController: reconnectMaxDelayMs < reconnectInitialDelayMs");
+  }
+  return timing;
+}
 
-  const client = connect(opts.host, opts.port, true, opts.socket ?? undefined);
-  let closed = false;
-  let connectionGeneration = 0;
-  let setupGeneration = -1;
+/**
+ * An ioredis client with the controller's settings: no offline queue, no retried command, a
+ * command timeout; `reconnect` makes it reconnect in the background with bounded backoff.
+ */
+function connectRedis(
+  password: string | null,
+  timing: ControllerTiming,
+  at: { host: string; port: number; socket?: string | undefined },
+  reconnect: boolean,
+): Redis {
+  const client = new Redis({
+    ...(at.socket === undefined ? { host: at.host, port: at.port } : { path: at.socket }),
+    password: password ?? undefined,
+    lazyConnect: false,
+    protocol: 2,
+    commandTimeout: timing.commandTimeoutMs,
+    connectTimeout: timing.connectTimeoutMs,
+    retryStrategy: reconnect
+      ? (attempt: number) => reconnectDelayMs(attempt, timing.initialDelayMs, timing.maxDelayMs)
+      : null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    enableReadyCheck: false,
+    autoResubscribe: false,
+    autoResendUnfulfilledCommands: false,
+    disableClientInfo: true,
+  });
+  // Errors surface through command results; without a listener ioredis prints them.
+  client.on("error", () => {});
+  return client;
+}
+
+/** The local connection's life: which connection is current, and who to tell when it drops. */
+interface ConnectionState {
+  closed: boolean;
+  /** Bumped at every (re)connection: per-connection settings are applied once per value. */
+  generation: number;
+  /** The generation the per-connection settings were applied on (-1: none yet). */
+  setupGeneration: number;
+  lostCallbacks: (() => void)[];
+}
+
+/** Follows `client`'s connections: a new generation when ready, the callbacks when it drops. */
+function trackConnection(client: Redis): ConnectionState {
+  const state: ConnectionState = {
+    closed: false,
+    generation: 0,
+    setupGeneration: -1,
+    lostCallbacks: [],
+  };
   let ready = false;
-  const lostCallbacks: (() => void)[] = [];
   client.on("ready", () => {
     ready = true;
-    connectionGeneration++;
+    state.generation++;
   });
   client.on("close", () => {
     if (!ready) return;
     ready = false;
-    if (closed) return;
-    for (const cb of lostCallbacks) cb();
+    if (state.closed) return;
+    for (const cb of state.lostCallbacks) cb();
   });
+  return state;
+}
 
-  // The guard's connection to the followed redis: kept while it lives (one round trip per
-  // check), never reconnected in the background: a new one is opened when it has ended.
-  let guard: { key: string; client: Redis } | null = null;
-  const dropGuard = () => {
-    guard?.client.disconnect();
-    guard = null;
-  };
-  const guardClient = (host: string, port: number): Redis => {
-    const key = `${host}:${port}`;
-    if (guard?.key !== key || guard.client.status === "end" || guard.client.status === "close") {
-      dropGuard();
-      guard = { key, client: connect(host, port, false) };
+/**
+ * The run_id guard's connection to the followed redis: kept while it lives (one round trip per
+ * check), never reconnected in the background: a new one is opened when it has ended.
+ */
+class GuardConnection {
+  #current: { key: string; client: Redis } | null = null;
+
+  constructor(private readonly open: (host: string, port: number) => Redis) {}
+
+  /** The connection to host:port (the kept one, or a new one). */
+  client(host: string, port: number): Redis {
+    const key = formatHostPort(host, port);
+    const g = this.#current;
+    if (g?.key !== key || g.client.status === "end" || g.client.status === "close") {
+      this.drop();
+      this.#current = { key, client: this.open(host, port) };
     }
-    return guard.client;
-  };
+    return this.#current!.client;
+  }
 
-  const observe = async (): Promise<RedisObservation> => {
-    if (closed || client.status !== "ready") return REDIS_DOWN;
-    try {
-      const [server, replication, persistence] = await Promise.all([
-        client.info("server"),
-        client.info("replication"),
-        client.info("persistence"),
-      ]);
-      return observationFromInfo(
-        parseInfo(server),
-        parseInfo(replication),
-        parseInfo(persistence),
-      );
-    } catch {
-      return REDIS_DOWN;
-    }
-  };
+  /** Closes the kept connection, if any. */
+  drop(): void {
+    this.#current?.client.disconnect();
+    this.#current = null;
+  }
 
-  const session: EnforceSession = {
+  /** Forgets the kept connection and hands it over (to be closed by the caller). */
+  take(): Redis | null {
+    const c = this.#current?.client ?? null;
+    this.#current = null;
+    return c;
+  }
+}
+
+/** Observes the redis behind `client` (INFO server, replication, persistence); never throws. */
+async function observeRedis(client: Redis): Promise<RedisObservation> {
+  if (client.status !== "ready") return REDIS_DOWN;
+  try {
+    const [server, replication, persistence] = await Promise.all([
+      client.info("server"),
+      client.info("replication"),
+      client.info("persistence"),
+    ]);
+    return observationFromInfo(parseInfo(server), parseInfo(replication), parseInfo(persistence));
+  } catch {
+    return REDIS_DOWN;
+  }
+}
+
+/** The {@link EnforceSession} over the local `client` and the guard's connections. */
+function enforceSession(
+  client: Redis,
+  observe: () => Promise<RedisObservation>,
+  guard: GuardConnection,
+  connection: ConnectionState,
+  connectTimeoutMs: number,
+): EnforceSession {
+  return {
     observe,
     async run(args: readonly string[]): Promise<CommandOutcome> {
       const [name, ...rest] = args;
@@ -301,7 +424,7 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       }
     },
     async readRunId(host: string, port: number): Promise<RunIdReading> {
-      const peer = guardClient(host, port);
+      const peer = guard.client(host, port);
       if (!(await becameReady(peer, connectTimeoutMs))) {
         return { ok: false, message: `not connected (${peer.status})` };
       }
@@ -314,110 +437,73 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
         return { ok: false, message: message(e) };
       }
     },
-    needsConnectionSetup: () => setupGeneration !== connectionGeneration,
+    needsConnectionSetup: () => connection.setupGeneration !== connection.generation,
     markConnectionSetup: () => {
-      setupGeneration = connectionGeneration;
+      connection.setupGeneration = connection.generation;
     },
   };
+}
 
-  let enforceChain: Promise<unknown> = Promise.resolve();
-  const settings = { announceIp: opts.announceIp, password: opts.password, ownPort: opts.port };
-
-  return {
-    observe,
-    enforce(target: RedisTarget): Promise<EnforceResult> {
-      const run = async (): Promise<EnforceResult> => {
-        if (closed) {
-          return {
-            ok: false,
-            reason: "redis-down",
-            detail: "the controller is closed",
-            commands: [],
-            warnings: [],
-          };
+/**
+ * {@link RedisController.pauseAndSync} on the ready local `client`; `connect` opens one
+ * connection per candidate (closed before returning).
+ */
+async function pauseAndSync(
+  client: Redis,
+  connect: (candidates: readonly { host: string; port: number }[]) => Redis[],
+  candidates: readonly { host: string; port: number }[],
+  pauseMs: number,
+  timeoutMs: number,
+): Promise<HandoffSync> {
+  let masterOffset: number | null = null;
+  const offsets = candidates.map((c) => ({ ...c, offset: null as number | null }));
+  if (candidates.length === 0) {
+    return { ok: false, reason: "no candidate", masterOffset, offsets };
+  }
+  const started = monotonicMs();
+  const peers = connect(candidates);
+  try {
+    await client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE");
+    masterOffset = offsetField(parseInfo(await client.info("replication")), "master_repl_offset");
+    if (masterOffset === null) {
+      return { ok: false, reason: "no master_repl_offset", masterOffset, offsets };
+    }
+    // Connections come up in the background: a candidate that does not answer (a pod that
+    // just left) must not hold the others back.
+    for (;;) {
+      // Each candidate's processed offset, read from it directly (WAIT is blocked by the
+      // pause); the first to reach the master's offset is the successor.
+      await Promise.all(peers.map(async (p, i) => {
+        if (p.status !== "ready") return;
+        try {
+          offsets[i]!.offset = offsetField(
+            parseInfo(await p.info("replication")),
+            "slave_repl_offset",
+          );
+        } catch {
+          offsets[i]!.offset = null;
         }
-        if (target.kind !== "follow") dropGuard();
-        return await enforceRedisTarget(session, target, settings);
-      };
-      // One enforce at a time, in call order: each sees the state the previous one left.
-      const result = enforceChain.then(run, run);
-      enforceChain = result;
-      return result;
-    },
-    onConnectionLost(cb: () => void): void {
-      if (typeof cb !== "function") throw new TypeError("onConnectionLost: cb must be a function");
-      lostCallbacks.push(cb);
-    },
-    async pauseAndSync(
-      candidates: readonly { host: string; port: number }[],
-      pauseMs: number,
-      timeoutMs: number,
-    ): Promise<HandoffSync> {
-      let masterOffset: number | null = null;
-      const offsets = candidates.map((c) => ({ ...c, offset: null as number | null }));
-      if (closed || client.status !== "ready") {
-        return { ok: false, reason: "the local redis is down", masterOffset, offsets };
+      }));
+      const done = offsets.find((o) => o.offset !== null && o.offset >= masterOffset!);
+      if (done !== undefined) {
+        return {
+          ok: true,
+          chosen: { host: done.host, port: done.port },
+          masterOffset,
+          replicaOffset: done.offset!,
+          waitedMs: monotonicMs() - started,
+        };
       }
-      if (candidates.length === 0) {
-        return { ok: false, reason: "no candidate", masterOffset, offsets };
+      if (monotonicMs() - started >= timeoutMs) {
+        return { ok: false, reason: "no candidate caught up", masterOffset, offsets };
       }
-      const started = Date.now();
-      const peers = candidates.map((c) => connect(c.host, c.port, false));
-      try {
-        await client.call("CLIENT", "PAUSE", String(pauseMs), "WRITE");
-        masterOffset = offsetField(
-          parseInfo(await client.info("replication")),
-          "master_repl_offset",
-        );
-        if (masterOffset === null) {
-          return { ok: false, reason: "no master_repl_offset", masterOffset, offsets };
-        }
-        // Connections come up in the background: a candidate that does not answer (a pod that
-        // just left) must not hold the others back.
-        for (;;) {
-          // Each candidate's processed offset, read from it directly (WAIT is blocked by the
-          // pause); the first to reach the master's offset is the successor.
-          await Promise.all(peers.map(async (p, i) => {
-            if (p.status !== "ready") return;
-            try {
-              offsets[i]!.offset = offsetField(
-                parseInfo(await p.info("replication")),
-                "slave_repl_offset",
-              );
-            } catch {
-              offsets[i]!.offset = null;
-            }
-          }));
-          const done = offsets.find((o) => o.offset !== null && o.offset >= masterOffset!);
-          if (done !== undefined) {
-            return {
-              ok: true,
-              chosen: { host: done.host, port: done.port },
-              masterOffset,
-              replicaOffset: done.offset!,
-              waitedMs: Date.now() - started,
-            };
-          }
-          if (Date.now() - started >= timeoutMs) {
-            return { ok: false, reason: "no candidate caught up", masterOffset, offsets };
-          }
-          await new Promise((r) => setTimeout(r, HANDOFF_POLL_MS));
-        }
-      } catch (e) {
-        return { ok: false, reason: message(e), masterOffset, offsets };
-      } finally {
-        for (const p of peers) p.disconnect();
-      }
-    },
-    async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
-      await enforceChain.catch(() => {});
-      const clients = [client, ...(guard === null ? [] : [guard.client])];
-      guard = null;
-      await Promise.all(clients.map((c) => disconnect(c)));
-    },
-  };
+      await new Promise((r) => setTimeout(r, HANDOFF_POLL_MS));
+    }
+  } catch (e) {
+    return { ok: false, reason: message(e), masterOffset, offsets };
+  } finally {
+    for (const p of peers) p.disconnect();
+  }
 }
 
 /**

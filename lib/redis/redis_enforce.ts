@@ -10,6 +10,8 @@
  * @example
  * ```ts
  * import { enforceRedisTarget } from "./redis_enforce.ts";
+ * declare const session: EnforceSession; // a connection to the local redis
+ * const settings = { announceIp: "127.0.0.12", password: null, ownPort: 6379 };
  * const result = await enforceRedisTarget(session, { kind: "leader" }, settings);
  * if (result.ok) console.log(result.commands); // [] or ["REPLICAOF NO ONE"]
  * ```
@@ -93,7 +95,10 @@ export function isReplicaOf(obs: RedisObservation, host: string, port: number): 
  *
  * @example
  * ```ts
- * inTargetState(obs, { kind: "parked" }); // obs is a replica of 127.0.0.1:1
+ * import { PARKED_MASTER, REDIS_DOWN } from "./redis_state.ts";
+ * const obs = { ...REDIS_DOWN, up: true, role: "replica" as const,
+ *   masterHost: PARKED_MASTER.host, masterPort: PARKED_MASTER.port };
+ * inTargetState(obs, { kind: "parked" }); // true
  * ```
  */
 export function inTargetState(obs: RedisObservation, target: RedisTarget): boolean {
@@ -150,6 +155,7 @@ export function describeCommand(args: readonly string[]): string {
  *
  * @example
  * ```ts
+ * declare const session: EnforceSession; // a connection to the local redis
  * await enforceRedisTarget(session,
  *   { kind: "follow", host: "127.0.0.11", port: 6379, expectRunId: "3f2a..." },
  *   { announceIp: "127.0.0.12", password: null, ownPort: 6379 });

@@ -16,6 +16,7 @@
  * ```
  */
 
+import { sleep } from "../../testing/wait.ts";
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { Deployment, type IDeployment } from "kubernetes-models/apps/v1/Deployment";
@@ -1283,7 +1284,7 @@ Deno.test("k8s: a real redis-server accepts the manifest's redis command line (u
     while ((await run([...cli, "ping"], auth)).stdout !== "PONG") {
       if (exited) assert.fail(`redis-server exited: ${(await logs).join("\n")}`);
       assert.ok(Date.now() < deadline, "redis-server did not answer PING");
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
     const config = async (name: string) =>
       (await run([...cli, "--raw", "config", "get", name], auth)).stdout.split("\n").slice(1).join(

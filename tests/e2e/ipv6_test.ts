@@ -8,6 +8,7 @@
  */
 
 import { randomSecret } from "../../testing/secret.ts";
+import { sleep } from "../../testing/wait.ts";
 import assert from "node:assert/strict";
 import { startRedis } from "../../testing/redis_server.ts";
 import { productionDenoFlags } from "../../testing/local_cluster.ts";
@@ -64,7 +65,7 @@ Deno.test("IPv6: one hive on [::1] elects itself, promotes its redis and proxies
       } catch {
         // not listening yet
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
     assert.equal(status.role, "leader", JSON.stringify(status));
     assert.equal(status.leader, "::1");

@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { LocalCluster, sleep } from "../../testing/local_cluster.ts";
+import { LocalCluster } from "../../testing/local_cluster.ts";
+import { sleep } from "../../testing/wait.ts";
 import { assertSettledWithData, electionCounts, keysNamed } from "./e2e_assertions.ts";
 
 const DNS_PORT = 15353;

@@ -5,8 +5,9 @@
  * addresses 127.0.3.10 to 127.0.3.29.
  */
 
+import { epollTest } from "../../testing/platform.ts";
 import assert from "node:assert/strict";
-import type { ProxyEngineRequest } from "../../lib/hive/config.ts";
+import type { ProxyEngineRequest } from "../../lib/proxy/proxy_options.ts";
 import type { ProxyEngine } from "../../lib/proxy/proxy_engine.ts";
 import { type DiscoveryOptions, LocalCluster } from "../../testing/local_cluster.ts";
 import { assertSettledWithData, electionCounts, keysNamed } from "./e2e_assertions.ts";
@@ -48,15 +49,18 @@ async function coldStart(
   });
 }
 
-Deno.test("e2e: cold start of 3 with DNS discovery: one leader, two replicas in sync, epoll proxies with --proxy-workers 3", async () => {
-  // The production flags include --allow-ffi, so the default (auto) runs the epoll engine on
-  // the x86_64 Linux machines the tests run on.
-  await coldStart(
-    ["127.0.3.11", "127.0.3.12", "127.0.3.13"],
-    { kind: "dns", listen: "127.0.3.10", port: DNS_PORT },
-    { flag: null, expected: "epoll", workers: 3 }, // --proxy-workers 3
-  );
-});
+epollTest(
+  "e2e: cold start of 3 with DNS discovery: one leader, two replicas in sync, epoll proxies with --proxy-workers 3",
+  async () => {
+    // The production flags include --allow-ffi, so the default (auto) runs the epoll engine on
+    // the x86_64 Linux machines the tests run on.
+    await coldStart(
+      ["127.0.3.11", "127.0.3.12", "127.0.3.13"],
+      { kind: "dns", listen: "127.0.3.10", port: DNS_PORT },
+      { flag: null, expected: "epoll", workers: 3 }, // --proxy-workers 3
+    );
+  },
+);
 
 Deno.test("e2e: cold start of 3 with static peers and --proxy-engine deno: writes reach the master", async () => {
   await coldStart(["127.0.3.14", "127.0.3.15", "127.0.3.16"], { kind: "static" }, {

@@ -136,6 +136,9 @@ Deno.test("ranking: older lineage first, then larger group, earlier leadership, 
 Deno.test("bad options fail loudly", () => {
   assert.throws(() => new Election(options({ heartbeatMs: 0 })), /heartbeatMs/);
   assert.throws(() => new Election(options({ failureMs: 300 })), /failureMs/);
+  // The same ratio as --failure-ms (FAILURE_TO_HEARTBEAT_MIN_RATIO): 2.5 heartbeats is too few.
+  assert.throws(() => new Election(options({ failureMs: 500 })), /at least 3 x heartbeatMs/);
+  assert.doesNotThrow(() => new Election(options({ failureMs: 600 })));
   assert.throws(() => new Election(options({ maxPeers: 0 })), /maxPeers/);
   const e = new Election(options());
   assert.throws(() => e.tick({ monoMs: NaN, wallMs: 0 }), /invalid instant/);

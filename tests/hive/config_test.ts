@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
+import { FAILURE_TO_HEARTBEAT_MIN_RATIO } from "../../lib/election/election.ts";
 import {
   type Config,
   ConfigError,
   DEFAULTS,
   exitCodeForConfigError,
-  FAILURE_TO_HEARTBEAT_MIN_RATIO,
   formatHelp,
   MAX_SECRET_CHARS,
   parseConfig,
@@ -446,7 +446,7 @@ Deno.test("config: --redis-password-file is read and trimmed; REDIS_PASSWORD hol
   });
 });
 
-/** The flags PRODUCT.md and issue 2 promise, with their environment variables and defaults. */
+/** The flags the product promises (README's flag table), with their environment variables and defaults. */
 const DOCUMENTED_FLAGS: [string, string | null, string | null][] = [
   ["--service", "HIVE_SERVICE", null],
   ["--peers", "HIVE_PEERS", null],

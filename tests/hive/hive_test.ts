@@ -6,52 +6,16 @@
  */
 
 import assert from "node:assert/strict";
-import { Hive, needsEnforce, proxyUpstream } from "../../lib/hive/hive.ts";
+import { eventually } from "../../testing/wait.ts";
+import { Hive } from "../../lib/hive/hive.ts";
 import { parseConfig } from "../../lib/hive/config.ts";
 import { MemoryNetwork } from "../../lib/net/udp_transport.ts";
 import { MemoryRedisNetwork } from "../../lib/redis/memory_redis_controller.ts";
-import { REDIS_DOWN, type RedisObservation } from "../../lib/redis/redis_state.ts";
 
 const ADDRESSES = ["10.9.0.1", "10.9.0.2", "10.9.0.3"];
 
-function replica(host: string, linkUp: boolean, loading = false): RedisObservation {
-  return {
-    up: true,
-    runId: "r",
-    role: "replica",
-    masterHost: host,
-    masterPort: 6379,
-    linkUp,
-    loading,
-    replId: null,
-    offset: 0,
-  };
-}
-
-Deno.test("needsEnforce: a mismatch, or a follower whose link is down and not syncing", () => {
-  const follow = { kind: "follow" as const, host: "10.0.0.1", port: 6379, expectRunId: "x" };
-  assert.equal(needsEnforce(replica("10.0.0.1", true), follow), false);
-  assert.equal(needsEnforce(replica("10.0.0.1", false, true), follow), false, "syncing");
-  assert.equal(needsEnforce(replica("10.0.0.1", false), follow), true, "guard re-check");
-  assert.equal(needsEnforce(replica("10.0.0.2", true), follow), true, "points elsewhere");
-  assert.equal(needsEnforce(replica("127.0.0.1", false), { kind: "parked" }), true, "port 6379");
-  assert.equal(
-    needsEnforce({ ...replica("127.0.0.1", false), masterPort: 1 }, { kind: "parked" }),
-    false,
-  );
-  assert.equal(needsEnforce(REDIS_DOWN, { kind: "leader" }), true, "down: enforce when back");
-  assert.equal(
-    needsEnforce({ ...replica("x", false), role: "master" }, { kind: "leader" }),
-    false,
-  );
-});
-
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+function until(cond: () => boolean, timeoutMs: number, what: string): Promise<true> {
+  return eventually(what, () => cond() || undefined, { timeoutMs });
 }
 
 Deno.test("three hives on in-memory parts: elect, replicate, fail over, hand over", async () => {
@@ -134,23 +98,4 @@ Deno.test("three hives on in-memory parts: elect, replicate, fail over, hand ove
   } finally {
     await Promise.all(hives.map((h) => h.stop()));
   }
-});
-
-Deno.test("proxyUpstream: the own redis goes through --redis-socket when set; other targets stay TCP", () => {
-  const socket = "/run/redis/redis.sock";
-  const local = { redisHost: "127.0.0.1", redisPort: 6379, redisSocket: socket };
-  assert.deepEqual(proxyUpstream({ host: "127.0.0.1", port: 6379 }, local), { path: socket });
-  assert.deepEqual(proxyUpstream({ host: "127.0.0.1", port: 6380 }, local), {
-    host: "127.0.0.1",
-    port: 6380,
-  });
-  assert.deepEqual(proxyUpstream({ host: "10.0.0.7", port: 6379 }, local), {
-    host: "10.0.0.7",
-    port: 6379,
-  });
-  assert.equal(proxyUpstream(null, local), null);
-  assert.deepEqual(
-    proxyUpstream({ host: "127.0.0.1", port: 6379 }, { ...local, redisSocket: null }),
-    { host: "127.0.0.1", port: 6379 },
-  );
 });

@@ -6,6 +6,7 @@
  * `docs/status-page.png` (otherwise a test run would leave the tree modified).
  */
 
+import { sleep } from "../../testing/wait.ts";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import type { HiveStatus } from "../../lib/http/hive_status.ts";
@@ -169,7 +170,7 @@ Deno.test("status page: a real Chromium shows the hive and follows a leader chan
       const deadline = Date.now() + SHOW_TIMEOUT_MS;
       while (!await check()) {
         if (Date.now() > deadline) throw new Error(`page never showed ${what}`);
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     };
     const waitText = (selector: string, want: string) =>

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { eventually } from "../../testing/wait.ts";
 import {
   backoffDelayMs,
   DISCOVERY_BACKOFF,
@@ -317,7 +318,7 @@ Deno.test("bad options and bad static lists are rejected with clear errors", () 
     ],
     [{ source: { kind: "dns", name: "", resolver: new StaticResolver() } }, /non-empty string/],
     [{ source: dns, refreshMs: 0 }, /refreshMs must be a positive number/],
-    [{ source: dns, maxPeers: 0 }, /maxPeers must be an integer >= 1/],
+    [{ source: dns, maxPeers: 0 }, /maxPeers must be a positive integer/],
     [{ source: dns, backoff: { initialMs: 10, factor: 0.5, maxMs: 100 } }, /factor must be/],
     [{ source: dns, backoff: { initialMs: 100, factor: 2, maxMs: 10 } }, /maxMs \(10\) must be/],
     [{ source: dns, resolveDeadlineMs: -1 }, /resolveDeadlineMs must be a positive/],
@@ -331,14 +332,8 @@ Deno.test("bad options and bad static lists are rejected with clear errors", () 
   }
 });
 
-/** Polls `condition` until true; fails with `what` after a generous bound. */
-async function eventually(what: string, condition: () => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** A generous bound for the waits against a real dnsmasq. */
+const DNS_EVENTUALLY_MS = 15_000;
 
 Deno.test("against a real dnsmasq: a paused or emptied server keeps the last good set; changes are picked up", async () => {
   const dns = await startDnsmasq({
@@ -367,12 +362,16 @@ Deno.test("against a real dnsmasq: a paused or emptied server keeps the last goo
   });
   try {
     discovery.start();
-    await eventually("the first peer set", () => reported.length === 1);
+    await eventually("the first peer set", () => reported.length === 1, {
+      timeoutMs: DNS_EVENTUALLY_MS,
+    });
     assert.deepEqual(reported, [["127.0.2.81", "127.0.2.82"]]);
 
     dns.pause();
     try {
-      await eventually("three failures while paused", () => discovery.stats.failures >= 3);
+      await eventually("three failures while paused", () => discovery.stats.failures >= 3, {
+        timeoutMs: DNS_EVENTUALLY_MS,
+      });
       assert.deepEqual(discovery.peers, ["127.0.2.81", "127.0.2.82"]);
       assert.equal(reported.length, 1);
       assert.match(discovery.stats.lastError ?? "", /timed out after 200 ms/);
@@ -383,17 +382,23 @@ Deno.test("against a real dnsmasq: a paused or emptied server keeps the last goo
     }
 
     await dns.setRecords(NAME, ["127.0.2.83", "127.0.2.81"]);
-    await eventually("the changed set after resume", () => reported.length === 2);
+    await eventually("the changed set after resume", () => reported.length === 2, {
+      timeoutMs: DNS_EVENTUALLY_MS,
+    });
     assert.deepEqual(reported[1], ["127.0.2.81", "127.0.2.83"]);
     assert.equal(discovery.stats.consecutiveFailures, 0);
 
     await dns.setRecords(NAME, []);
-    await eventually("two empty answers", () => discovery.stats.empties >= 2);
+    await eventually("two empty answers", () => discovery.stats.empties >= 2, {
+      timeoutMs: DNS_EVENTUALLY_MS,
+    });
     assert.deepEqual(discovery.peers, ["127.0.2.81", "127.0.2.83"]);
     assert.equal(reported.length, 2);
 
     await dns.setRecords(NAME, ["127.0.2.84"]);
-    await eventually("the set after the name came back", () => reported.length === 3);
+    await eventually("the set after the name came back", () => reported.length === 3, {
+      timeoutMs: DNS_EVENTUALLY_MS,
+    });
     assert.deepEqual(reported[2], ["127.0.2.84"]);
     assert.ok(reported.every((peers) => peers.length > 0));
   } finally {

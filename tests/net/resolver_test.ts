@@ -9,9 +9,7 @@
 
 import assert from "node:assert/strict";
 import {
-  canonicalAddress,
   DnsResolver,
-  normalizeAddresses,
   type PeerResolver,
   ResolveError,
   StaticResolver,
@@ -165,15 +163,4 @@ Deno.test("DnsResolver: bad options are rejected with clear errors", () => {
   assert.throws(() => new DnsResolver({ timeoutMs: 0 }), /timeoutMs must be a positive number/);
   const resolver = new DnsResolver({ nameServer: NO_SERVER });
   assert.equal(resolver.timeoutMs, 1000);
-});
-
-Deno.test("normalizeAddresses and canonicalAddress", () => {
-  assert.deepEqual(
-    normalizeAddresses(["127.0.2.80", "2001:DB8::0:1", "127.0.2.8", "127.0.2.80", "2001:db8::1"]),
-    ["127.0.2.8", "127.0.2.80", "2001:db8::1"],
-  );
-  assert.equal(canonicalAddress("fe80::1%eth0"), "fe80::1");
-  assert.equal(canonicalAddress("127.0.2.81"), "127.0.2.81");
-  assert.equal(canonicalAddress("256.0.0.1"), null);
-  assert.throws(() => normalizeAddresses(["127.0.2.81", "x"]), /not IP addresses: x/);
 });

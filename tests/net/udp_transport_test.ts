@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { eventually, sleep } from "../../testing/wait.ts";
 import { isIP } from "node:net";
 import { MAX_DATAGRAM_BYTES } from "../../lib/election/codec.ts";
 import {
@@ -50,23 +51,19 @@ class Inbox {
   }
   /** Waits until at least `count` datagrams arrived, returns the `count`-th. */
   async nth(count: number): Promise<Received> {
-    await eventually(() => this.items.length >= count, `${count} datagram(s) to arrive`);
+    await until(() => this.items.length >= count, `${count} datagram(s) to arrive`);
     const item = this.items[count - 1];
     assert.ok(item !== undefined);
     return item;
   }
 }
 
-async function eventually(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + EVENTUALLY_MS;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Polls `condition` every 5 ms until true, at most {@link EVENTUALLY_MS}. */
+function until(condition: () => boolean, what: string): Promise<true> {
+  return eventually(what, () => condition() || undefined, {
+    timeoutMs: EVENTUALLY_MS,
+    intervalMs: 5,
+  });
 }
 
 function bytesOf(...values: number[]): Uint8Array {
@@ -233,7 +230,7 @@ function transportContract(name: string, factory: WorldFactory): void {
     const a = await listen({ host: A, port: 0 }, { onError: (e, to) => errors.push([e, to]) });
     const to = { host: "::1", port: V6_PORT_A };
     a.send(to, bytesOf(1));
-    await eventually(() => errors.length > 0, "the send error");
+    await until(() => errors.length > 0, "the send error");
     assert.deepEqual(errors[0]?.[1], to);
   });
 

@@ -11,20 +11,19 @@ import {
   socketAddressPort,
   unixSocketAddress,
 } from "../../lib/proxy/epoll/libc.ts";
-import {
-  DEFAULT_EPOLL_WORKERS,
-  EpollMasterProxy,
-  MAX_EPOLL_WORKERS,
-} from "../../lib/proxy/epoll/epoll_proxy.ts";
+import { EpollMasterProxy } from "../../lib/proxy/epoll/epoll_proxy.ts";
+import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "../../lib/proxy/proxy_options.ts";
 import { withRedis } from "../../testing/redis_server.ts";
 import { listenProxy } from "../../lib/proxy/proxy_engine.ts";
 import { proxySuite } from "./proxy_suite.ts";
+import { EPOLL_UNSUPPORTED, epollTest } from "../../testing/platform.ts";
 
 const PROXY_HOST = "127.0.1.61";
 
 proxySuite({
   name: "proxy epoll",
   engine: "epoll",
+  ignore: EPOLL_UNSUPPORTED,
   addresses: {
     proxyHost: PROXY_HOST,
     redisA: { host: "127.0.1.62", port: 16379 },
@@ -34,7 +33,7 @@ proxySuite({
   },
 });
 
-Deno.test("libc: socket addresses from IP literals and names", () => {
+epollTest("libc: socket addresses from IP literals and names", () => {
   const v4 = ipSocketAddress("127.0.1.61", 6379);
   assert.deepEqual([...(v4?.bytes ?? [])].slice(0, 8), [2, 0, 0x18, 0xeb, 127, 0, 1, 61]);
   assert.equal(socketAddressPort(v4!.bytes), 6379);
@@ -54,74 +53,83 @@ Deno.test("libc: socket addresses from IP literals and names", () => {
   assert.throws(() => unixSocketAddress("/a\0b"), /without NUL/);
 });
 
-Deno.test("proxy epoll: a listen failure is a clear error; unknown engines are refused", async () => {
-  const first = await listenProxy({ bind: { host: PROXY_HOST, port: 0 }, engine: "epoll" });
-  try {
-    await assert.rejects(
-      listenProxy({ bind: first.address, engine: "epoll" }),
-      /bind 127\.0\.1\.61:\d+: Address already in use/,
-    );
-  } finally {
-    await first.close();
-  }
-  await assert.rejects(
-    // @ts-expect-error: an engine that does not exist
-    listenProxy({ bind: { host: PROXY_HOST, port: 0 }, engine: "uring" }),
-    /engine must be one of deno, epoll, got uring/,
-  );
-});
-
-Deno.test("proxy epoll: two worker threads share the port; the kernel spreads connections; maxConnections bounds them together", async () => {
-  await withRedis([{ host: "127.0.1.65", port: 16379 }], async () => {
-    const proxy = await EpollMasterProxy.listen({
-      bind: { host: PROXY_HOST, port: 0 },
-      target: { host: "127.0.1.65", port: 16379 },
-      maxConnections: 30,
-    });
-    const conns: Deno.TcpConn[] = [];
+epollTest(
+  "proxy epoll: a listen failure is a clear error; unknown engines are refused",
+  async () => {
+    const first = await listenProxy({ bind: { host: PROXY_HOST, port: 0 }, engine: "epoll" });
     try {
-      assert.equal(proxy.workers, DEFAULT_EPOLL_WORKERS);
-      assert.equal(DEFAULT_EPOLL_WORKERS, 2);
-      const served: boolean[] = [];
-      for (let i = 0; i < 40; i++) {
-        const conn = await Deno.connect({ hostname: PROXY_HOST, port: proxy.address.port });
-        conns.push(conn);
-        served.push(await pings(conn));
-      }
-      // Connections 31 to 40 are past the limit, whichever worker took them.
-      assert.deepEqual(served, [...Array(30).fill(true), ...Array(10).fill(false)]);
-      const byWorker = proxy.activeByWorker;
-      assert.equal(byWorker.length, 2);
-      assert.equal(byWorker[0]! + byWorker[1]!, 30);
-      assert.ok(byWorker.every((n) => n > 0), `both workers serve: ${byWorker}`);
-      const stats = proxy.stats;
-      assert.equal(stats.active, 30);
-      assert.equal(stats.refused, 10);
-      assert.equal(stats.total, 40);
-      proxy.setTarget(null); // every worker closes its proxied connections before this returns
-      assert.equal(proxy.stats.closedByTargetChange, 30);
-      assert.equal(proxy.stats.targetChanges, 1);
+      await assert.rejects(
+        listenProxy({ bind: first.address, engine: "epoll" }),
+        /bind 127\.0\.1\.61:\d+: Address already in use/,
+      );
     } finally {
-      for (const c of conns) c.close();
-      await proxy.close();
+      await first.close();
     }
-  });
-  await assert.rejects(
-    EpollMasterProxy.listen({ bind: { host: PROXY_HOST, port: 0 }, workers: 0 }),
-    new RegExp(`workers must be an integer in 1\\.\\.${MAX_EPOLL_WORKERS}, got 0`),
-  );
-  const single = await EpollMasterProxy.listen({ bind: { host: PROXY_HOST, port: 0 }, workers: 1 });
-  try {
-    assert.equal(single.workers, 1);
-    // A one-worker proxy does not set SO_REUSEPORT: a second one on its port is refused too.
     await assert.rejects(
-      EpollMasterProxy.listen({ bind: single.address }),
-      /Address already in use/,
+      // @ts-expect-error: an engine that does not exist
+      listenProxy({ bind: { host: PROXY_HOST, port: 0 }, engine: "uring" }),
+      /engine must be one of deno, epoll, got uring/,
     );
-  } finally {
-    await single.close();
-  }
-});
+  },
+);
+
+epollTest(
+  "proxy epoll: two worker threads share the port; the kernel spreads connections; maxConnections bounds them together",
+  async () => {
+    await withRedis([{ host: "127.0.1.65", port: 16379 }], async () => {
+      const proxy = await EpollMasterProxy.listen({
+        bind: { host: PROXY_HOST, port: 0 },
+        target: { host: "127.0.1.65", port: 16379 },
+        maxConnections: 30,
+      });
+      const conns: Deno.TcpConn[] = [];
+      try {
+        assert.equal(proxy.workers, DEFAULT_EPOLL_WORKERS);
+        assert.equal(DEFAULT_EPOLL_WORKERS, 2);
+        const served: boolean[] = [];
+        for (let i = 0; i < 40; i++) {
+          const conn = await Deno.connect({ hostname: PROXY_HOST, port: proxy.address.port });
+          conns.push(conn);
+          served.push(await pings(conn));
+        }
+        // Connections 31 to 40 are past the limit, whichever worker took them.
+        assert.deepEqual(served, [...Array(30).fill(true), ...Array(10).fill(false)]);
+        const byWorker = proxy.activeByWorker;
+        assert.equal(byWorker.length, 2);
+        assert.equal(byWorker[0]! + byWorker[1]!, 30);
+        assert.ok(byWorker.every((n) => n > 0), `both workers serve: ${byWorker}`);
+        const stats = proxy.stats;
+        assert.equal(stats.active, 30);
+        assert.equal(stats.refused, 10);
+        assert.equal(stats.total, 40);
+        proxy.setTarget(null); // every worker closes its proxied connections before this returns
+        assert.equal(proxy.stats.closedByTargetChange, 30);
+        assert.equal(proxy.stats.targetChanges, 1);
+      } finally {
+        for (const c of conns) c.close();
+        await proxy.close();
+      }
+    });
+    await assert.rejects(
+      EpollMasterProxy.listen({ bind: { host: PROXY_HOST, port: 0 }, workers: 0 }),
+      new RegExp(`workers must be an integer in 1\\.\\.${MAX_EPOLL_WORKERS}, got 0`),
+    );
+    const single = await EpollMasterProxy.listen({
+      bind: { host: PROXY_HOST, port: 0 },
+      workers: 1,
+    });
+    try {
+      assert.equal(single.workers, 1);
+      // A one-worker proxy does not set SO_REUSEPORT: a second one on its port is refused too.
+      await assert.rejects(
+        EpollMasterProxy.listen({ bind: single.address }),
+        /Address already in use/,
+      );
+    } finally {
+      await single.close();
+    }
+  },
+);
 
 /** PING through `conn`: true on +PONG, false when the proxy closed the connection instead. */
 async function pings(conn: Deno.TcpConn): Promise<boolean> {

@@ -5,13 +5,14 @@
  */
 
 import assert from "node:assert/strict";
-import { ConfigError, PROXY_ENGINE_REQUESTS } from "../../lib/hive/config.ts";
+import { PROXY_ENGINE_REQUESTS } from "../../lib/proxy/proxy_options.ts";
 import {
   chooseProxyEngine,
   currentProxyPlatform,
   EPOLL_ENGINE_ARCH,
   EPOLL_ENGINE_OS,
   PROXY_ENGINES,
+  ProxyEngineUnavailableError,
   type ProxyPlatform,
 } from "../../lib/proxy/proxy_engine.ts";
 
@@ -20,7 +21,7 @@ const NO_FFI: ProxyPlatform = { ...LINUX_X86, ffiGranted: false };
 const ARM: ProxyPlatform = { ...LINUX_X86, arch: "aarch64" };
 const MAC: ProxyPlatform = { os: "darwin", arch: "x86_64", ffiGranted: true };
 
-/** Asserts that `fn` throws a ConfigError naming `--proxy-engine` whose message matches `pattern`. */
+/** Asserts that `fn` throws a ProxyEngineUnavailableError naming `--proxy-engine` whose message matches `pattern`. */
 function rejectsEngine(fn: () => unknown, pattern: RegExp): void {
   let caught: unknown;
   try {
@@ -28,7 +29,7 @@ function rejectsEngine(fn: () => unknown, pattern: RegExp): void {
   } catch (error) {
     caught = error;
   }
-  assert.ok(caught instanceof ConfigError, `no ConfigError: ${String(caught)}`);
+  assert.ok(caught instanceof ProxyEngineUnavailableError, `wrong error: ${String(caught)}`);
   assert.equal(caught.flag, "--proxy-engine");
   assert.ok(caught.message.startsWith("--proxy-engine: "), caught.message);
   assert.match(caught.message, pattern);

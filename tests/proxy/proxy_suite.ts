@@ -18,8 +18,10 @@ import {
   type ProxyEvent,
   type ProxyOptions,
 } from "../../lib/proxy/proxy_options.ts";
-import { listenProxy, type ProxyEngine, type ProxyHandle } from "../../lib/proxy/proxy_engine.ts";
-import { eventually, sleep, withRedis } from "../../testing/redis_server.ts";
+import { listenProxy, type ProxyEngine } from "../../lib/proxy/proxy_engine.ts";
+import type { ProxyHandle } from "../../lib/proxy/proxy_options.ts";
+import { withRedis } from "../../testing/redis_server.ts";
+import { eventually, sleep } from "../../testing/wait.ts";
 import { encodeCommand, parseReply, type RespValue } from "../../testing/resp_client.ts";
 
 type Addr = { host: string; port: number };
@@ -134,12 +136,20 @@ function rssBytes(): number {
  * ```
  */
 export function proxySuite(
-  { name, engine, addresses }: {
+  { name, engine, addresses, ignore = null }: {
     name: string;
     engine: ProxyEngine;
     addresses: ProxySuiteAddresses;
+    /** Why this engine cannot run here (its tests are then ignored, the reason in their name). */
+    ignore?: string | null;
   },
 ): void {
+  const test = (title: string, fn: () => Promise<void>) =>
+    Deno.test({
+      name: ignore === null ? title : `${title} (${ignore})`,
+      ignore: ignore !== null,
+      fn,
+    });
   const PROXY_HOST = addresses.proxyHost;
   const REDIS_A = addresses.redisA;
   const REDIS_B = addresses.redisB;
@@ -164,7 +174,7 @@ export function proxySuite(
     }
   }
 
-  Deno.test(`${name}: writes through the proxy land on the target redis`, async () => {
+  test(`${name}: writes through the proxy land on the target redis`, async () => {
     await withRedis([REDIS_A], async ([a]) => {
       await withProxy({ target: REDIS_A }, async (proxy) => {
         const client = await Client.connect(proxy.address);
@@ -185,7 +195,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: a target change closes proxied connections; reconnecting reaches the new one`, async () => {
+  test(`${name}: a target change closes proxied connections; reconnecting reaches the new one`, async () => {
     await withRedis([REDIS_A, REDIS_B], async ([a, b]) => {
       await withProxy({ target: REDIS_A }, async (proxy, events) => {
         const old = await Client.connect(proxy.address);
@@ -226,7 +236,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: a client connecting with no target is served once a target is set`, async () => {
+  test(`${name}: a client connecting with no target is served once a target is set`, async () => {
     await withRedis([REDIS_A], async ([a]) => {
       await withProxy({ holdMs: 10_000 }, async (proxy) => {
         const client = await Client.connect(proxy.address);
@@ -249,7 +259,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: a held client is closed when holdMs passes without a target`, async () => {
+  test(`${name}: a held client is closed when holdMs passes without a target`, async () => {
     const holdMs = 300;
     await withProxy({ holdMs }, async (proxy, events) => {
       const start = Date.now();
@@ -269,7 +279,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: going back to no target holds new connections, served by the next target`, async () => {
+  test(`${name}: going back to no target holds new connections, served by the next target`, async () => {
     await withRedis([REDIS_A, REDIS_B], async ([_a, b]) => {
       await withProxy({ target: REDIS_A, holdMs: 10_000 }, async (proxy) => {
         proxy.setTarget(null);
@@ -288,7 +298,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: connections past maxConnections are refused at once`, async () => {
+  test(`${name}: connections past maxConnections are refused at once`, async () => {
     await withRedis([REDIS_A], async () => {
       await withProxy({ target: REDIS_A, maxConnections: 2 }, async (proxy, events) => {
         // One after the other: with several epoll workers, connections made at the same time
@@ -324,7 +334,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: a client that stops reading does not grow the proxy's buffers`, async () => {
+  test(`${name}: a client that stops reading does not grow the proxy's buffers`, async () => {
     const valueBytes = 4 * 1024 * 1024;
     const gets = 16; // 64 MiB of replies the client does not read
     await withRedis([REDIS_A], async ([a]) => {
@@ -372,7 +382,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: an upstream connect failure closes the client at once, counted and reported`, async () => {
+  test(`${name}: an upstream connect failure closes the client at once, counted and reported`, async () => {
     await withProxy({ target: NOWHERE }, async (proxy, events) => {
       const client = await Client.connect(proxy.address);
       try {
@@ -388,7 +398,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: a Unix socket target: writes land on that redis; changes to and from it close connections`, async () => {
+  test(`${name}: a Unix socket target: writes land on that redis; changes to and from it close connections`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "hive-proxy-unix-" });
     const path = `${dir}/redis.sock`;
     try {
@@ -451,7 +461,7 @@ export function proxySuite(
     }
   });
 
-  Deno.test(`${name}: half-close is forwarded and the answer still arrives`, async () => {
+  test(`${name}: half-close is forwarded and the answer still arrives`, async () => {
     // Upstream: reads until the client's FIN, then answers with the byte count and closes.
     const server = Deno.listen({ hostname: HALF_CLOSE_SERVER.host, port: HALF_CLOSE_SERVER.port });
     const served = (async () => {
@@ -497,7 +507,7 @@ export function proxySuite(
     }
   });
 
-  Deno.test(`${name}: half-close with redis: the reply to the last command arrives`, async () => {
+  test(`${name}: half-close with redis: the reply to the last command arrives`, async () => {
     await withRedis([REDIS_A], async () => {
       await withProxy({ target: REDIS_A }, async (proxy) => {
         const conn = await Deno.connect({ hostname: PROXY_HOST, port: proxy.address.port });
@@ -520,7 +530,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: close() closes waiting and proxied connections and frees the port`, async () => {
+  test(`${name}: close() closes waiting and proxied connections and frees the port`, async () => {
     await withRedis([REDIS_A], async () => {
       const proxy = await listen({ bind: { host: PROXY_HOST, port: 0 }, holdMs: 60_000 });
       const port = proxy.address.port;
@@ -549,7 +559,7 @@ export function proxySuite(
     });
   });
 
-  Deno.test(`${name}: bad options and targets get clear errors`, async () => {
+  test(`${name}: bad options and targets get clear errors`, async () => {
     const bind = { host: PROXY_HOST, port: 0 };
     await assert.rejects(listen({ bind, holdMs: -1 }), /holdMs/);
     await assert.rejects(listen({ bind, maxConnections: 0 }), /maxConnections/);

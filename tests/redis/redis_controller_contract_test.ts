@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { createRedisController, type RedisController } from "../../lib/redis/redis_controller.ts";
 import { MemoryRedisNetwork } from "../../lib/redis/memory_redis_controller.ts";
 import { PARKED_MASTER, REDIS_DOWN, type RedisObservation } from "../../lib/redis/redis_state.ts";
-import { eventually, sleep, startRedis } from "../../testing/redis_server.ts";
+import { startRedis } from "../../testing/redis_server.ts";
+import { eventually, sleep } from "../../testing/wait.ts";
 
 /** A redis in a contract world, real or simulated. */
 interface Node {

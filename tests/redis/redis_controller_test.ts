@@ -14,7 +14,8 @@ import {
   type RedisControllerOptions,
 } from "../../lib/redis/redis_controller.ts";
 import { PARKED_MASTER, REDIS_DOWN } from "../../lib/redis/redis_state.ts";
-import { eventually, type RedisProcess, sleep, withRedis } from "../../testing/redis_server.ts";
+import { type RedisProcess, withRedis } from "../../testing/redis_server.ts";
+import { eventually, sleep } from "../../testing/wait.ts";
 import { respCommand, RespReplyError } from "../../testing/resp_client.ts";
 
 const PORT = 16379;

@@ -28,6 +28,23 @@ Deno.test(`simulator: ${TEST_SEEDS} seeded runs under random faults, no safety r
   console.log(`max convergence after heal: ${maxConvergenceMs} ms`);
 });
 
+/**
+ * Seeds that caught a wrong runtime policy (lib/hive/policy.ts) that the first
+ * {@link TEST_SEEDS} seeds miss. 541, 996, 2266 (of 3000 seeds, `deno task sim --seeds 3000`
+ * with the mutation): without the link-down re-check in `needsEnforce`, a follower whose
+ * replication link broke when the stalled leader's redis crashed (never seen up by its election,
+ * so not parked on link loss) resyncs from that redis restarted empty and is wiped.
+ */
+const POLICY_SEEDS = [541, 996, 2266];
+
+Deno.test(`simulator: the seeds that caught policy mutations (${POLICY_SEEDS.join(", ")}) stay safe`, () => {
+  for (const seed of POLICY_SEEDS) {
+    const r = runSeed(seed);
+    assert.deepEqual(r.violations, [], `seed ${seed}`);
+    assert.ok(r.ok, `seed ${seed} converged`);
+  }
+});
+
 Deno.test("simulator: a seed replays exactly", () => {
   const lines: string[][] = [[], []];
   const a = runSeed(4242, { trace: (l) => lines[0]!.push(l) });

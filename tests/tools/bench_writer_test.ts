@@ -13,7 +13,8 @@ import {
   MAX_ENDPOINTS,
   MAX_WRITE_INTERVAL_MS,
 } from "../../tools/bench/writer.ts";
-import { eventually, type RedisProcess, sleep, withRedis } from "../../testing/redis_server.ts";
+import { type RedisProcess, withRedis } from "../../testing/redis_server.ts";
+import { eventually, sleep } from "../../testing/wait.ts";
 
 const A = "127.0.3.230";
 const B = "127.0.3.231";

@@ -9,6 +9,7 @@
  * says why, and a warning is printed: they never pass silently.
  */
 
+import { sleep } from "../../testing/wait.ts";
 import assert from "node:assert/strict";
 import {
   classifyLoss,
@@ -315,7 +316,7 @@ function registerNamespaceTests(): void {
         const deadline = Date.now() + 60_000;
         while ((await namespacePids("rh-p3")).length < 2) {
           assert.ok(Date.now() < deadline, "the child chaos run started its pods");
-          await new Promise((r) => setTimeout(r, 100));
+          await sleep(100);
         }
         return child;
       };

@@ -8,6 +8,7 @@
  * Loopback addresses: 127.0.5.11 to 127.0.5.13 (the hive), 127.0.5.21 (missing redis-server).
  */
 
+import { sleep } from "../../testing/wait.ts";
 import assert from "node:assert/strict";
 import {
   DEFAULT_DEV_NODES,
@@ -80,7 +81,7 @@ class LineProcess {
           }):\n${this.output()}`,
         );
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
 
@@ -273,7 +274,7 @@ Deno.test("deno task dev: a hive of 3 on its own addresses, endpoints, leader li
           JSON.stringify(expectedUpstreams)
         }`,
       );
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     assert.deepEqual(upstreams, expectedUpstreams);
     // A write through a proxy on the default proxy port reaches the master.

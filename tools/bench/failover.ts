@@ -14,7 +14,7 @@
  * Per fault it reports the median and p95 write unavailability (the longest gap between two
  * acknowledged writes of the run, the fault being in the middle) and the acknowledged writes
  * lost (acknowledged keys missing from the final master once replication settled). Targets
- * (PRODUCT.md): under 1 s median for a redis crash, under 2 s for a lost node, 0 writes lost to
+ * (README, docs/benchmarks.md): under 1 s median for a redis crash, under 2 s for a lost node, 0 writes lost to
  * an empty restart.
  *
  * Loopback addresses: 127.0.3.80 (dnsmasq), 127.0.3.81 to 127.0.3.83 (nodes).
@@ -27,7 +27,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { LocalCluster, type LocalNode, sleep } from "../../testing/local_cluster.ts";
+import { LocalCluster, type LocalNode } from "../../testing/local_cluster.ts";
+import { sleep } from "../../testing/wait.ts";
 import { longestGapMs, median, quantile } from "./stats.ts";
 import {
   ContinuousWriter,

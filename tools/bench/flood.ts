@@ -23,7 +23,8 @@
 
 import dgram from "node:dgram";
 import { parseArgs } from "node:util";
-import { LocalCluster, sleep } from "../../testing/local_cluster.ts";
+import { LocalCluster } from "../../testing/local_cluster.ts";
+import { sleep } from "../../testing/wait.ts";
 import { createCodec } from "../../lib/election/codec.ts";
 import { HEARTBEAT_VERSION, UNKNOWN_REDIS } from "../../lib/election/heartbeat.ts";
 import { quantile } from "./stats.ts";

@@ -31,6 +31,7 @@
  * ```
  */
 
+import { sleep } from "../../testing/wait.ts";
 import { parseArgs } from "node:util";
 import { median as statsMedian } from "./stats.ts";
 
@@ -408,10 +409,6 @@ class Child {
       clearTimeout(timer);
     }
   }
-}
-
-async function sleep(ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Waits until `addr` answers a RESP PING with +PONG (directly or through a proxy). */

@@ -19,7 +19,7 @@
  * and per restart of a leader and of a follower (median, p95, max), the handoff times the
  * leaders logged ("handoff done: X leads after N ms"), and the acknowledged writes lost: keys
  * acknowledged to the client but missing from the final master, checked with `EXISTS` in
- * batches. Targets (PRODUCT.md): at most 500 ms of write pause, 0 acknowledged writes lost.
+ * batches. Targets (docs/benchmarks.md): at most 500 ms of write pause, 0 acknowledged writes lost.
  *
  * Options: `--restarts N` (default {@link DEFAULT_RESTARTS}), `--write-interval-ms N` (default
  * {@link DEFAULT_WRITE_INTERVAL_MS}), `--sync-check readyz|offsets` (what "back in sync" means
@@ -37,7 +37,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { LocalCluster, type LocalNode, sleep } from "../../testing/local_cluster.ts";
+import { LocalCluster, type LocalNode } from "../../testing/local_cluster.ts";
+import { sleep } from "../../testing/wait.ts";
 import { RespConnection } from "../../testing/resp_connection.ts";
 import { longestGapMs, quantile } from "./stats.ts";
 import {

@@ -24,7 +24,7 @@
  * ```
  */
 
-import { sleep } from "../../testing/local_cluster.ts";
+import { sleep } from "../../testing/wait.ts";
 import { RespConnection } from "../../testing/resp_connection.ts";
 
 /** Default pause between two writes. */

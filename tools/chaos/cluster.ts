@@ -20,6 +20,7 @@
  * ```
  */
 
+import { sleep } from "../../testing/wait.ts";
 import type { HiveStatus } from "../../lib/http/hive_status.ts";
 import { AgentClient } from "./agent_client.ts";
 import type { RedisView } from "./agent_protocol.ts";
@@ -360,17 +361,4 @@ export function describeLook(look: readonly PodView[]): string {
       : "redis down";
     return `${v.pod.ip}: ${hive}, ${redis}`;
   }).join("; ");
-}
-
-/**
- * Resolves after `ms`.
- *
- * @example
- * ```ts
- * import { sleep } from "./cluster.ts";
- * await sleep(100);
- * ```
- */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

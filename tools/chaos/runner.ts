@@ -13,6 +13,7 @@
  * ```
  */
 
+import { sleep } from "../../testing/wait.ts";
 import { ackKey, epochNowMs, type WorkloadLog } from "./agent_protocol.ts";
 import {
   classifyLoss,
@@ -254,8 +255,4 @@ function applyRules(scenario: Scenario, report: RunReport): void {
         `(at most ${rules.maxSplitBrainMs} ms allowed with no partition)`,
     );
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -18,7 +18,8 @@
 
 import { epochNowMs, POD_PORTS } from "./agent_protocol.ts";
 import type { LossCause } from "./checker.ts";
-import { type ChaosCluster, type Settled, sleep } from "./cluster.ts";
+import { type ChaosCluster, type Settled } from "./cluster.ts";
+import { sleep } from "../../testing/wait.ts";
 import { setFirewall } from "./firewall.ts";
 import type { Pod } from "./pod.ts";
 

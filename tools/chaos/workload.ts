@@ -24,6 +24,7 @@
  * ```
  */
 
+import { sleep } from "../../testing/wait.ts";
 import { RespConnection } from "../../testing/resp_connection.ts";
 import { parseInfo } from "../../lib/redis/redis_info.ts";
 import {
@@ -228,8 +229,4 @@ export class Workload {
     this.#conns[w] = null;
     this.#current[w] = null;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -28,35 +28,30 @@
  * ```
  */
 
+import { monotonicMs } from "../../common/clock.ts";
 import {
-  checkAddress,
-  checkInteger,
   checkUpstream,
   copyUpstream,
-  DEFAULT_PROXY_CONNECT_TIMEOUT_MS,
-  DEFAULT_PROXY_HOLD_MS,
-  DEFAULT_PROXY_MAX_CONNECTIONS,
-  MAX_PROXY_BUFFER_BYTES,
-  MAX_PROXY_CONNECTIONS,
-  MAX_PROXY_WAIT_MS,
-  MIN_PROXY_BUFFER_BYTES,
   PROXY_ACCEPT_RETRY_MS,
-  PROXY_BUFFER_BYTES,
-  PROXY_IDLE_BUFFER_BYTES,
   type ProxyEvent,
+  type ProxyHandle,
   type ProxyOptions,
   type ProxyStats,
   type ProxyUpstream,
+  resolveProxyOptions,
   sameUpstream,
   type TcpUpstream,
   type UnixUpstream,
 } from "../proxy_options.ts";
+
+/** The component named in this engine's errors. */
+const WHO = "MasterProxy";
 import { BufferPool } from "../buffer_pool.ts";
 import { closeQuietly, ProxiedConnection } from "./proxied_connection.ts";
 import type { PumpMeter } from "./pump.ts";
 
 /** Listens on a TCP port and forwards every connection to the current {@link ProxyUpstream}. */
-export class MasterProxy {
+export class MasterProxy implements ProxyHandle {
   /** Threads serving the port: this engine runs on the main thread's event loop. */
   readonly workers = 1;
   /** Most bytes in flight per direction per connection (the pooled buffers' size). */
@@ -119,39 +114,13 @@ export class MasterProxy {
   }
 
   private constructor(opts: ProxyOptions) {
-    checkAddress("bind", opts.bind, 0);
-    this.holdMs = checkInteger(
-      "holdMs",
-      opts.holdMs ?? DEFAULT_PROXY_HOLD_MS,
-      0,
-      MAX_PROXY_WAIT_MS,
-    );
-    this.maxConnections = checkInteger(
-      "maxConnections",
-      opts.maxConnections ?? DEFAULT_PROXY_MAX_CONNECTIONS,
-      1,
-      MAX_PROXY_CONNECTIONS,
-    );
-    this.connectTimeoutMs = checkInteger(
-      "connectTimeoutMs",
-      opts.connectTimeoutMs ?? DEFAULT_PROXY_CONNECT_TIMEOUT_MS,
-      1,
-      MAX_PROXY_WAIT_MS,
-    );
-    this.bufferBytes = checkInteger(
-      "bufferBytes",
-      opts.bufferBytes ?? PROXY_BUFFER_BYTES,
-      MIN_PROXY_BUFFER_BYTES,
-      MAX_PROXY_BUFFER_BYTES,
-    );
-    this.idleBufferBytes = checkInteger(
-      "idleBufferBytes",
-      opts.idleBufferBytes ?? Math.min(PROXY_IDLE_BUFFER_BYTES, this.bufferBytes),
-      1,
-      this.bufferBytes,
-    );
+    const o = resolveProxyOptions(WHO, opts);
+    this.holdMs = o.holdMs;
+    this.maxConnections = o.maxConnections;
+    this.connectTimeoutMs = o.connectTimeoutMs;
+    this.bufferBytes = o.bufferBytes;
+    this.idleBufferBytes = o.idleBufferBytes;
     this.#pool = new BufferPool(this.bufferBytes);
-    if (opts.target) checkUpstream("target", opts.target);
     this.#onEvent = opts.onEvent ?? (() => {});
     const stats = this.#stats;
     this.#toUpstream = {
@@ -178,8 +147,8 @@ export class MasterProxy {
         stats.bufferedBytes -= bytes;
       },
     };
-    this.#listener = Deno.listen({ hostname: opts.bind.host, port: opts.bind.port });
-    if (opts.target) this.#target = copyUpstream(opts.target);
+    this.#listener = Deno.listen({ hostname: o.bind.host, port: o.bind.port });
+    this.#target = o.target;
     if (this.#target !== null) this.#targetReady.resolve();
     this.#acceptLoop = this.#accept();
   }
@@ -219,7 +188,7 @@ export class MasterProxy {
    */
   setTarget(target: ProxyUpstream): void {
     if (this.#closed) throw new Error("MasterProxy.setTarget: the proxy is closed");
-    if (target !== null) checkUpstream("target", target);
+    if (target !== null) checkUpstream(WHO, "target", target);
     if (sameUpstream(target, this.#target)) return;
     const from = this.#target;
     this.#target = copyUpstream(target);
@@ -311,7 +280,7 @@ export class MasterProxy {
 
   /** Waits for a target (bounded), connects upstream, then copies until either side ends. */
   async #serve(client: Deno.TcpConn): Promise<void> {
-    const acceptedAt = Date.now();
+    const acceptedAt = monotonicMs();
     const holdDeadline = acceptedAt + this.holdMs;
     let counted = false;
     try {
@@ -333,7 +302,7 @@ export class MasterProxy {
           if (this.#closed) return closeQuietly(client);
           this.#stats.holdTimeouts++;
           closeQuietly(client);
-          this.#emit({ kind: "hold-timeout", heldMs: Date.now() - acceptedAt });
+          this.#emit({ kind: "hold-timeout", heldMs: monotonicMs() - acceptedAt });
           return;
         }
         continue;
@@ -375,7 +344,7 @@ export class MasterProxy {
 
   /** True when a target is there (or the proxy closed), false when `deadline` passed first. */
   async #waitForTarget(deadline: number): Promise<boolean> {
-    const remainingMs = deadline - Date.now();
+    const remainingMs = deadline - monotonicMs();
     if (remainingMs <= 0) return false;
     this.#stats.waiting++;
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -58,6 +58,7 @@ export interface PumpBuffers {
  * @example
  * ```ts
  * import { BufferPool } from "../buffer_pool.ts";
+ * import { PROXY_BUFFER_BYTES } from "../proxy_options.ts";
  * declare const upstream: Deno.Conn, client: Deno.Conn;
  * const buffers = { idle: new Uint8Array(1024), pool: new BufferPool(PROXY_BUFFER_BYTES) };
  * await pump(upstream, client, buffers, { onRead() {}, onWritten() {}, onDropped() {} });

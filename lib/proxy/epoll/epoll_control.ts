@@ -21,6 +21,7 @@
  */
 
 import type { ProxyEvent, ProxyStats, ProxyUpstream } from "../proxy_options.ts";
+import { monotonicMs } from "../../common/clock.ts";
 
 /** The stats fields, in their order in shared memory. */
 export const STAT_FIELDS = [
@@ -48,30 +49,43 @@ export const STAT = Object.fromEntries(STAT_FIELDS.map((name, i) => [name, i])) 
 export const EPOLL_COMMAND_BYTES = 4096;
 /** Slots of the event mailbox: events not yet drained by the main thread. */
 export const EPOLL_EVENT_SLOTS = 1024;
-/** Largest encoded event (JSON); a longer error text is cut. */
-export const EPOLL_EVENT_BYTES = 512;
+/**
+ * Largest encoded proxy event in a mailbox slot (JSON); a longer error text is cut. Not the
+ * kernel's `struct epoll_event` (`EPOLL_EVENT_STRUCT_BYTES` in libc.ts).
+ */
+export const MAILBOX_EVENT_MAX_BYTES = 512;
 
 /** A command from the main thread to the worker. */
 export type EpollCommand =
   | { op: "target"; target: ProxyUpstream }
   | { op: "close" };
 
-// Int32 slots of the control area.
-const CMD_SEQ = 0;
-const ACK_SEQ = 1;
-const CMD_LENGTH = 2;
-const REPLY = 3;
-const EVENTS_WRITTEN = 4;
-const EVENTS_READ = 5;
-const EVENTS_DROPPED = 6;
+/**
+ * The Int32 slots of the control area. The sequence numbers and the mailbox counters are int32
+ * and wrap around (2^31 - 1 + 1 is -2^31): every comparison is of a difference (`| 0`), and a
+ * slot index is taken from the unsigned value, which 1024 slots divide evenly.
+ */
+export const CONTROL_SLOTS = {
+  cmdSeq: 0,
+  ackSeq: 1,
+  cmdLength: 2,
+  reply: 3,
+  eventsWritten: 4,
+  eventsRead: 5,
+  eventsDropped: 6,
+} as const;
+const { cmdSeq: CMD_SEQ, ackSeq: ACK_SEQ, cmdLength: CMD_LENGTH, reply: REPLY } = CONTROL_SLOTS;
+const { eventsWritten: EVENTS_WRITTEN, eventsRead: EVENTS_READ, eventsDropped: EVENTS_DROPPED } =
+  CONTROL_SLOTS;
 const CONTROL_INTS = 8;
 
 const STATS_OFFSET = 0;
-const CONTROL_OFFSET = STATS_OFFSET + STAT_FIELDS.length * 8;
+/** Byte offset of the control area (the Int32 {@link CONTROL_SLOTS}) in the shared buffer. */
+export const CONTROL_OFFSET = STATS_OFFSET + STAT_FIELDS.length * 8;
 const COMMAND_OFFSET = CONTROL_OFFSET + CONTROL_INTS * 4;
 const EVENTS_OFFSET = COMMAND_OFFSET + EPOLL_COMMAND_BYTES;
 /** Each event slot: a u16 length, then the JSON bytes. */
-const EVENT_SLOT_BYTES = 2 + EPOLL_EVENT_BYTES;
+const EVENT_SLOT_BYTES = 2 + MAILBOX_EVENT_MAX_BYTES;
 const TOTAL_BYTES = EVENTS_OFFSET + EPOLL_EVENT_SLOTS * EVENT_SLOT_BYTES;
 
 /** Both threads' view of the shared memory; each side uses only its own methods. */
@@ -122,16 +136,17 @@ export class EpollControl {
     if (bytes.length > EPOLL_COMMAND_BYTES) {
       throw new RangeError(`EpollControl: command of ${bytes.length} bytes`);
     }
-    const seq = Atomics.load(this.#control, CMD_SEQ) + 1;
+    // `| 0`: the int32 slot wraps at 2^31, so must the number compared with its ack.
+    const seq = (Atomics.load(this.#control, CMD_SEQ) + 1) | 0;
     this.#command.set(bytes);
     Atomics.store(this.#control, CMD_LENGTH, bytes.length);
     Atomics.store(this.#control, CMD_SEQ, seq);
     wake();
-    const deadline = Date.now() + timeoutMs;
+    const deadline = monotonicMs() + timeoutMs;
     for (;;) {
       const acked = Atomics.load(this.#control, ACK_SEQ);
       if (acked === seq) return Atomics.load(this.#control, REPLY);
-      const leftMs = deadline - Date.now();
+      const leftMs = deadline - monotonicMs();
       if (leftMs <= 0) {
         throw new Error(`epoll proxy worker did not answer ${command.op} within ${timeoutMs} ms`);
       }
@@ -184,11 +199,11 @@ export class EpollControl {
       return false;
     }
     let bytes = new TextEncoder().encode(JSON.stringify(event));
-    if (bytes.length > EPOLL_EVENT_BYTES && "error" in event) {
-      const cut = { ...event, error: event.error.slice(0, EPOLL_EVENT_BYTES / 4) };
+    if (bytes.length > MAILBOX_EVENT_MAX_BYTES && "error" in event) {
+      const cut = { ...event, error: event.error.slice(0, MAILBOX_EVENT_MAX_BYTES / 4) };
       bytes = new TextEncoder().encode(JSON.stringify(cut));
     }
-    if (bytes.length > EPOLL_EVENT_BYTES) {
+    if (bytes.length > MAILBOX_EVENT_MAX_BYTES) {
       throw new RangeError(`EpollControl: event of ${bytes.length} bytes: ${event.kind}`);
     }
     const at = ((written >>> 0) % EPOLL_EVENT_SLOTS) * EVENT_SLOT_BYTES;

@@ -33,47 +33,34 @@
  */
 
 import { libc } from "./libc.ts";
+import type {
+  ProxyEvent,
+  ProxyHandle,
+  ProxyOptions,
+  ProxyStats,
+  ProxyUpstream,
+} from "../proxy_options.ts";
 import {
-  checkAddress,
-  checkInteger,
   checkUpstream,
   copyUpstream,
-  DEFAULT_PROXY_CONNECT_TIMEOUT_MS,
-  DEFAULT_PROXY_HOLD_MS,
-  DEFAULT_PROXY_MAX_CONNECTIONS,
-  MAX_PROXY_CONNECTIONS,
-  MAX_PROXY_WAIT_MS,
-  PROXY_BUFFER_BYTES,
-  PROXY_IDLE_BUFFER_BYTES,
-  type ProxyEvent,
-  type ProxyOptions,
-  type ProxyStats,
-  type ProxyUpstream,
+  resolveProxyOptions,
   sameUpstream,
 } from "../proxy_options.ts";
-import { MAX_PROXY_BUFFER_BYTES, MIN_PROXY_BUFFER_BYTES } from "../proxy_options.ts";
 import { type EpollCommand, EpollControl, STAT_FIELDS } from "./epoll_control.ts";
 import type { EpollWorkerInit, EpollWorkerMessage } from "./epoll_worker.ts";
 
-/**
- * Worker threads of an epoll proxy by default: 2, as HAProxy runs one thread per CPU on the
- * 2-core machines measured (docs/benchmarks.md: 1 thread reached 0.94-0.97 of HAProxy's
- * throughput, 2 threads 0.99-1.02). Each is a V8 isolate: the second one adds about 11 MiB of
- * resident memory at rest.
- */
-export const DEFAULT_EPOLL_WORKERS = 2;
-/** Most worker threads of one epoll proxy. */
-export const MAX_EPOLL_WORKERS = 16;
-
 /** Longest wait for the worker to apply a command (or to start, or to stop). */
 export const EPOLL_CALL_TIMEOUT_MS = 10_000;
+
+/** The component named in this engine's errors. */
+const WHO = "EpollMasterProxy";
 
 const WORKER_URL = new URL("./epoll_worker.ts", import.meta.url);
 /** The 8 bytes written to the worker's eventfd to wake it (a u64 1). */
 const WAKE = new Uint8Array(new BigUint64Array([1n]).buffer);
 
 /** `MasterProxy`'s public API, served by an epoll loop in a worker. */
-export class EpollMasterProxy {
+export class EpollMasterProxy implements ProxyHandle {
   /** Most bytes in flight per direction per connection. */
   readonly bufferBytes: number;
   /** Validated for compatibility; this engine holds no buffer for an idle connection. */
@@ -106,45 +93,15 @@ export class EpollMasterProxy {
    * ```
    */
   static async listen(opts: ProxyOptions): Promise<EpollMasterProxy> {
-    checkAddress("bind", opts.bind, 0);
-    const holdMs = checkInteger(
-      "holdMs",
-      opts.holdMs ?? DEFAULT_PROXY_HOLD_MS,
-      0,
-      MAX_PROXY_WAIT_MS,
-    );
-    const maxConnections = checkInteger(
-      "maxConnections",
-      opts.maxConnections ?? DEFAULT_PROXY_MAX_CONNECTIONS,
-      1,
-      MAX_PROXY_CONNECTIONS,
-    );
-    const connectTimeoutMs = checkInteger(
-      "connectTimeoutMs",
-      opts.connectTimeoutMs ?? DEFAULT_PROXY_CONNECT_TIMEOUT_MS,
-      1,
-      MAX_PROXY_WAIT_MS,
-    );
-    const bufferBytes = checkInteger(
-      "bufferBytes",
-      opts.bufferBytes ?? PROXY_BUFFER_BYTES,
-      MIN_PROXY_BUFFER_BYTES,
-      MAX_PROXY_BUFFER_BYTES,
-    );
-    const idleBufferBytes = checkInteger(
-      "idleBufferBytes",
-      opts.idleBufferBytes ?? Math.min(PROXY_IDLE_BUFFER_BYTES, bufferBytes),
-      1,
+    const {
+      holdMs,
+      maxConnections,
+      connectTimeoutMs,
       bufferBytes,
-    );
-    if (opts.target) checkUpstream("target", opts.target);
-    const target = copyUpstream(opts.target ?? null);
-    const workerCount = checkInteger(
-      "workers",
-      opts.workers ?? DEFAULT_EPOLL_WORKERS,
-      1,
-      MAX_EPOLL_WORKERS,
-    );
+      idleBufferBytes,
+      target,
+      workers: workerCount,
+    } = resolveProxyOptions(WHO, opts, "epoll");
     libc(); // fails here, clearly, without --allow-ffi or off x86_64 Linux
 
     const openConnections = new SharedArrayBuffer(4);
@@ -266,7 +223,7 @@ export class EpollMasterProxy {
    */
   setTarget(target: ProxyUpstream): void {
     if (this.#closing !== null) throw new Error("MasterProxy.setTarget: the proxy is closed");
-    if (target !== null) checkUpstream("target", target);
+    if (target !== null) checkUpstream(WHO, "target", target);
     if (sameUpstream(target, this.#target)) return;
     const from = this.#target;
     this.#target = copyUpstream(target);

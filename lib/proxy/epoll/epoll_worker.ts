@@ -22,6 +22,7 @@
  * ```
  */
 
+import { monotonicMs } from "../../common/clock.ts";
 import {
   AF_INET6,
   AF_UNIX,
@@ -33,7 +34,7 @@ import {
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
   EPOLL_CTL_MOD,
-  EPOLL_EVENT_BYTES,
+  EPOLL_EVENT_STRUCT_BYTES,
   EPOLLERR,
   EPOLLHUP,
   EPOLLIN,
@@ -170,7 +171,7 @@ class EpollLoop {
   readonly #listener: number;
   readonly #wakeFd: number;
   readonly #one = new Uint8Array(new Int32Array([1]).buffer);
-  readonly #event = new Uint8Array(EPOLL_EVENT_BYTES);
+  readonly #event = new Uint8Array(EPOLL_EVENT_STRUCT_BYTES);
   readonly #event32 = new Uint32Array(this.#event.buffer);
   /** Pairs by file descriptor (client and upstream). */
   readonly #byFd: (Pair | undefined)[] = [];
@@ -258,7 +259,7 @@ class EpollLoop {
   /** Runs until the close command. */
   run(): void {
     const c = this.#c;
-    const events = new Uint8Array(EPOLL_EVENT_BYTES * EPOLL_MAX_EVENTS);
+    const events = new Uint8Array(EPOLL_EVENT_STRUCT_BYTES * EPOLL_MAX_EVENTS);
     const events32 = new Uint32Array(events.buffer);
     const byFd = this.#byFd;
     while (!this.#stopped) {
@@ -415,7 +416,7 @@ class EpollLoop {
         if (e === EINTR || e === ECONNABORTED) continue;
         this.#emit({ kind: "accept-error", error: `accept: ${errorText(e)}` });
         this.#ctl(EPOLL_CTL_MOD, this.#listener, 0, 0);
-        this.#acceptResumeAt = Date.now() + EPOLL_ACCEPT_RETRY_MS;
+        this.#acceptResumeAt = monotonicMs() + EPOLL_ACCEPT_RETRY_MS;
         return;
       }
       stats[STAT.total]!++;
@@ -437,7 +438,7 @@ class EpollLoop {
         continue;
       }
       stats[ACTIVE]!++;
-      const now = Date.now();
+      const now = monotonicMs();
       this.#generation = this.#generation >= 0xffff_ffff ? 1 : this.#generation + 1;
       const p = new Pair(fd, this.#generation, now, now + this.#opts.holdMs);
       this.#byFd[fd] = p;
@@ -495,7 +496,7 @@ class EpollLoop {
     if (e !== EINPROGRESS) return this.#upstreamFailure(p, errorText(e));
     this.#ctl(EPOLL_CTL_ADD, fd, p.generation, EPOLLOUT);
     p.upstreamMask = EPOLLOUT;
-    p.connectDeadline = Date.now() + this.#opts.connectTimeoutMs;
+    p.connectDeadline = monotonicMs() + this.#opts.connectTimeoutMs;
     this.#connecting.add(p);
   }
 
@@ -575,11 +576,11 @@ class EpollLoop {
     for (const p of this.#waiting) next = Math.min(next, p.holdDeadline);
     for (const p of this.#connecting) next = Math.min(next, p.connectDeadline);
     if (this.#acceptResumeAt !== 0) next = Math.min(next, this.#acceptResumeAt);
-    return Math.max(0, Math.ceil(next - Date.now()));
+    return Math.max(0, Math.ceil(next - monotonicMs()));
   }
 
   #runTimers(): void {
-    const now = Date.now();
+    const now = monotonicMs();
     for (const p of this.#waiting) if (now >= p.holdDeadline) this.#holdTimeout(p, now);
     for (const p of this.#connecting) {
       if (now >= p.connectDeadline) this.#upstreamFailure(p, "connect timed out");
@@ -613,7 +614,7 @@ class EpollLoop {
     this.#useTarget(target);
     this.#stats[STAT.targetChanges]!++;
     let closed = 0;
-    const now = Date.now();
+    const now = monotonicMs();
     for (const p of [...this.#open]) {
       if (p.state === PROXIED) {
         this.#close(p);

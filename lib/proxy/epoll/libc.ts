@@ -145,8 +145,12 @@ export const EPOLLOUT = 0x4;
 export const EPOLLERR = 0x8;
 /** Both directions shut (always reported). */
 export const EPOLLHUP = 0x10;
-/** Bytes of one `struct epoll_event` (packed on x86_64: u32 events, u64 data). */
-export const EPOLL_EVENT_BYTES = 12;
+/**
+ * Bytes of one kernel `struct epoll_event` (packed on x86_64: u32 events, u64 data). Not to be
+ * confused with the proxy's own events in the shared mailbox (`MAILBOX_EVENT_MAX_BYTES` in
+ * epoll_control.ts).
+ */
+export const EPOLL_EVENT_STRUCT_BYTES = 12;
 
 // errno values.
 /** Interrupted by a signal. */
@@ -226,8 +230,19 @@ export function ipSocketAddress(host: string, port: number): SocketAddress | nul
   return null;
 }
 
-/** Bytes of `struct addrinfo` hints on x86_64. */
-const ADDRINFO_BYTES = 48;
+/**
+ * `struct addrinfo` on x86_64 glibc: its size and the offsets of the fields the walk reads
+ * (`int ai_flags; int ai_family; int ai_socktype; int ai_protocol; socklen_t ai_addrlen;
+ * struct sockaddr *ai_addr; char *ai_canonname; struct addrinfo *ai_next;`, pointers 8-aligned).
+ */
+const ADDRINFO = {
+  bytes: 48,
+  familyOffset: 4,
+  socktypeOffset: 8,
+  addrlenOffset: 16,
+  addrOffset: 24,
+  nextOffset: 40,
+} as const;
 
 /**
  * `host` (an IP literal or a name, looked up with `getaddrinfo`, blocking) and `port` as a
@@ -243,10 +258,10 @@ export function resolveSocketAddress(host: string, port: number): SocketAddress 
   const literal = ipSocketAddress(host, port);
   if (literal !== null) return literal;
   const c = libc();
-  const hints = new Uint8Array(ADDRINFO_BYTES);
+  const hints = new Uint8Array(ADDRINFO.bytes);
   const hv = new DataView(hints.buffer);
-  hv.setInt32(4, AF_UNSPEC, true); // ai_family
-  hv.setInt32(8, SOCK_STREAM, true); // ai_socktype
+  hv.setInt32(ADDRINFO.familyOffset, AF_UNSPEC, true);
+  hv.setInt32(ADDRINFO.socktypeOffset, SOCK_STREAM, true);
   const result = new BigUint64Array(1);
   const code = c.getaddrinfo(new TextEncoder().encode(`${host}\0`), null, hints, result);
   if (code !== 0) {
@@ -259,16 +274,16 @@ export function resolveSocketAddress(host: string, port: number): SocketAddress 
   try {
     for (let info = list; info !== null;) {
       const view = new Deno.UnsafePointerView(info);
-      const family = view.getInt32(4);
-      const addrLength = view.getUint32(16);
-      const addr = view.getPointer(24);
+      const family = view.getInt32(ADDRINFO.familyOffset);
+      const addrLength = view.getUint32(ADDRINFO.addrlenOffset);
+      const addr = view.getPointer(ADDRINFO.addrOffset);
       if ((family === AF_INET || family === AF_INET6) && addr !== null) {
         const bytes = new Uint8Array(addrLength);
         new Deno.UnsafePointerView(addr).copyInto(bytes);
         new DataView(bytes.buffer).setUint16(2, port, false);
         return { family, bytes };
       }
-      info = view.getPointer(40);
+      info = view.getPointer(ADDRINFO.nextOffset);
     }
   } finally {
     c.freeaddrinfo(list);
