@@ -25,6 +25,7 @@
  * ```
  */
 
+import { randomSecret } from "./secret.ts";
 import type { HiveStatus } from "../lib/http/hive_status.ts";
 import { parseInfo } from "../lib/redis/redis_info.ts";
 import { type Dnsmasq, startDnsmasq } from "./dnsmasq.ts";
@@ -110,6 +111,16 @@ export interface LocalClusterOptions {
   /** More hive flags, e.g. `["--log-level", "debug"]`. */
   hiveArgs?: readonly string[];
   /**
+   * The heartbeat secret every hive gets (HIVE_SECRET); default a fresh {@link randomSecret}.
+   * `null` runs the cluster without one (`--insecure-no-secret`), as only tests of that mode do.
+   */
+  secret?: string | null;
+  /**
+   * Words put before the hive's command, e.g. `["prlimit", "--nofile=256"]` to run it with a
+   * lower descriptor limit (default none).
+   */
+  hiveCommandPrefix?: readonly string[];
+  /**
    * Also serve each redis on a Unix socket in the cluster's state directory and pass it to the
    * hive as `--redis-socket`, as the Kubernetes manifests do (default false).
    */
@@ -169,14 +180,16 @@ export class HiveProcess {
     args: readonly string[],
     lines: string[],
     onLine?: (line: string) => void,
+    launch: { env?: Record<string, string>; prefix?: readonly string[] } = {},
   ): HiveProcess {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...denoFlags, MAIN_PATH, ...args],
+    const command = [...(launch.prefix ?? []), Deno.execPath(), "run", ...denoFlags, MAIN_PATH];
+    const child = new Deno.Command(command[0]!, {
+      args: [...command.slice(1), ...args],
       cwd: PROJECT_ROOT,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...launch.env },
     }).spawn();
     return new HiveProcess(address, child, lines, onLine);
   }
@@ -323,6 +336,10 @@ export class LocalNode {
       this.#cluster.onHiveLine === undefined
         ? undefined
         : (line) => this.#cluster.onHiveLine?.(this.address, line),
+      {
+        env: this.#cluster.secret === null ? {} : { HIVE_SECRET: this.#cluster.secret },
+        prefix: this.#cluster.hiveCommandPrefix,
+      },
     );
     this.hive = hive;
     const deadline = Date.now() + HIVE_START_TIMEOUT_MS;
@@ -522,6 +539,10 @@ export class LocalCluster {
   readonly redisSocket: boolean;
   /** The dnsmasq serving the headless name (DNS discovery only). */
   dns: Dnsmasq | null = null;
+  /** The heartbeat secret of every hive (HIVE_SECRET), or null without one. */
+  readonly secret: string | null;
+  /** Words before each hive's command (see {@link LocalClusterOptions.hiveCommandPrefix}). */
+  readonly hiveCommandPrefix: readonly string[];
   #extraArgs: readonly string[];
   #stateDir: string;
   #stopped: Promise<void> | null = null;
@@ -535,6 +556,8 @@ export class LocalCluster {
     this.redisSocket = opts.redisSocket ?? false;
     this.#extraArgs = opts.hiveArgs ?? [];
     this.#stateDir = stateDir;
+    this.secret = opts.secret === undefined ? randomSecret() : opts.secret;
+    this.hiveCommandPrefix = opts.hiveCommandPrefix ?? [];
   }
 
   /**
@@ -642,6 +665,7 @@ export class LocalCluster {
       ...(node.redisSocket === null ? [] : ["--redis-socket", node.redisSocket]),
       "--log-format",
       "json",
+      ...(this.secret === null ? ["--insecure-no-secret"] : []),
       ...this.#extraArgs,
     ];
   }

@@ -34,7 +34,7 @@
  * const codec = await createCodec("s3cret");
  * const bytes = await codec.encode({
  *   version: HEARTBEAT_VERSION, from: "127.0.0.11", electionPort: 7379, redisPort: 6379,
- *   bootId: "4f2a9c0d1e7b3a55", seq: 1, role: "starting", leader: null,
+ *   bootId: "4f2a9c0d1e7b3a55", seq: 1, sentMs: Date.now(), role: "starting", leader: null,
  *   electionStartMs: null, leaderSinceMs: null, groupSize: 0, handoffTo: null,
  *   redis: UNKNOWN_REDIS,
  * });
@@ -55,7 +55,7 @@ import {
 /**
  * The largest datagram the hive sends or accepts, in bytes. 1200 fits in any path MTU (IPv6's
  * minimum is 1280 including headers), so a heartbeat is never fragmented. The largest valid
- * heartbeat (every field at its limit, worst-case JSON escaping, signed) is 1010 bytes, so
+ * heartbeat (every field at its limit, worst-case JSON escaping, signed) is 1036 bytes, so
  * encode's check only fires on a programmer error.
  */
 export const MAX_DATAGRAM_BYTES = 1200;
@@ -249,6 +249,7 @@ function canonical(hb: Heartbeat): Heartbeat {
     redisPort: hb.redisPort,
     bootId: hb.bootId,
     seq: hb.seq,
+    sentMs: hb.sentMs,
     role: hb.role,
     leader: hb.leader,
     electionStartMs: hb.electionStartMs,
@@ -266,6 +267,7 @@ const HEARTBEAT_KEYS = [
   "redisPort",
   "bootId",
   "seq",
+  "sentMs",
   "role",
   "leader",
   "electionStartMs",
@@ -307,6 +309,7 @@ export function heartbeatProblem(value: unknown): string | null {
     return `bootId: must be 1..${MAX_BOOT_ID_CHARS} lowercase hex characters`;
   }
   if (!isCount(hb.seq)) return "seq: must be a non-negative safe integer";
+  if (!isCount(hb.sentMs)) return "sentMs: must be a non-negative safe integer";
   if (!(ROLES as readonly unknown[]).includes(hb.role)) return `role: must be one of ${ROLES}`;
   if (hb.leader !== null && !isAddress(hb.leader)) return "leader: must be an address or null";
   if (hb.electionStartMs !== null && !isCount(hb.electionStartMs)) {

@@ -48,6 +48,8 @@ import {
 } from "./fence.ts";
 import type { LeaseMessage } from "./lease.ts";
 import { HEARTBEAT_VERSION } from "./heartbeat.ts";
+import { evictionVictim } from "./peer_admission.ts";
+import { DEFAULT_MAX_CLOCK_SKEW_MS, replayVerdict } from "./replay_guard.ts";
 import type { Heartbeat, Lineage, RedisReport, Role } from "./heartbeat.ts";
 import {
   type ProxyTarget,
@@ -85,6 +87,11 @@ export interface ElectionTiming extends FenceTiming {
    * leads this long after the death, it gives up and the others elect (see `docs/election.md`).
    */
   crashHandoffMs: number;
+  /**
+   * Heartbeats sent further than this from the receiver's wall clock are dropped (`expired`):
+   * the replay window and the clock skew tolerated between nodes (see replay_guard.ts).
+   */
+  maxClockSkewMs: number;
 }
 
 /** Everything the election needs to know about its own node. */
@@ -139,6 +146,7 @@ export function defaultTiming(heartbeatMs: number, failureMs: number): ElectionT
     peerForgetMs: 30 * failureMs,
     ...defaultFenceTiming(heartbeatMs),
     crashHandoffMs: 2 * heartbeatMs,
+    maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
   };
 }
 
@@ -157,6 +165,7 @@ export type ElectionEvent =
   | { kind: "crash-handoff"; reason: string; candidates: string[] }
   | { kind: "crash-handoff-abandoned"; reason: string }
   | { kind: "peer-refused"; address: string; reason: "max-peers" }
+  | { kind: "peer-evicted"; address: string; forListed: string }
   | { kind: "fenced"; reason: string }
   | { kind: "unfenced"; reason: string };
 
@@ -181,12 +190,20 @@ export type ElectionAction =
 /** Counters the runtime exposes as metrics. */
 export interface ElectionStats {
   heartbeatsReceived: number;
-  /** Dropped: a duplicate, reordered or previous-boot heartbeat. */
+  /** Dropped: a duplicate or reordered heartbeat of the boot known (replay_guard.ts `stale`). */
   heartbeatsStale: number;
+  /** Dropped: a heartbeat of a boot that was replaced (`old-boot`). */
+  heartbeatsOldBoot: number;
+  /** Dropped: sent further than `maxClockSkewMs` from this node's clock (`expired`). */
+  heartbeatsExpired: number;
   /** Dropped: a heartbeat claiming to come from this node. */
   heartbeatsFromSelf: number;
   heartbeatsSent: number;
+  /** Immediate replies not sent: the peer was sent one within the heartbeat interval. */
+  repliesSuppressed: number;
   peersRefused: number;
+  /** Heard-only peers that gave their place to a listed one (see peer_admission.ts). */
+  peersEvicted: number;
   elections: number;
   leaderChanges: number;
   /** Times this node, leading, became fenced (its first moment as leader included). */
@@ -245,6 +262,8 @@ interface PeerState {
    * {@link DEAF_LEADER_MEMORY_FAILURES} failure timeouts. Null otherwise.
    */
   leftDeafMono: number | null;
+  /** When this node last sent it a heartbeat (broadcast or reply), or null. */
+  lastSentMono: number | null;
 }
 
 /** How long (in failure timeouts) a node keeps away from a leader it left as deaf. */
@@ -320,9 +339,13 @@ export class Election {
   readonly stats: ElectionStats = {
     heartbeatsReceived: 0,
     heartbeatsStale: 0,
+    heartbeatsOldBoot: 0,
+    heartbeatsExpired: 0,
     heartbeatsFromSelf: 0,
     heartbeatsSent: 0,
+    repliesSuppressed: 0,
     peersRefused: 0,
+    peersEvicted: 0,
     elections: 0,
     leaderChanges: 0,
     fences: 0,
@@ -342,6 +365,8 @@ export class Election {
   #lastSentMono: number | null = null;
   #lastSent: Heartbeat | null = null;
   #peers = new Map<string, PeerState>();
+  /** The configured peer set (DNS answer or `--peers`), without this node. */
+  #peerSet = new Set<string>();
 
   #observation: RedisObservation | null = null;
   #knownRunId: string | null = null;
@@ -487,12 +512,9 @@ export class Election {
   setPeers(addresses: readonly string[], now: Instant): ElectionAction[] {
     return this.#run(now, (out) => {
       const wanted = new Set(addresses.filter((a) => a !== this.options.self));
+      this.#peerSet = wanted;
       for (const p of this.#peers.values()) p.inPeerSet = wanted.has(p.address);
-      for (const address of [...wanted].sort(compareAddress)) {
-        if (this.#peers.has(address)) continue;
-        if (!this.#admit(address, this.options.electionPort, out)) continue;
-        this.#peers.get(address)!.inPeerSet = true;
-      }
+      this.#admitListed(out, true);
       this.#peerSetMemory.record(this.#peerSetSize(), now.monoMs);
     });
   }
@@ -714,6 +736,7 @@ export class Election {
     const out: ElectionAction[] = [];
     apply(out);
     this.#forget(now);
+    this.#admitListed(out, false);
     this.#decideRole(now, out);
     this.#lineageLostAtRestart = null;
     this.#updateFence(now, out);
@@ -730,20 +753,26 @@ export class Election {
       this.stats.heartbeatsFromSelf++;
       return;
     }
-    let peer = this.#peers.get(hb.from);
+    const known = this.#peers.get(hb.from);
+    const verdict = replayVerdict(
+      known?.last ?? null,
+      known?.retiredBoots ?? [],
+      hb,
+      now.wallMs,
+      this.timing.maxClockSkewMs,
+    );
+    if (verdict !== "accept") {
+      if (verdict === "stale") this.stats.heartbeatsStale++;
+      else if (verdict === "old-boot") this.stats.heartbeatsOldBoot++;
+      else this.stats.heartbeatsExpired++;
+      return;
+    }
+    let peer = known;
     if (peer === undefined) {
       if (!this.#admit(hb.from, hb.electionPort, out)) return;
       peer = this.#peers.get(hb.from)!;
     }
     const last = peer.last;
-    if (last !== null && last.bootId === hb.bootId && hb.seq <= last.seq) {
-      this.stats.heartbeatsStale++;
-      return;
-    }
-    if (peer.retiredBoots.includes(hb.bootId)) {
-      this.stats.heartbeatsStale++;
-      return;
-    }
     if (last !== null && last.bootId !== hb.bootId) {
       peer.retiredBoots = [last.bootId, ...peer.retiredBoots].slice(0, MAX_RETIRED_BOOTS);
     }
@@ -768,7 +797,22 @@ export class Election {
     }
   }
 
+  /**
+   * Gives `address` a place in the peer table. A listed peer (in {@link #peerSet}) takes the
+   * place of a heard-only one when the table is full; a heard-only peer is then refused.
+   */
   #admit(address: string, electionPort: number, out: ElectionAction[]): boolean {
+    const listed = this.#peerSet.has(address);
+    if (this.#peers.size >= this.options.maxPeers && listed) {
+      const victim = evictionVictim(this.#peers.values(), this.#leader);
+      if (victim !== null) {
+        this.#peers.delete(victim);
+        this.#replyTo.delete(victim);
+        this.#worseLeaderSince.delete(victim);
+        this.stats.peersEvicted++;
+        out.push(event({ kind: "peer-evicted", address: victim, forListed: address }));
+      }
+    }
     if (this.#peers.size >= this.options.maxPeers) {
       this.stats.peersRefused++;
       out.push(event({ kind: "peer-refused", address, reason: "max-peers" }));
@@ -777,15 +821,37 @@ export class Election {
     this.#peers.set(address, {
       address,
       electionPort,
-      inPeerSet: false,
+      inPeerSet: listed,
       last: null,
       lastHeardMono: null,
       retiredBoots: [],
       probe: null,
       fencedSinceMono: null,
       leftDeafMono: null,
+      lastSentMono: null,
     });
     return true;
+  }
+
+  /**
+   * Every listed peer without a place gets one, retried on every event so that none stays out
+   * once a place frees up. A refusal is counted when the peer set is applied (`report`), not
+   * again at every retry.
+   */
+  #admitListed(out: ElectionAction[], report: boolean): void {
+    if (this.#listedTracked() === this.#peerSet.size) return;
+    for (const address of [...this.#peerSet].sort(compareAddress)) {
+      if (this.#peers.has(address)) continue;
+      const full = this.#peers.size >= this.options.maxPeers;
+      if (full && !report && evictionVictim(this.#peers.values(), this.#leader) === null) return;
+      if (!this.#admit(address, this.options.electionPort, out)) return;
+    }
+  }
+
+  #listedTracked(): number {
+    let n = 0;
+    for (const p of this.#peers.values()) if (p.inPeerSet) n++;
+    return n;
   }
 
   #forget(now: Instant): void {
@@ -871,9 +937,10 @@ export class Election {
 
   /** A leader this node may follow: its redis is up and holds a lineage no younger than ours. */
   #acceptable(hb: Heartbeat): boolean {
+    // A leader must name its redis process: the run_id guard checks it before every REPLICAOF.
     const peer = this.#peers.get(hb.from);
-    return claimsLeadership(hb) && hb.redis.up && hb.redis.lineage !== null &&
-      compareLineage(hb.redis.lineage, this.#lineage) <= 0 &&
+    return claimsLeadership(hb) && hb.redis.up && hb.redis.runId !== null &&
+      hb.redis.lineage !== null && compareLineage(hb.redis.lineage, this.#lineage) <= 0 &&
       (peer === undefined || !this.#leftDeaf(peer));
   }
 
@@ -1370,6 +1437,7 @@ export class Election {
       redisPort: this.options.redisPort,
       bootId: this.options.bootId,
       seq: this.#seq,
+      sentMs: now.wallMs,
       role: this.#role,
       leader: this.#leader,
       electionStartMs: this.#electionStartMs,
@@ -1390,6 +1458,7 @@ export class Election {
       this.#lastSentMono = now.monoMs;
       this.#lastSent = hb;
       this.#replyTo.clear();
+      for (const p of this.#peers.values()) p.lastSentMono = now.monoMs;
       if (to.length > 0) {
         this.stats.heartbeatsSent += to.length;
         out.push({ type: "send", to, heartbeat: hb });
@@ -1398,11 +1467,20 @@ export class Election {
     }
     this.#seq--; // nothing sent: the sequence number was not used
     if (this.#replyTo.size > 0) {
+      // At most one reply per peer per heartbeat interval: two starting nodes would otherwise
+      // answer each other's answers, back and forth, for their whole start-up.
       const to = [...this.#replyTo].sort(compareAddress).flatMap((a) => {
         const p = this.#peers.get(a);
-        return p ? [{ host: a, port: p.electionPort }] : [];
+        if (p === undefined) return [];
+        if (p.lastSentMono !== null && now.monoMs - p.lastSentMono < this.timing.heartbeatMs) {
+          this.stats.repliesSuppressed++;
+          return [];
+        }
+        p.lastSentMono = now.monoMs;
+        return [{ host: a, port: p.electionPort }];
       });
       this.#replyTo.clear();
+      if (to.length === 0) return;
       const reply = this.#heartbeat(now);
       this.stats.heartbeatsSent += to.length;
       out.push({ type: "send", to, heartbeat: reply });

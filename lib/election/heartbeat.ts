@@ -9,15 +9,18 @@
  * import { HEARTBEAT_VERSION, type Heartbeat } from "./heartbeat.ts";
  * const hb: Heartbeat = {
  *   version: HEARTBEAT_VERSION, from: "127.0.0.11", electionPort: 7379, redisPort: 6379,
- *   bootId: "4f2a9c0d1e7b3a55", seq: 1, role: "starting", leader: null,
+ *   bootId: "4f2a9c0d1e7b3a55", seq: 1, sentMs: Date.now(), role: "starting", leader: null,
  *   electionStartMs: null, leaderSinceMs: null, groupSize: 0, handoffTo: null,
  *   redis: UNKNOWN_REDIS,
  * };
  * ```
  */
 
-/** Wire format version. A datagram with another version is dropped and counted. */
-export const HEARTBEAT_VERSION = 1;
+/**
+ * Wire format version. A datagram with another version is dropped and counted. Version 2 added
+ * `sentMs` (replay protection across restarts, see replay_guard.ts).
+ */
+export const HEARTBEAT_VERSION = 2;
 
 /** The role a hive node reports. `starting` listens for a leader before any election. */
 export type Role = "starting" | "candidate" | "leader" | "follower";
@@ -87,6 +90,11 @@ export interface Heartbeat {
   bootId: string;
   /** Increases by one with every heartbeat of this boot; receivers drop stale and duplicate ones. */
   seq: number;
+  /**
+   * The sender's wall-clock ms when it sent this heartbeat: receivers drop heartbeats older (or
+   * newer) than `--max-clock-skew-ms`, and order boots by it (replay_guard.ts).
+   */
+  sentMs: number;
   /** The sender's role. */
   role: Role;
   /** The leader the sender follows (itself when it leads), or null. */

@@ -40,6 +40,7 @@ import {
   MAX_REDIS_HANG_MS,
   MIN_REDIS_HANG_MS,
 } from "../redis/failure_detector.ts";
+import { DEFAULT_MAX_CLOCK_SKEW_MS } from "../election/replay_guard.ts";
 
 /** Exit status of the process when the configuration is invalid (the usual "usage" status). */
 export const exitCodeForConfigError = 2;
@@ -103,6 +104,11 @@ export interface Config {
   redisHangMs: number;
   /** Interval between two DNS lookups of `service`. */
   dnsRefreshMs: number;
+  /**
+   * Heartbeats sent further than this from this node's wall clock are dropped: the replay window
+   * and the clock skew tolerated between nodes (lib/election/replay_guard.ts).
+   */
+  maxClockSkewMs: number;
   /** How long a new proxied connection waits for a leader before it is closed. */
   proxyHoldMs: number;
   /** Most client connections the proxy holds at once. */
@@ -121,8 +127,16 @@ export interface Config {
    * leader that does not hear a majority refuses writes), `on` also for 2, `off` never.
    */
   fence: FenceMode;
-  /** Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats. */
+  /**
+   * Shared secret for the heartbeat HMAC, or null to send unsigned heartbeats (only with
+   * {@link Config.insecureNoSecret}: without a secret anyone on the network can take over).
+   */
   secret: string | null;
+  /**
+   * `--insecure-no-secret`: run without a secret, told so in words. Warned about at every start
+   * and shown on `/status`; refused together with a secret or a redis password.
+   */
+  insecureNoSecret: boolean;
   /** Password of the local redis (and of its master), or null. */
   redisPassword: string | null;
   /**
@@ -157,6 +171,7 @@ export const DEFAULTS = {
   failureMs: 1000,
   redisHangMs: DEFAULT_REDIS_HANG_MS,
   dnsRefreshMs: 2000,
+  maxClockSkewMs: DEFAULT_MAX_CLOCK_SKEW_MS,
   proxyHoldMs: DEFAULT_PROXY_HOLD_MS,
   maxConnections: DEFAULT_PROXY_MAX_CONNECTIONS,
   proxyEngine: "auto",
@@ -361,6 +376,14 @@ const FLAGS: readonly FlagSpec[] = [
     defaultText: String(DEFAULTS.dnsRefreshMs),
   },
   {
+    name: "max-clock-skew-ms",
+    env: "HIVE_MAX_CLOCK_SKEW_MS",
+    value: "MS",
+    help: "replay window: heartbeats sent further than this from the local clock are dropped; " +
+      "node clocks must agree within it",
+    defaultText: String(DEFAULTS.maxClockSkewMs),
+  },
+  {
     name: "proxy-hold-ms",
     env: "HIVE_PROXY_HOLD_MS",
     value: "MS",
@@ -407,7 +430,15 @@ const FLAGS: readonly FlagSpec[] = [
     env: "HIVE_SECRET",
     value: "PATH",
     help: "file holding the heartbeat HMAC secret (trimmed); HIVE_SECRET holds the secret itself",
-    defaultText: "none (unsigned heartbeats)",
+    defaultText: "required (or --insecure-no-secret)",
+  },
+  {
+    name: "insecure-no-secret",
+    env: "HIVE_INSECURE_NO_SECRET",
+    value: null,
+    help: "run with unsigned heartbeats: anyone who can reach the election port can take over " +
+      "the dataset (local experiments only)",
+    defaultText: "off",
   },
   {
     name: "redis-password-file",
@@ -689,6 +720,7 @@ export function parseConfig(
   const source = peerSource(read);
   const config = readEachValue(read, defaults, source, readTextFile);
   checkRelations(read, config, source);
+  checkSecureDefault(read, config);
   return { ...config, service: source.service?.text ?? null, peers: source.peers };
 }
 
@@ -734,6 +766,7 @@ function defaultConfig(stdoutIsTty: boolean): Config {
     failureMs: DEFAULTS.failureMs,
     redisHangMs: DEFAULTS.redisHangMs,
     dnsRefreshMs: DEFAULTS.dnsRefreshMs,
+    maxClockSkewMs: DEFAULTS.maxClockSkewMs,
     proxyHoldMs: DEFAULTS.proxyHoldMs,
     maxConnections: DEFAULTS.maxConnections,
     proxyEngine: DEFAULTS.proxyEngine,
@@ -741,6 +774,7 @@ function defaultConfig(stdoutIsTty: boolean): Config {
     maxPeers: DEFAULTS.maxPeers,
     fence: DEFAULTS.fence,
     secret: null,
+    insecureNoSecret: false,
     redisPassword: null,
     stateFile: null,
     redisSocket: null,
@@ -891,6 +925,7 @@ function readEachValue(
       `milliseconds, an integer ${MIN_REDIS_HANG_MS}..${MAX_REDIS_HANG_MS}`,
     ),
     dnsRefreshMs: read.duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
+    maxClockSkewMs: read.duration("max-clock-skew-ms", DEFAULTS.maxClockSkewMs),
     proxyHoldMs: read.duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
     maxConnections: read.integer(
       "max-connections",
@@ -929,6 +964,10 @@ function readEachValue(
       readTextFile,
       false,
     ),
+    insecureNoSecret: insecureNoSecretOf(
+      read.flag("insecure-no-secret") as unknown as boolean | undefined,
+      read.env["HIVE_INSECURE_NO_SECRET"],
+    ) !== null,
     stateFile: read.raw("state-file")?.text ?? null,
     sentinelPort: read.integer(
       "sentinel-port",
@@ -1010,6 +1049,67 @@ function checkRelations(read: FlagReader, config: Config, source: PeerSource): v
         "(or HIVE_SERVICE / HIVE_PEERS), got neither",
     );
   }
+}
+
+/** Secure by default: a secret, or the words that say the hive runs without one. */
+function checkSecureDefault(read: FlagReader, config: Config): void {
+  const insecure = insecureNoSecretOf(
+    read.flag("insecure-no-secret") as unknown as boolean | undefined,
+    read.env["HIVE_INSECURE_NO_SECRET"],
+  );
+  if (config.secret === null && insecure === null) {
+    throw new ConfigError(
+      "--secret-file",
+      null,
+      INSECURE_FORM,
+      `expected ${INSECURE_FORM}, got neither: without a secret anyone who can reach the ` +
+        "election port can take over the dataset",
+    );
+  }
+  if (config.secret !== null && insecure !== null) {
+    throw new ConfigError(
+      "--insecure-no-secret",
+      insecure.env,
+      "no secret with --insecure-no-secret",
+      "expected no secret with --insecure-no-secret, got a secret too (drop one of them)",
+    );
+  }
+  if (config.redisPassword !== null && insecure !== null) {
+    throw new ConfigError(
+      "--insecure-no-secret",
+      insecure.env,
+      "a heartbeat secret whenever a redis password is set",
+      "expected a heartbeat secret with --redis-password-file (REDIS_PASSWORD), got " +
+        "--insecure-no-secret: the password would go to any address that claims to lead",
+    );
+  }
+}
+
+/** What `--secret-file` expects when it is missing. */
+const INSECURE_FORM =
+  "a secret (--secret-file PATH or HIVE_SECRET) or, for a local experiment, --insecure-no-secret";
+
+/**
+ * `--insecure-no-secret` (boolean flag) or `HIVE_INSECURE_NO_SECRET` (`1`/`true`/`yes`, or
+ * `0`/`false`/`no` for off; anything else is an error). Null when off.
+ */
+function insecureNoSecretOf(
+  flag: string | boolean | undefined,
+  envValue: string | undefined,
+): { env: string | null } | null {
+  if (flag === true) return { env: null };
+  if (envValue === undefined || envValue === "") return null;
+  const v = envValue.trim().toLowerCase();
+  if (["1", "true", "yes"].includes(v)) return { env: "HIVE_INSECURE_NO_SECRET" };
+  if (["0", "false", "no"].includes(v)) return null;
+  throw new ConfigError(
+    "--insecure-no-secret",
+    "HIVE_INSECURE_NO_SECRET",
+    "1, true or yes (0, false or no for off)",
+    `expected 1, true or yes (0, false or no for off), got ${
+      JSON.stringify(envValue.slice(0, 80))
+    }`,
+  );
 }
 
 /**

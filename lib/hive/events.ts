@@ -93,6 +93,11 @@ export const EVENT_TEXT: {
     log: "fence lifted: {reason}",
     history: (e) => `fence lifted (${e.reason})`,
   },
+  "peer-evicted": {
+    level: "warn",
+    log: "peer {address} (only heard) gave its place to listed peer {forListed}",
+    history: (e) => `peer ${e.address} (only heard) gave its place to listed peer ${e.forListed}`,
+  },
 };
 
 /**

@@ -21,12 +21,10 @@
  */
 
 import { type Clock, systemClock } from "../common/clock.ts";
-import {
-  createCodec,
-  DROP_REASONS,
-  type DropReason,
-  type HeartbeatCodec,
-} from "../election/codec.ts";
+import { createCodec, type HeartbeatCodec } from "../election/codec.ts";
+import { SOURCE_MISMATCH, sourceMatches } from "../net/source_address.ts";
+import { RateLimitedLog } from "../common/rate_limited_log.ts";
+import { fitMaxConnections, type NofileLimit, raiseNofileLimit } from "../net/fd_limit.ts";
 import type { Config } from "./config.ts";
 import {
   Election,
@@ -76,6 +74,7 @@ import {
 import { DnsResolver } from "../net/resolver.ts";
 import { detectSelfAddress } from "../net/self_address.ts";
 import { type DatagramTransport, listenUdp } from "../net/udp_transport.ts";
+import { ffiUdpAvailable, type FilteredUdpTransport, listenUdpFfi } from "../net/udp_ffi.ts";
 import { readStateFile, writeStateFile } from "./state_file.ts";
 import { startStatusServer, type StatusServer } from "../http/status_server.ts";
 import { SentinelServer, type SentinelServerEvent } from "../sentinel/sentinel_server.ts";
@@ -85,6 +84,8 @@ import { startMallocTrim } from "./malloc_trim.ts";
 import { readCgroupCpuLimit } from "../common/cgroup.ts";
 import { type ProxyWorkerCount, proxyWorkerCount } from "../proxy/proxy_workers.ts";
 import {
+  DATAGRAM_DROP_REASONS,
+  type DatagramDropReason,
   FAILOVER_BUCKETS_MS,
   type FailoverHistogram,
   type HistoryEntry,
@@ -108,6 +109,18 @@ export const HANDOFF_SYNC_TIMEOUT_MS = 1200;
 export const HANDOFF_TAKEOVER_TIMEOUT_MS = 3000;
 /** How long {@link Hive.start} waits for the first DNS answer to find its own address. */
 export const SELF_DISCOVERY_TIMEOUT_MS = 60_000;
+
+/** Logged at every start without a secret, and shown on `/status` and the status page. */
+export const INSECURE_WARNING = "running WITHOUT a heartbeat secret (--insecure-no-secret): " +
+  "anyone who can send UDP to the election port can take over the election and the dataset; " +
+  "set --secret-file or HIVE_SECRET (see docs/security.md)";
+
+/** How often rate-limited warnings write their counts (lib/common/rate_limited_log.ts). */
+export const LOG_FLUSH_MS = 1_000;
+
+/** Logged and shown on `/status` when the UDP socket cannot run through libc (no FFI). */
+export const NO_FFI_UDP_WARNING = "UDP through node:dgram (no --allow-ffi or not x86_64 Linux): " +
+  "a flood of junk datagrams costs memory (docs/security.md)";
 
 /** What the hive uses to touch the world; each has a real default. */
 export interface HiveDeps {
@@ -135,6 +148,8 @@ export interface HiveDeps {
    * `--redis-host`/`--redis-socket`; with an injected `redis`, none: a no-op).
    */
   fence?: () => FenceCommands;
+  /** Raises and reads the open-file limit (default {@link raiseNofileLimit}). */
+  nofileLimit?: () => NofileLimit | null;
 }
 
 /** Fence commands that do nothing (tests on in-memory parts). */
@@ -151,16 +166,20 @@ export class Hive {
   readonly election: Election;
   readonly stats: RuntimeStats = {
     datagramsReceived: 0,
-    datagramsDropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<
-      DropReason,
+    datagramsDropped: Object.fromEntries(DATAGRAM_DROP_REASONS.map((r) => [r, 0])) as Record<
+      DatagramDropReason,
       number
     >,
     redisCommands: 0,
     enforceFailures: 0,
     observations: 0,
     stateFileErrors: 0,
+    proxyAcceptErrors: 0,
+    logLinesSuppressed: 0,
   };
   #timers: ReturnType<typeof setInterval>[] = [];
+  /** Repeated warnings (refusals, drops, failed accepts) go through it (one line per kind per 10 s). */
+  #limited: RateLimitedLog;
   #stopped = false;
   #lastTickMono: number;
   #startedMono: number;
@@ -173,6 +192,10 @@ export class Hive {
   #server: StatusServer | null = null;
   /** The Sentinel endpoint (lib/sentinel/), or null when off. */
   #sentinel: SentinelServer | null = null;
+  /** Shown on `/status` and the status page (see {@link SecurityStatus}). */
+  readonly securityWarnings: string[] = [];
+  #counted = { proxyAcceptErrors: 0 };
+  #limits: HiveStatus["limits"] = { nofileSoft: null, nofileHard: null, maxConnections: 0 };
   #history: HistoryEntry[] = [];
   #leaderLostMono: number | null = null;
   readonly fenceActuator: FenceActuator;
@@ -208,6 +231,7 @@ export class Hive {
     bootId: string,
     leaseCodec: LeaseCodec,
     fenceCommands: FenceCommands,
+    limited: RateLimitedLog,
   ) {
     this.#leaseCodec = leaseCodec;
     this.fenceActuator = new FenceActuator(fenceCommands, undefined, (error) => {
@@ -221,16 +245,23 @@ export class Hive {
       bootId,
       heartbeatMs: config.heartbeatMs,
       failureMs: config.failureMs,
+      maxClockSkewMs: config.maxClockSkewMs,
       maxPeers: config.maxPeers,
       restored,
       fence: config.fence,
     });
     this.#startedMono = this.#lastTickMono = clock.now().monoMs;
+    this.#limited = limited;
   }
 
   /** Starts every part of the hive; resolves once it runs. */
   static async start(config: Config, deps: HiveDeps = {}): Promise<Hive> {
     const clock = deps.clock ?? systemClock;
+    const limited = new RateLimitedLog(
+      (line, properties) => log.warn(line, properties ?? {}),
+      () => clock.now().monoMs,
+    );
+    const counted = { proxyAcceptErrors: 0 };
     // First, before anything opens: `--proxy-engine epoll` where it cannot run throws here.
     const proxyEngine = deps.proxy === false
       ? null
@@ -245,27 +276,18 @@ export class Hive {
     });
     const self = config.announceIp ?? await findSelf(() => latestPeers, discovery, clock);
     const restored = await readRestoredState(config.stateFile);
-    const udp = await (deps.udp ?? ((b) => listenUdp(b)))({
-      host: config.bind,
-      port: config.electionPort,
-    });
-    const redis = (deps.redis ?? ((announceIp) =>
-      createRedisController({
-        host: config.redisHost,
-        port: config.redisPort,
-        socket: config.redisSocket,
-        password: config.redisPassword,
-        announceIp,
-        hangMs: config.redisHangMs,
-        onEvent: logRedisEvent,
-      })))(self);
-    // The epoll engine's threads: --proxy-workers, else the CPUs the cgroup allows.
-    const workerCount = proxyEngine?.engine !== "epoll" ? null : proxyWorkerCount({
-      flag: config.proxyWorkers,
-      cgroup: () => readCgroupCpuLimit(),
-      hardwareConcurrency: navigator.hardwareConcurrency,
-    });
-    const proxy = proxyEngine === null ? null : await openProxy(config, proxyEngine, workerCount);
+    const startWarnings: string[] = [];
+    const udp = await openElectionSocket(config, deps, limited, startWarnings);
+    const redis = (deps.redis ?? ((announceIp) => redisControllerFor(config, announceIp)))(self);
+    const workerCount = epollWorkers(config, proxyEngine);
+    const fit = fitProxyToNofile(config, deps, startWarnings);
+    const proxy = proxyEngine === null ? null : await openProxy(
+      config,
+      proxyEngine,
+      workerCount,
+      fit.maxConnections,
+      proxyEventLog(limited, counted),
+    );
     const bootId = (deps.bootId ?? randomBootId)();
     hive = new Hive(
       config,
@@ -282,18 +304,23 @@ export class Hive {
       bootId,
       leaseCodec,
       fenceCommandsFor(config, deps),
+      limited,
     );
+    hive.#counted = counted;
     log.info("hive {id} starting (boot {bootId})", {
       id: self,
       bootId,
       restoredLineage: restored?.lineage ?? null,
     });
+    hive.#noteProtection(startWarnings, fit);
     hive.#wire(latestPeers);
     if (deps.http !== false) {
       hive.#server = await startStatusServer({
         host: config.bind,
         port: config.httpPort,
         hive,
+        onAcceptError: (e) =>
+          log.warn("HTTP accept failed: {error}; retrying", { error: e.message }),
       });
     }
     if (deps.sentinel !== false && config.sentinelPort !== 0) {
@@ -302,9 +329,26 @@ export class Hive {
     return hive;
   }
 
+  /** The warnings of the start (no secret, no FFI, a lowered cap) and the descriptor limits. */
+  #noteProtection(
+    startWarnings: string[],
+    fit: { maxConnections: number; nofile: NofileLimit | null },
+  ): void {
+    if (this.config.secret === null) {
+      this.securityWarnings.push(INSECURE_WARNING);
+      log.warn(INSECURE_WARNING);
+    }
+    this.securityWarnings.push(...startWarnings);
+    this.#limits = {
+      nofileSoft: finiteOrNull(fit.nofile?.soft),
+      nofileHard: finiteOrNull(fit.nofile?.hard),
+      maxConnections: fit.maxConnections,
+    };
+  }
+
   #wire(initialPeers: readonly string[]): void {
     const now = () => this.clock.now();
-    this.udp.setHandler((bytes) => void this.#onDatagram(bytes));
+    this.udp.setHandler((bytes, from) => void this.#onDatagram(bytes, from.host));
     this.redis.onConnectionLost(() => {
       log.warn("connection to the local redis lost");
       this.#observeSoon();
@@ -318,6 +362,7 @@ export class Hive {
     });
     this.#every(this.election.timing.leaseProbeMs, () => this.#apply(this.election.probe(now())));
     this.#every(observeIntervalMs(this.config.heartbeatMs), () => this.#observeSoon());
+    this.#every(LOG_FLUSH_MS, () => this.#limited.flush());
   }
 
   #every(ms: number, fn: () => void): void {
@@ -326,18 +371,8 @@ export class Hive {
     }, ms));
   }
 
-  async #onDatagram(bytes: Uint8Array): Promise<void> {
-    if (isLeaseDatagram(bytes)) {
-      const lease = await this.#leaseCodec.decode(bytes);
-      if (this.#stopped) return;
-      if (!lease.ok) {
-        this.stats.datagramsDropped[lease.reason]++;
-        return;
-      }
-      this.stats.datagramsReceived++;
-      this.#apply(this.election.receiveLease(lease.message, this.clock.now()));
-      return;
-    }
+  async #onDatagram(bytes: Uint8Array, source: string): Promise<void> {
+    if (isLeaseDatagram(bytes)) return await this.#onLease(bytes, source);
     const result = await this.codec.decode(bytes);
     if (this.#stopped) return;
     if (!result.ok) {
@@ -345,8 +380,54 @@ export class Hive {
       log.debug("dropped a datagram: {reason}", { reason: result.reason });
       return;
     }
+    if (!sourceMatches(result.heartbeat.from, source)) {
+      // Signed (or unsigned, without a secret) but sent from another address: a reflection or
+      // a replay from elsewhere. Never heard: the hive must not reply, follow or forward there.
+      this.stats.datagramsDropped[SOURCE_MISMATCH]++;
+      this.#limited.log(
+        SOURCE_MISMATCH,
+        "dropped a heartbeat claiming to come from {from} but sent from {source}",
+        { from: result.heartbeat.from, source },
+      );
+      return;
+    }
     this.stats.datagramsReceived++;
-    this.#apply(this.election.receive(result.heartbeat, this.clock.now()));
+    const expiredBefore = this.election.stats.heartbeatsExpired;
+    const now = this.clock.now();
+    this.#apply(this.election.receive(result.heartbeat, now));
+    if (this.election.stats.heartbeatsExpired > expiredBefore) {
+      this.#limited.log(
+        `expired:${result.heartbeat.from}`,
+        "dropped a heartbeat of {from} sent {offMs} ms from this node's clock (more than " +
+          "--max-clock-skew-ms): its clock is off, or it is a replay",
+        { from: result.heartbeat.from, offMs: result.heartbeat.sentMs - now.wallMs },
+      );
+    }
+  }
+
+  /**
+   * A lease datagram of the write fence: signed as heartbeats are, and, as they, dropped when
+   * it was not sent from the address it names (the election only echoes to the leader it
+   * follows, at that leader's address: no reflection).
+   */
+  async #onLease(bytes: Uint8Array, source: string): Promise<void> {
+    const lease = await this.#leaseCodec.decode(bytes);
+    if (this.#stopped) return;
+    if (!lease.ok) {
+      this.stats.datagramsDropped[lease.reason]++;
+      return;
+    }
+    if (!sourceMatches(lease.message.from, source)) {
+      this.stats.datagramsDropped[SOURCE_MISMATCH]++;
+      this.#limited.log(
+        SOURCE_MISMATCH,
+        "dropped a lease datagram claiming to come from {from} but sent from {source}",
+        { from: lease.message.from, source },
+      );
+      return;
+    }
+    this.stats.datagramsReceived++;
+    this.#apply(this.election.receiveLease(lease.message, this.clock.now()));
   }
 
   /** Runs `job` after every redis job queued before it: one command at a time. */
@@ -416,11 +497,11 @@ export class Hive {
       for (const warning of result.warnings) log.warn("redis: {warning}", { warning });
       if (!result.ok) {
         this.stats.enforceFailures++;
-        log.warn("redis target {kind} not reached: {reason}: {detail}", {
-          kind: target.kind,
-          reason: result.reason,
-          detail: result.detail,
-        });
+        this.#limited.log(
+          `enforce:${target.kind}:${result.reason}`,
+          "redis target {kind} not reached: {reason}: {detail}",
+          { kind: target.kind, reason: result.reason, detail: result.detail },
+        );
       }
       await this.#observeNow(false); // learn the result at once
     });
@@ -455,7 +536,9 @@ export class Hive {
           this.#onFence(a.state);
           break;
         case "event":
-          logElectionEvent(log, a.event);
+          if (a.event.kind === "peer-refused" || a.event.kind === "peer-evicted") {
+            this.#limited.log(a.event.kind, describeEvent(a.event), { ...a.event });
+          } else logElectionEvent(log, a.event);
           this.#remember(a.event);
           break;
         case "crash-handoff":
@@ -554,7 +637,7 @@ export class Hive {
         });
       }
     }
-    if (e.kind === "peer-refused") return;
+    if (e.kind === "peer-refused" || e.kind === "peer-evicted") return;
     this.#history.push({ atWallMs: now.wallMs, kind: e.kind, message: describeEvent(e) });
     if (this.#history.length > MAX_HISTORY) this.#history.shift();
   }
@@ -583,6 +666,19 @@ export class Hive {
       redisPort: this.config.redisPort,
       sentinelPort: this.config.sentinelPort,
     });
+  }
+
+  /** The runtime's counters, with the datagrams the receive worker dropped added in. */
+  #runtimeStats(): RuntimeStats {
+    const stats = structuredClone(this.stats);
+    stats.proxyAcceptErrors = this.#counted.proxyAcceptErrors;
+    stats.logLinesSuppressed = this.#limited.suppressedTotal;
+    const transport = this.udp as Partial<FilteredUdpTransport>;
+    const early: Record<string, number> = transport.prefilterDrops?.() ?? {};
+    for (const [reason, n] of Object.entries(early)) {
+      stats.datagramsDropped[reason as DatagramDropReason] += n;
+    }
+    return stats;
   }
 
   /** True while the loop turns (for `/healthz`). */
@@ -632,7 +728,7 @@ export class Hive {
       },
       discovery: { ...this.discovery.stats },
       election: snap.stats,
-      runtime: structuredClone(this.stats),
+      runtime: this.#runtimeStats(),
       history: [...this.#history],
       failovers: structuredClone(this.#failovers),
       fence: {
@@ -653,6 +749,12 @@ export class Hive {
       uptimeMs: now.monoMs - this.#startedMono,
       lastTickAgoMs: now.monoMs - this.#lastTickMono,
       process: readProcessMemory(),
+      security: {
+        authenticated: this.codec.signed,
+        warnings: [...this.securityWarnings],
+      },
+      http: this.#server === null ? null : { ...this.#server.stats },
+      limits: { ...this.#limits },
     };
   }
 
@@ -769,23 +871,24 @@ async function readRestoredState(path: string | null): Promise<PersistedState | 
   }
 }
 
-/** Opens the master proxy with the chosen engine, and logs how it runs. */
+/**
+ * Opens the master proxy with the chosen engine, its epoll workers and `maxConnections`
+ * (`--max-connections`, lowered to fit the open-file limit), and logs how it runs.
+ */
 async function openProxy(
   config: Config,
   choice: ProxyEngineChoice,
   workerCount: ProxyWorkerCount | null,
+  maxConnections: number,
+  onEvent: Parameters<typeof listenProxy>[0]["onEvent"],
 ): Promise<ProxyHandle> {
   const proxy = await listenProxy({
     engine: choice.engine,
     bind: { host: config.bind, port: config.proxyPort },
     holdMs: config.proxyHoldMs,
-    maxConnections: config.maxConnections,
+    maxConnections,
     workers: workerCount?.workers,
-    onEvent: (e) => {
-      if (e.kind === "target-change") {
-        log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
-      } else log.warn(`proxy: ${e.kind}`, { ...e });
-    },
+    onEvent,
   });
   log.info("master proxy on {bind}:{port}: {engine} engine ({reason}){threads}", {
     bind: config.bind,
@@ -837,6 +940,10 @@ async function findSelf(
     await new Promise((r) => setTimeout(r, 50));
   }
   return detectSelfAddress([...peers()]);
+}
+
+function finiteOrNull(n: number | undefined): number | null {
+  return n === undefined || !Number.isFinite(n) ? null : n;
 }
 
 function randomBootId(): string {
@@ -891,6 +998,94 @@ function logDiscovery(e: DiscoveryEvent): void {
       log.warn("DNS answered more than {maxPeers} addresses; ignored {dropped}", { ...e });
       break;
   }
+}
+
+/**
+ * Opens the election's UDP socket: injected, else the FFI receive worker that drops junk and
+ * badly signed datagrams off the main thread, else node:dgram (warned: a flood then costs memory).
+ */
+function openElectionSocket(
+  config: Config,
+  deps: HiveDeps,
+  limited: RateLimitedLog,
+  warnings: string[],
+): Promise<DatagramTransport> {
+  const bind = { host: config.bind, port: config.electionPort };
+  if (deps.udp !== undefined) return deps.udp(bind);
+  const onError = (error: Error, to: { host: string; port: number } | null) =>
+    limited.log(`udp:${to?.host ?? "socket"}`, "UDP {op} failed: {error}", {
+      op: to === null ? "socket" : `send to ${to.host}:${to.port}`,
+      error: error.message,
+    });
+  if (ffiUdpAvailable()) return listenUdpFfi(bind, { secret: config.secret, onError });
+  warnings.push(NO_FFI_UDP_WARNING);
+  log.warn(NO_FFI_UDP_WARNING);
+  return listenUdp(bind, { onError });
+}
+
+/** The controller of the local redis, over its own connection. */
+function redisControllerFor(config: Config, announceIp: string): RedisController {
+  return createRedisController({
+    host: config.redisHost,
+    port: config.redisPort,
+    socket: config.redisSocket,
+    password: config.redisPassword,
+    announceIp,
+    hangMs: config.redisHangMs,
+    onEvent: logRedisEvent,
+  });
+}
+
+/** Logs the proxy's events: re-points at info, the rest rate-limited; counts accept errors. */
+function proxyEventLog(
+  limited: RateLimitedLog,
+  counted: { proxyAcceptErrors: number },
+): Parameters<typeof listenProxy>[0]["onEvent"] {
+  return (e) => {
+    if (e.kind === "target-change") {
+      log.info("proxy re-pointed, {closedConnections} connections closed", { ...e });
+      return;
+    }
+    if (e.kind === "accept-error") counted.proxyAcceptErrors++;
+    limited.log(`proxy:${e.kind}`, `proxy: ${e.kind}`, { ...e });
+  };
+}
+
+/** The epoll engine's threads: `--proxy-workers`, else the CPUs the cgroup allows. */
+function epollWorkers(
+  config: Config,
+  engine: ProxyEngineChoice | null,
+): ProxyWorkerCount | null {
+  return engine?.engine !== "epoll" ? null : proxyWorkerCount({
+    flag: config.proxyWorkers,
+    cgroup: () => readCgroupCpuLimit(),
+    hardwareConcurrency: navigator.hardwareConcurrency,
+  });
+}
+
+/**
+ * Descriptors: raises the soft limit to the hard one, and fits the proxy's cap within it, so
+ * running out refuses connections instead of starving the election (lib/net/fd_limit.ts). A
+ * lowered cap is logged and added to `warnings`.
+ */
+function fitProxyToNofile(
+  config: Config,
+  deps: HiveDeps,
+  warnings: string[],
+): { maxConnections: number; nofile: NofileLimit | null } {
+  const nofile = (deps.nofileLimit ?? raiseNofileLimit)();
+  const fit = fitMaxConnections(config.maxConnections, nofile?.soft ?? null);
+  if (nofile?.raisedFrom != null) {
+    log.info("open-file limit raised from {from} to {to}", {
+      from: nofile.raisedFrom,
+      to: nofile.soft,
+    });
+  }
+  if (fit.lowered) {
+    warnings.push(fit.reason);
+    log.warn(fit.reason);
+  }
+  return { maxConnections: fit.maxConnections, nofile };
 }
 
 /**

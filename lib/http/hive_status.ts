@@ -12,7 +12,9 @@
  * ```
  */
 
-import type { DropReason } from "../election/codec.ts";
+import { DROP_REASONS, type DropReason } from "../election/codec.ts";
+import { SOURCE_MISMATCH } from "../net/source_address.ts";
+import type { HttpServerStats } from "./http_server.ts";
 import type { ElectionEvent, ElectionSnapshot } from "../election/election.ts";
 import type { ProxyEngine } from "../proxy/proxy_engine.ts";
 import type { FenceMode } from "../election/fence.ts";
@@ -25,14 +27,29 @@ export const MAX_HISTORY = 50;
 /** Upper bounds of the failover-duration histogram buckets. */
 export const FAILOVER_BUCKETS_MS = [100, 250, 500, 1000, 2000, 5000, 10_000] as const;
 
+/**
+ * Every reason the runtime drops a datagram before the election sees it: the decoder's
+ * ({@link DROP_REASONS}, counted by the receive worker's envelope filter and by the codec),
+ * `source-mismatch` (the UDP source is not the signed `from`, see lib/net/source_address.ts) and
+ * `overload` (the receive worker had {@link MAX_PENDING_DATAGRAMS} datagrams waiting).
+ */
+export const DATAGRAM_DROP_REASONS = [...DROP_REASONS, SOURCE_MISMATCH, "overload"] as const;
+
+/** One of {@link DATAGRAM_DROP_REASONS}. */
+export type DatagramDropReason = DropReason | typeof SOURCE_MISMATCH | "overload";
+
 /** Counters of the runtime (the election has its own). */
 export interface RuntimeStats {
   datagramsReceived: number;
-  datagramsDropped: Record<DropReason, number>;
+  datagramsDropped: Record<DatagramDropReason, number>;
   redisCommands: number;
   enforceFailures: number;
   observations: number;
   stateFileErrors: number;
+  /** Accepts of the master proxy that failed (out of file descriptors...). */
+  proxyAcceptErrors: number;
+  /** Repeated warning lines not written (lib/common/rate_limited_log.ts). */
+  logLinesSuppressed: number;
 }
 
 /** `/status`: the contract (`id`, `role`, `leader`, `peers`, `redis`) that outside checks rely on, and more. */
@@ -101,6 +118,30 @@ export interface HiveStatus {
    * made without a process (tests, the simulator).
    */
   process?: ProcessMemory;
+  /** How this node is protected; see docs/security.md. */
+  security: SecurityStatus;
+  /** The HTTP server's connections, refusals and timeouts, or null when it does not run. */
+  http: HttpServerStats | null;
+  /** The open-file limit and what the proxy may hold within it (lib/net/fd_limit.ts). */
+  limits: {
+    /** Soft `nofile` limit in force (after raising it to the hard one), null if unknown/unlimited. */
+    nofileSoft: number | null;
+    /** Hard `nofile` limit, null if unknown or unlimited. */
+    nofileHard: number | null;
+    /** The proxy's connection cap in force (`--max-connections`, lowered to fit the limit). */
+    maxConnections: number;
+  };
+}
+
+/** The node's protection, as `/status` and the status page show it. */
+export interface SecurityStatus {
+  /** Heartbeats are signed and only signed ones are accepted (a secret is set). */
+  authenticated: boolean;
+  /**
+   * Warnings an operator must see, e.g. that the node runs without a secret
+   * (`--insecure-no-secret`) or that `--max-connections` was lowered to fit the descriptor limit.
+   */
+  warnings: string[];
 }
 
 /** The fence as `/status` shows it. */

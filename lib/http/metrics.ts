@@ -132,6 +132,10 @@ export const HIVE_METRICS = {
   peers_known: ["gauge", "Peers this node tracks (peer set and peers heard)."],
   peers_live: ["gauge", "Peers heard within the failure timeout."],
   peers_refused_total: ["counter", "Peers refused because --max-peers were tracked."],
+  peers_evicted_total: [
+    "counter",
+    "Heard-only peers that gave their place to a peer listed by DNS or --peers.",
+  ],
   peer_live: ["gauge", "1 while the peer (label peer) is heard within the failure timeout."],
   peer_last_heard_seconds: ["gauge", "Seconds since the last heartbeat of the peer (label peer)."],
   peer_replication_offset_bytes: [
@@ -213,6 +217,31 @@ export const HIVE_METRICS = {
     "gauge",
     "Memory each V8 heap space of the main isolate holds (label space).",
   ],
+  http_connections_active: ["gauge", "HTTP connections open now (at most 64)."],
+  http_requests_total: ["counter", "HTTP requests answered."],
+  http_connections_refused_total: [
+    "counter",
+    "HTTP connections refused, by reason: cap (64 open), accept-error (out of descriptors...).",
+  ],
+  http_timeouts_total: [
+    "counter",
+    "HTTP connections closed for slowness, by kind: header (5 s), connection (15 s).",
+  ],
+  http_bad_requests_total: ["counter", "HTTP requests answered 400 or 431."],
+  nofile_limit: ["gauge", "The process's soft open-file limit (after raising it to the hard one)."],
+  max_connections: ["gauge", "The proxy's connection cap in force (lowered to fit nofile)."],
+  heartbeat_replies_suppressed_total: [
+    "counter",
+    "Immediate replies to a new or starting peer not sent: it had one within the interval.",
+  ],
+  proxy_accept_errors_total: [
+    "counter",
+    "Accepts of the master proxy that failed (out of file descriptors...); retried.",
+  ],
+  log_lines_suppressed_total: [
+    "counter",
+    "Repeated warning lines not written (one line per kind per 10 s, with the count).",
+  ],
 } as const satisfies Record<string, readonly [MetricType, string]>;
 
 /** A metric's short name: the key in {@link HIVE_METRICS}, without {@link METRIC_PREFIX}. */
@@ -242,6 +271,7 @@ export function hiveMetrics(status: HiveStatus): MetricFamily[] {
   proxyMetrics(status, add);
   discoveryMetrics(status, add);
   processMetrics(status, add);
+  protectionMetrics(status, add);
   return out;
 }
 
@@ -280,6 +310,7 @@ function peerMetrics(status: HiveStatus, add: AddMetric): void {
   add("peers_known", one(status.peers.length));
   add("peers_live", one(status.peers.filter((p) => p.live).length));
   add("peers_refused_total", one(status.election.peersRefused));
+  add("peers_evicted_total", one(status.election.peersEvicted));
   add("peer_live", status.peers.map((p) => ({ labels: { peer: p.address }, value: +p.live })));
   add(
     "peer_last_heard_seconds",
@@ -305,6 +336,8 @@ function peerMetrics(status: HiveStatus, add: AddMetric): void {
       value,
     })),
     { labels: { reason: "stale" }, value: status.election.heartbeatsStale },
+    { labels: { reason: "old-boot" }, value: status.election.heartbeatsOldBoot },
+    { labels: { reason: "expired" }, value: status.election.heartbeatsExpired },
     { labels: { reason: "from-self" }, value: status.election.heartbeatsFromSelf },
   ]);
 }
@@ -388,6 +421,33 @@ function processMetrics(status: HiveStatus, add: AddMetric): void {
       value: space.physicalBytes,
     })),
   );
+}
+
+/** What protects the node: the HTTP server's limits, descriptors, suppressed replies and log lines. */
+function protectionMetrics(status: HiveStatus, add: AddMetric): void {
+  const h = status.http;
+  add("http_connections_active", h === null ? [] : one(h.active));
+  add("http_requests_total", h === null ? [] : one(h.requests));
+  add(
+    "http_connections_refused_total",
+    h === null ? [] : [
+      { labels: { reason: "cap" }, value: h.refusedCap },
+      { labels: { reason: "accept-error" }, value: h.acceptErrors },
+    ],
+  );
+  add(
+    "http_timeouts_total",
+    h === null ? [] : [
+      { labels: { kind: "header" }, value: h.headerTimeouts },
+      { labels: { kind: "connection" }, value: h.connectionTimeouts },
+    ],
+  );
+  add("http_bad_requests_total", h === null ? [] : one(h.badRequests));
+  add("nofile_limit", status.limits.nofileSoft === null ? [] : one(status.limits.nofileSoft));
+  add("max_connections", one(status.limits.maxConnections));
+  add("heartbeat_replies_suppressed_total", one(status.election.repliesSuppressed));
+  add("proxy_accept_errors_total", one(status.runtime.proxyAcceptErrors));
+  add("log_lines_suppressed_total", one(status.runtime.logLinesSuppressed));
 }
 
 function failoverSamples(h: HiveStatus["failovers"]): MetricSample[] {

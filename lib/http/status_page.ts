@@ -61,6 +61,8 @@ header h1 small { color:var(--dim); font-weight:400; }
 #banner { display:none; padding:8px 22px; background:#3d1518; color:#ffb3ad;
   border-bottom:1px solid var(--bad); }
 body.stale #banner { display:block; }
+#security { display:none; padding:8px 22px; background:#3d2a08; color:#ffd58a; }
+#security.on { display:block; }
 body.stale main { opacity:.55; }
 main { padding:18px 22px; display:grid; gap:18px; grid-template-columns: repeat(4, minmax(0,1fr)); }
 section { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
@@ -213,6 +215,9 @@ function sum(o) { var t = 0; for (var k in o) t += o[k]; return t; }
 
 function render(s, ready) {
   document.title = s.id + " " + s.role + " · redis-hive";
+  var warnings = (s.security && s.security.warnings) || [];
+  setText("security", warnings.length === 0 ? "" : "Security: " + warnings.join(" · "),
+    warnings.length === 0 ? "" : "on");
   setText("self", s.id);
   var role = $("role"); role.textContent = ""; role.appendChild(roleBadge(s.role));
   setText("ready", ready.text, ready.ok ? "ok" : "bad");
@@ -231,7 +236,7 @@ function render(s, ready) {
   setText("leader-changes", String(s.election.leaderChanges));
   setText("hb-sent", String(s.election.heartbeatsSent));
   setText("hb-recv", String(s.election.heartbeatsReceived));
-  setText("hb-drop", String(sum(s.runtime.datagramsDropped) + s.election.heartbeatsStale + s.election.heartbeatsFromSelf));
+  setText("hb-drop", String(sum(s.runtime.datagramsDropped) + s.election.heartbeatsStale + s.election.heartbeatsOldBoot + s.election.heartbeatsExpired + s.election.heartbeatsFromSelf));
   setText("redis-cmds", String(s.runtime.redisCommands));
   setText("uptime", secs(s.uptimeMs));
   var p = s.proxy, ps = p.stats || {};
@@ -296,6 +301,7 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <span id="updated"></span>
 </header>
 <div id="banner"></div>
+<div id="security" role="alert"></div>
 <main>
   <section>
     <h2>Leader</h2>

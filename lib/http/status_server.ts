@@ -1,5 +1,6 @@
 /**
- * The hive's HTTP surface on `--bind`:`--http-port` (`Deno.serve`):
+ * The hive's HTTP surface on `--bind`:`--http-port` (lib/http/http_server.ts: a connection cap,
+ * header and connection timeouts, and an accept loop that survives running out of descriptors):
  *
  * - `GET /healthz`: 200 while the loop turns, else 503 (`loop stalled`).
  * - `GET /readyz`: 200 when {@link readiness} says ready, else 503; the body is the one-line
@@ -22,6 +23,7 @@
  */
 
 import type { HiveStatus } from "./hive_status.ts";
+import { type HttpServerStats, startHttpServer } from "./http_server.ts";
 import { METRICS_CONTENT_TYPE, metricsText } from "./metrics.ts";
 import { readiness } from "./readiness.ts";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./status_page.ts";
@@ -38,6 +40,8 @@ export interface StatusSource {
 export interface StatusServer {
   /** The bound address (useful with port 0). */
   readonly address: { host: string; port: number };
+  /** Connections, refusals and timeouts (see {@link HttpServerStats}). */
+  readonly stats: HttpServerStats;
   /** Stops listening and closes open connections. */
   close(): Promise<void>;
 }
@@ -47,6 +51,8 @@ export interface StatusServerOptions {
   host: string;
   port: number;
   hive: StatusSource;
+  /** Called for each failed accept (out of file descriptors...): the server waits and retries. */
+  onAcceptError?: (error: Error) => void;
 }
 
 const NO_STORE = { "cache-control": "no-store" };
@@ -114,21 +120,18 @@ export function handleStatusRequest(req: Request, hive: StatusSource): Response 
  * ```
  */
 export function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
-  return new Promise((resolve, reject) => {
-    try {
-      const server = Deno.serve({
-        hostname: options.host,
-        port: options.port,
-        onListen: (addr) => {
-          resolve({
-            address: { host: addr.hostname, port: addr.port },
-            close: () => server.shutdown(),
-          });
-        },
-        onError: (e) => text(`internal error: ${e instanceof Error ? e.message : e}`, 500),
-      }, (req) => handleStatusRequest(req, options.hive));
-    } catch (e) {
-      reject(e);
-    }
-  });
+  try {
+    const server = startHttpServer({
+      host: options.host,
+      port: options.port,
+      onAcceptError: options.onAcceptError,
+    }, (req) => handleStatusRequest(req, options.hive));
+    return Promise.resolve({
+      address: server.address,
+      stats: server.stats,
+      close: () => server.close(),
+    });
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }

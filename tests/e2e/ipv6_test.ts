@@ -7,6 +7,7 @@
  * tests/net/resolver_test.ts with AAAA records).
  */
 
+import { randomSecret } from "../../testing/secret.ts";
 import { sleep } from "../../testing/wait.ts";
 import assert from "node:assert/strict";
 import { startRedis } from "../../testing/redis_server.ts";
@@ -44,6 +45,7 @@ Deno.test("IPv6: one hive on [::1] elects itself, promotes its redis and proxies
       "--state-file",
       `${dir}/state.json`,
     ],
+    env: { HIVE_SECRET: randomSecret() },
     stdout: "piped",
     stderr: "piped",
   }).spawn();

@@ -31,6 +31,7 @@ const IPV4_LEADER: Heartbeat = {
   redisPort: 6379,
   bootId: "4f2a9c0d1e7b3a55",
   seq: 42,
+  sentMs: 1_700_000_000_000,
   role: "leader",
   leader: "127.0.0.11",
   electionStartMs: null,
@@ -56,6 +57,7 @@ const IPV6_CANDIDATE: Heartbeat = {
   redisPort: 6380,
   bootId: "00ff",
   seq: 0,
+  sentMs: 0,
   role: "candidate",
   leader: null,
   electionStartMs: 1_700_000_000_000,
@@ -91,6 +93,7 @@ const LARGEST: Heartbeat = {
   redisPort: 65535,
   bootId: "f".repeat(MAX_BOOT_ID_CHARS),
   seq: Number.MAX_SAFE_INTEGER,
+  sentMs: Number.MAX_SAFE_INTEGER,
   role: "candidate",
   leader: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255%" + "y".repeat(MAX_ADDRESS_CHARS - 46),
   electionStartMs: Number.MAX_SAFE_INTEGER,
@@ -178,7 +181,7 @@ Deno.test("the largest valid heartbeat fits in MAX_DATAGRAM_BYTES, so encode nev
   // address zone ids can only hold [0-9a-zA-Z.:-], which JSON never escapes.
   const bytes = await signedCodec.encode(LARGEST);
   assert.ok(bytes.length <= MAX_DATAGRAM_BYTES, `largest datagram is ${bytes.length} bytes`);
-  assert.equal(bytes.length, 1010, "the worst case documented in codec.ts changed");
+  assert.equal(bytes.length, 1036, "the worst case documented in codec.ts changed");
 });
 
 Deno.test("encode throws on an invalid heartbeat, naming the field", async () => {
@@ -227,7 +230,13 @@ Deno.test("each drop reason is provoked by a crafted datagram", async () => {
   );
   await check(openCodec, await craft(validJson, { version: 0 }), "wrong-version");
   // The version byte is checked before the signature: a future format may sign differently.
-  await check(signedCodec, await craft(validJson, { version: 2, flags: 0 }), "wrong-version");
+  await check(
+    signedCodec,
+    await craft(validJson, { version: HEARTBEAT_VERSION + 1, flags: 0 }),
+    "wrong-version",
+  );
+  // Version 1 (before sentMs) is dropped as wrong-version, not parsed.
+  await check(openCodec, await craft(validJson, { version: 1 }), "wrong-version");
 
   await check(openCodec, await craft(validJson, { flags: 0x02 }), "unknown-flags");
   await check(openCodec, await craft(validJson, { flags: 0x80 | FLAG_SIGNED }), "unknown-flags");
@@ -276,7 +285,8 @@ Deno.test("decode reads a view at any offset of a larger buffer", async () => {
 Deno.test("invalid fields are rejected one by one", async () => {
   const r = IPV4_LEADER.redis;
   const bad: Record<string, unknown>[] = [
-    { version: 2 },
+    { version: 1 },
+    { version: 3 },
     { version: "1" },
     { from: "127.0.0.256" },
     { from: "" },
@@ -295,6 +305,9 @@ Deno.test("invalid fields are rejected one by one", async () => {
     { seq: Number.MAX_SAFE_INTEGER + 1 },
     { seq: 1.5 },
     { seq: "1" },
+    { sentMs: -1 },
+    { sentMs: 1.5 },
+    { sentMs: null },
     { role: "king" },
     { role: null },
     { leader: "leader" },
@@ -360,6 +373,7 @@ const heartbeatArb: fc.Arbitrary<Heartbeat> = fc.record({
   redisPort: port,
   bootId: fc.stringMatching(/^[0-9a-f]{1,64}$/),
   seq: count,
+  sentMs: count,
   role: fc.constantFrom(...ROLES),
   leader: fc.option(address, { nil: null }),
   electionStartMs: fc.option(count, { nil: null }),

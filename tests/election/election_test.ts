@@ -8,7 +8,7 @@ import {
   compareCandidates,
   compareLeaders,
   compareLineage,
-  Election,
+  Election as RealElection,
   type ElectionAction,
   type ElectionOptions,
 } from "../../lib/election/election.ts";
@@ -20,6 +20,16 @@ import {
 } from "../../lib/election/heartbeat.ts";
 import { REDIS_DOWN, type RedisObservation } from "../../lib/redis/redis_state.ts";
 import type { Instant } from "../../lib/common/clock.ts";
+
+/** `sentMs` of the hand-made heartbeats: stamped with the receive time (a fresh heartbeat). */
+const SENT_ON_RECEIVE = -1;
+
+/** The election, with hand-made heartbeats stamped fresh when they arrive. */
+class Election extends RealElection {
+  override receive(hb: Heartbeat, now: Instant): ElectionAction[] {
+    return super.receive(hb.sentMs === SENT_ON_RECEIVE ? { ...hb, sentMs: now.wallMs } : hb, now);
+  }
+}
 
 const SELF = "10.0.0.5";
 const WALL0 = 1_700_000_000_000;
@@ -75,6 +85,7 @@ function leaderHb(from: string, seq: number, extra: Partial<Heartbeat> = {}): He
     redisPort: 6379,
     bootId: `boot-${from}`,
     seq,
+    sentMs: SENT_ON_RECEIVE,
     role: "leader",
     leader: from,
     electionStartMs: null,
@@ -326,7 +337,8 @@ Deno.test("stale, duplicate and previous-boot heartbeats are dropped and counted
   assert.equal(e.stats.heartbeatsStale, 2);
   e.receive(leaderHb("10.0.0.1", 1, { bootId: "new-boot" }), at(13));
   e.receive(leaderHb("10.0.0.1", 6), at(14)); // the old boot again
-  assert.equal(e.stats.heartbeatsStale, 3);
+  assert.equal(e.stats.heartbeatsStale, 2);
+  assert.equal(e.stats.heartbeatsOldBoot, 1);
   e.receive(leaderHb(SELF, 1), at(15));
   assert.equal(e.stats.heartbeatsFromSelf, 1);
 });

@@ -16,6 +16,7 @@ import {
   quorumNeeded,
 } from "../../lib/election/fence.ts";
 import { createLeaseCodec, isLeaseDatagram, type LeaseMessage } from "../../lib/election/lease.ts";
+import { createEnvelopeFilter } from "../../lib/election/envelope_filter.ts";
 import { Election, type ElectionAction } from "../../lib/election/election.ts";
 import type { Heartbeat } from "../../lib/election/heartbeat.ts";
 import type { RedisObservation } from "../../lib/redis/redis_state.ts";
@@ -164,6 +165,35 @@ Deno.test("lease codec: round trip, signed like heartbeats; forged, unsigned and
     reason: "bad-magic",
   });
   assert.deepEqual(await open.decode(new Uint8Array(600)), { ok: false, reason: "oversized" });
+});
+
+Deno.test("envelope filter (the FFI receive worker's): lets signed leases through, drops forged ones", async () => {
+  // The election socket's worker drops what fails createEnvelopeFilter before the runtime sees
+  // it; a lease must pass it exactly when the lease codec would accept its envelope.
+  const filter = createEnvelopeFilter("s3cret");
+  const open = createEnvelopeFilter(null);
+  const probe: LeaseMessage = {
+    kind: "probe",
+    from: "127.0.14.1",
+    bootId: "ab12",
+    seq: 7,
+    sentMono: 123.5,
+    fenced: false,
+  };
+  const bytes = await (await createLeaseCodec("s3cret")).encode(probe);
+  assert.equal(filter(bytes), null);
+  assert.equal(createEnvelopeFilter("other")(bytes), "bad-signature");
+  assert.equal(open(bytes), "unexpected-signature");
+  assert.equal(filter(await (await createLeaseCodec(null)).encode(probe)), "unsigned");
+  const tampered = bytes.slice();
+  tampered[10] = tampered[10]! ^ 1;
+  assert.equal(filter(tampered), "bad-signature");
+  const wrongVersion = bytes.slice();
+  wrongVersion[4] = 9;
+  assert.equal(filter(wrongVersion), "wrong-version");
+  const big = new Uint8Array(600);
+  big.set([0x52, 0x48, 0x4c, 0x53, 1, 1]);
+  assert.equal(filter(big), "oversized");
 });
 
 // ---- a hand-driven network of real Election state machines --------------------------------

@@ -15,8 +15,19 @@ function noFiles(path: string): string {
   throw new Error(`test reads no file, asked for ${path}`);
 }
 
+/** The secret the helpers add when a test gives none (the hive refuses to start without one). */
+const TEST_SECRET = "test-secret";
+
+/** `env` plus HIVE_SECRET, unless the test chose a secret or insecure mode itself. */
+function withSecret(args: string[], env: Record<string, string>): Record<string, string> {
+  const chose = "HIVE_SECRET" in env || "HIVE_INSECURE_NO_SECRET" in env ||
+    args.includes("--secret-file") || args.includes("--insecure-no-secret") ||
+    args.includes("--help");
+  return chose ? env : { ...env, HIVE_SECRET: TEST_SECRET };
+}
+
 function parse(args: string[], env: Record<string, string> = {}, tty = false): Config {
-  return parseConfig(args, env, Deno.readTextFileSync, tty);
+  return parseConfig(args, withSecret(args, env), Deno.readTextFileSync, tty);
 }
 
 /** Asserts that parsing fails with a ConfigError naming `flag` (and `envVar`), and returns it. */
@@ -28,7 +39,7 @@ function rejects(
 ): ConfigError {
   let caught: unknown;
   try {
-    parseConfig(args, env, Deno.readTextFileSync);
+    parseConfig(args, withSecret(args, env), Deno.readTextFileSync);
   } catch (error) {
     caught = error;
   }
@@ -74,13 +85,15 @@ Deno.test("config: defaults apply when neither flag nor environment sets a value
       failureMs: 1000,
       redisHangMs: 5000,
       dnsRefreshMs: 2000,
+      maxClockSkewMs: 15000,
       proxyHoldMs: 3000,
       maxConnections: 10000,
       proxyEngine: "auto",
       proxyWorkers: null,
       maxPeers: 64,
       fence: "auto",
-      secret: null,
+      secret: TEST_SECRET,
+      insecureNoSecret: false,
       redisPassword: null,
       stateFile: null,
       sentinelPort: 26379,
@@ -151,6 +164,16 @@ const PRECEDENCE: [string, string, keyof Config, string, string, unknown, unknow
   ["failure-ms", "HIVE_FAILURE_MS", "failureMs", "2000", "3000", 2000, 3000, 1000],
   ["redis-hang-ms", "HIVE_REDIS_HANG_MS", "redisHangMs", "800", "9000", 800, 9000, 5000],
   ["dns-refresh-ms", "HIVE_DNS_REFRESH_MS", "dnsRefreshMs", "500", "600", 500, 600, 2000],
+  [
+    "max-clock-skew-ms",
+    "HIVE_MAX_CLOCK_SKEW_MS",
+    "maxClockSkewMs",
+    "1000",
+    "2000",
+    1000,
+    2000,
+    15000,
+  ],
   ["proxy-hold-ms", "HIVE_PROXY_HOLD_MS", "proxyHoldMs", "10", "20", 10, 20, 3000],
   ["max-connections", "HIVE_MAX_CONNECTIONS", "maxConnections", "5", "6", 5, 6, 10000],
   ["proxy-engine", "HIVE_PROXY_ENGINE", "proxyEngine", "deno", "epoll", "deno", "epoll", "auto"],
@@ -233,6 +256,7 @@ const BAD_VALUES: [string, string, string, string][] = [
   ["redis-hang-ms", "HIVE_REDIS_HANG_MS", "499", "milliseconds, an integer 500..600000"],
   ["redis-hang-ms", "HIVE_REDIS_HANG_MS", "600001", "milliseconds, an integer 500..600000"],
   ["dns-refresh-ms", "HIVE_DNS_REFRESH_MS", "3600001", "milliseconds"],
+  ["max-clock-skew-ms", "HIVE_MAX_CLOCK_SKEW_MS", "0", "milliseconds"],
   ["proxy-hold-ms", "HIVE_PROXY_HOLD_MS", " 100", "milliseconds"],
   ["max-connections", "HIVE_MAX_CONNECTIONS", "0", "integer 1.."],
   ["proxy-engine", "HIVE_PROXY_ENGINE", "uring", "auto, epoll, deno"],
@@ -447,12 +471,14 @@ const DOCUMENTED_FLAGS: [string, string | null, string | null][] = [
   ["--failure-ms", "HIVE_FAILURE_MS", "1000"],
   ["--redis-hang-ms", "HIVE_REDIS_HANG_MS", "5000"],
   ["--dns-refresh-ms", "HIVE_DNS_REFRESH_MS", "2000"],
+  ["--max-clock-skew-ms", "HIVE_MAX_CLOCK_SKEW_MS", "15000"],
   ["--proxy-hold-ms", "HIVE_PROXY_HOLD_MS", "3000"],
   ["--max-connections", "HIVE_MAX_CONNECTIONS", "10000"],
   ["--proxy-engine", "HIVE_PROXY_ENGINE", "auto"],
   ["--proxy-workers", "HIVE_PROXY_WORKERS", "one per CPU the container may use"],
   ["--max-peers", "HIVE_MAX_PEERS", "64"],
   ["--secret-file", "HIVE_SECRET", null],
+  ["--insecure-no-secret", "HIVE_INSECURE_NO_SECRET", "off"],
   ["--redis-password-file", "REDIS_PASSWORD", null],
   ["--sentinel-port", "HIVE_SENTINEL_PORT", "26379"],
   ["--master-name", "HIVE_MASTER_NAME", "mymaster"],
@@ -477,7 +503,10 @@ Deno.test("config: --help text lists every flag with its environment variable an
     if (envVar !== null) assert.ok(text.includes(`env ${envVar}`), `${flag}: ${text}`);
     if (fallback !== null) assert.ok(text.includes(`default ${fallback}`), `${flag}: ${text}`);
     // Every flag in the help is one the parser knows (it wants a value, it is not unknown).
-    if (flag !== "--help" && flag !== "--peers" && flag !== "--service") {
+    if (
+      flag !== "--help" && flag !== "--peers" && flag !== "--service" &&
+      flag !== "--insecure-no-secret"
+    ) {
       const caught = (() => {
         try {
           parseConfig(["--peers", "10.0.0.1", flag], {}, noFiles);
@@ -536,7 +565,16 @@ Deno.test("main.ts: --proxy-engine epoll without --allow-ffi exits with status 2
     new Deno.Command(Deno.execPath(), {
       // No --allow-net either: a hive that went on to start would fail with another message
       // and status 1.
-      args: ["run", "--allow-env", "--allow-read", "main.ts", "--peers", "127.0.0.1", ...args],
+      args: [
+        "run",
+        "--allow-env",
+        "--allow-read",
+        "main.ts",
+        "--peers",
+        "127.0.0.1",
+        "--insecure-no-secret",
+        ...args,
+      ],
       cwd: root,
       env: { ...env, ...extraEnv },
       clearEnv: true,
@@ -569,4 +607,71 @@ Deno.test("config: --state-file / HIVE_STATE_FILE names the hive's state file", 
       .stateFile,
     "/tmp/s.json",
   );
+});
+
+Deno.test("config: secure by default: no secret is refused unless --insecure-no-secret says so", () => {
+  const none = (() => {
+    try {
+      parseConfig(["--peers", "10.0.0.1"], {}, noFiles);
+    } catch (error) {
+      return error;
+    }
+    return null;
+  })();
+  assert.ok(none instanceof ConfigError, "a hive without a secret must not start");
+  assert.equal(none.flag, "--secret-file");
+  assert.match(none.message, /--insecure-no-secret/);
+  assert.match(none.message, /take over/);
+
+  const flag = parseConfig(["--peers", "10.0.0.1", "--insecure-no-secret"], {}, noFiles);
+  assert.equal(flag.secret, null);
+  assert.equal(flag.insecureNoSecret, true);
+  for (const yes of ["1", "true", "YES"]) {
+    const c = parseConfig(["--peers", "10.0.0.1"], { HIVE_INSECURE_NO_SECRET: yes }, noFiles);
+    assert.equal(c.insecureNoSecret, true, yes);
+  }
+  rejects(["--peers", "10.0.0.1"], { HIVE_INSECURE_NO_SECRET: "0" }, "--secret-file", null);
+  rejects(
+    ["--peers", "10.0.0.1"],
+    { HIVE_INSECURE_NO_SECRET: "maybe" },
+    "--insecure-no-secret",
+    "HIVE_INSECURE_NO_SECRET",
+  );
+  // Contradictions are refused: a secret and the insecure flag; a redis password without a secret
+  // (it would be sent to whoever claims to lead).
+  rejects(
+    ["--peers", "10.0.0.1", "--insecure-no-secret"],
+    { HIVE_SECRET: "s" },
+    "--insecure-no-secret",
+    null,
+  );
+  const password = rejects(
+    ["--peers", "10.0.0.1", "--insecure-no-secret"],
+    { REDIS_PASSWORD: "pw" },
+    "--insecure-no-secret",
+    null,
+  );
+  assert.match(password.message, /password/);
+  assert.equal(parse(["--peers", "10.0.0.1"]).insecureNoSecret, false);
+});
+
+Deno.test("main.ts: without a secret the hive exits with status 2 naming --secret-file", async () => {
+  const root = new URL("../..", import.meta.url);
+  const env: Record<string, string> = {};
+  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-env", "--allow-read", "main.ts", "--peers", "127.0.0.1"],
+    cwd: root,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, exitCodeForConfigError, stderr);
+  assert.match(stderr, /^redis-hive: --secret-file: .*--insecure-no-secret/m);
 });

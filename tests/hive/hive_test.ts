@@ -36,7 +36,7 @@ Deno.test("three hives on in-memory parts: elect, replicate, fail over, hand ove
           "--redis-host",
           address,
         ],
-        {},
+        { HIVE_SECRET: "hive-test-secret" },
         () => "",
       );
       hives.push(

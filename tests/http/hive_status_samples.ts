@@ -10,8 +10,11 @@
  * ```
  */
 
-import { DROP_REASONS, type DropReason } from "../../lib/election/codec.ts";
-import type { HiveStatus } from "../../lib/http/hive_status.ts";
+import {
+  DATAGRAM_DROP_REASONS,
+  type DatagramDropReason,
+  type HiveStatus,
+} from "../../lib/http/hive_status.ts";
 import type { Lineage, RedisReport } from "../../lib/election/heartbeat.ts";
 import type { RedisObservation } from "../../lib/redis/redis_state.ts";
 
@@ -58,8 +61,11 @@ function observation(extra: Partial<RedisObservation>): RedisObservation {
   };
 }
 
-function zeroDrops(): Record<DropReason, number> {
-  return Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+function zeroDrops(): Record<DatagramDropReason, number> {
+  return Object.fromEntries(DATAGRAM_DROP_REASONS.map((r) => [r, 0])) as Record<
+    DatagramDropReason,
+    number
+  >;
 }
 
 function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "redis"> {
@@ -107,9 +113,13 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
     election: {
       heartbeatsReceived: 900,
       heartbeatsStale: 3,
+      heartbeatsOldBoot: 0,
+      heartbeatsExpired: 0,
       heartbeatsFromSelf: 0,
       heartbeatsSent: 1000,
       peersRefused: 0,
+      peersEvicted: 0,
+      repliesSuppressed: 0,
       elections: 2,
       leaderChanges: 3,
       fences: 0,
@@ -125,6 +135,8 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
       enforceFailures: 0,
       observations: 600,
       stateFileErrors: 0,
+      proxyAcceptErrors: 0,
+      logLinesSuppressed: 0,
     },
     history: [
       { atWallMs: 1_700_000_090_000, kind: "election-started", message: "election started: x" },
@@ -157,6 +169,9 @@ function common(id: string): Omit<HiveStatus, "role" | "leader" | "peers" | "red
       actuator: { holds: 0, refusals: 0, lifts: 0, failures: 0 },
       lastError: null,
     },
+    security: { authenticated: true, warnings: [] },
+    http: null,
+    limits: { nofileSoft: 1_048_576, nofileHard: 1_048_576, maxConnections: 10_000 },
   };
 }
 

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import type { ElectionSnapshot, PeerView } from "../../lib/election/election.ts";
-import type { RedisReport } from "../../lib/election/heartbeat.ts";
+import { HEARTBEAT_VERSION, type RedisReport } from "../../lib/election/heartbeat.ts";
 import { NOT_LEADING } from "../../lib/election/fence.ts";
 import { sentinelViewOf } from "../../lib/sentinel/sentinel_view.ts";
 
@@ -34,12 +34,13 @@ function peer(address: string, report: RedisReport, live = true, redisPort = 637
     lastHeardAgoMs: 10,
     live,
     last: {
-      version: 1,
+      version: HEARTBEAT_VERSION,
       from: address,
       electionPort: 7379,
       redisPort,
       bootId: "b",
       seq: 1,
+      sentMs: 0,
       role: report.role === "master" ? "leader" : "follower",
       leader: null,
       electionStartMs: null,
@@ -67,9 +68,13 @@ function snapshot(s: Partial<ElectionSnapshot>): ElectionSnapshot {
     stats: {
       heartbeatsReceived: 0,
       heartbeatsStale: 0,
+      heartbeatsOldBoot: 0,
+      heartbeatsExpired: 0,
       heartbeatsFromSelf: 0,
       heartbeatsSent: 0,
+      repliesSuppressed: 0,
       peersRefused: 0,
+      peersEvicted: 0,
       elections: 0,
       leaderChanges: 0,
       fences: 0,

@@ -41,6 +41,10 @@ export const BENCHMARKS: Record<string, { about: string; load: () => Promise<Ben
     about: "write pause and acked writes lost across rolling restarts (graceful handoff)",
     load: () => import("./rolling.ts"),
   },
+  flood: {
+    about: "leader RSS, role and heartbeats under 10 000 junk/badly signed datagrams/s",
+    load: () => import("./flood.ts"),
+  },
 };
 
 function usage(): string {

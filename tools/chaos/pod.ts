@@ -16,6 +16,7 @@
  * ```
  */
 
+import { sharedSecretFile } from "../../testing/secret.ts";
 import { productionDenoFlags } from "../../testing/local_cluster.ts";
 import { POD_PORTS, SERVICE_NAME } from "./agent_protocol.ts";
 import { createPodNetwork, type PodNetwork, removeNamespace } from "./network.ts";
@@ -51,6 +52,8 @@ export class Pod {
     readonly net: PodNetwork,
     readonly dir: string,
     readonly denoFlags: readonly string[],
+    /** The heartbeat secret file every pod of the session shares (`--secret-file`). */
+    readonly secretFile: string,
   ) {}
 
   /** Creates pod number `n`'s network and scratch directory under `sessionDir`. */
@@ -59,7 +62,7 @@ export class Pod {
     const dir = `${sessionDir}/pod${n}`;
     await Deno.mkdir(`${dir}/redis`, { recursive: true });
     const net = await createPodNetwork(n);
-    return new Pod(net, dir, denoFlags);
+    return new Pod(net, dir, denoFlags, await sharedSecretFile(sessionDir));
   }
 
   /** The pod's address (POD_IP). */
@@ -132,6 +135,8 @@ export class Pod {
       "127.0.0.1",
       "--redis-socket",
       this.redisSocket,
+      "--secret-file",
+      this.secretFile,
     ];
   }
 
