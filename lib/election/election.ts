@@ -1047,6 +1047,12 @@ export class Election {
     }
     const lost = this.#whyLeaderLost(now, out);
     if (lost === null) return;
+    if (this.#crashHandoff !== null) {
+      // The chosen successor is lost before it led: the crash handoff is over (no leadership
+      // may start while one runs).
+      this.#crashHandoff = null;
+      this.#handoffTo = null;
+    }
     const best = this.#bestLeader(live.filter((h) => h.from !== this.#leader));
     if (best !== null) this.#follow(best, lost, out);
     else this.#leaderless(now, lost, out);

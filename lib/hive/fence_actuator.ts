@@ -59,6 +59,12 @@ export const FENCE_COMMAND_TIMEOUT_MS = 1000;
 export type FenceWanted =
   | { kind: "idle" }
   | { kind: "fenced" }
+  /**
+   * Refuse writes without pausing: for a redis that stops leading and becomes a replica (a
+   * write pause would also pause its replication stream: redis 7.0 pauses a replica's master
+   * link under `CLIENT PAUSE WRITE`).
+   */
+  | { kind: "refuse" }
   | { kind: "open"; backstopReplicas: number };
 
 /** The commands the actuator needs; {@link createFenceCommands} sends them to a real redis. */
@@ -167,6 +173,16 @@ export class FenceActuator {
       if (w.kind === "idle") {
         this.#clearHold();
         this.#applied = this.#applied === "unknown" ? "unknown" : "idle";
+      } else if (w.kind === "refuse") {
+        this.#clearHold();
+        if (this.#applied !== "refusing") {
+          await this.commands.minReplicasThenUnpause(
+            FENCE_REFUSE_MIN_REPLICAS,
+            FENCE_BACKSTOP_MAX_LAG_S,
+          );
+          this.#applied = "refusing";
+          this.#appliedBackstop = null;
+        }
       } else if (w.kind === "fenced") {
         if (this.#applied !== "held" && this.#applied !== "refusing") {
           await this.commands.pause(FENCE_PAUSE_MS);

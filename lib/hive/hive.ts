@@ -561,10 +561,11 @@ export class Hive {
       wanted = state.fenced
         ? { kind: "fenced" }
         : { kind: "open", backstopReplicas: state.armed ? state.needed - 1 : 0 };
-    } else if (this.fenceActuator.applied === "open") {
+    } else if (this.fenceActuator.applied === "open" || this.fenceActuator.applied === "held") {
       // It stopped leading: no write until its redis is a replica (a few ms later), while a
-      // successor may already count the echoes this node's group sent it.
-      wanted = { kind: "fenced" };
+      // successor may already count the echoes this node's group sent it. Refused, not paused:
+      // a pause would also hold the replication stream of the replica it becomes.
+      wanted = { kind: "refuse" };
     }
     this.fenceActuator.want(wanted);
   }
