@@ -1,7 +1,7 @@
 /**
  * Real sentinel-aware clients writing keys in a loop, for the end-to-end tests and the
  * benchmark of the hive's Sentinel endpoint: ioredis in sentinel mode (`sentinels`, `name`,
- * with its `failoverDetector` on `+switch-master`), node-redis `createSentinel`, redis-py
+ * with ioredis's default `failoverDetector: false`: see docs/sentinel.md), node-redis `createSentinel`, redis-py
  * `Sentinel` (Debian's python3-redis, run by /usr/bin/python3 with testing/sentinel_writer.py),
  * and `redis-cli` (asks `SENTINEL get-master-addr-by-name` with redis-cli, then writes to that
  * address with redis-cli, and asks again after a failed write).
@@ -134,7 +134,10 @@ async function ioredisWriter(opts: SentinelWriterOptions): Promise<SentinelWrite
     sentinels: opts.sentinels.map((s) => ({ host: s.host, port: s.port })),
     name: opts.masterName,
     sentinelPassword: opts.sentinelPassword,
-    failoverDetector: true,
+    // ioredis's default. With `failoverDetector: true` a `+switch-master` that reaches one of
+    // its subscribers while it resolves the master on another sentinel ends the client for good
+    // (status `end`); docs/sentinel.md says so.
+    failoverDetector: false,
     connectTimeout: CLIENT_TIMEOUT_MS,
     commandTimeout: CLIENT_TIMEOUT_MS,
     sentinelCommandTimeout: CLIENT_TIMEOUT_MS,

@@ -98,6 +98,22 @@ export const SENTINEL_LIMITS: Readonly<SentinelLimits> = {
  */
 export const SENTINEL_EVENT_DELAY_MS = 100;
 
+/**
+ * A due event is held further while a query connection is open: a connection with no
+ * subscription opened at most {@link SENTINEL_QUERY_CONNECTION_MS} ago (ioredis resolves the
+ * master on a fresh connection and closes it at once). ioredis's `failoverDetector` ends the
+ * client for good when `+switch-master` reaches its old subscriber while such a resolve is in
+ * flight (the client's `connect` sees itself disconnected and sets status `end`); with the
+ * crash handoff a master moves within tens of ms, so a client that started resolving just
+ * before the event would otherwise hit that race. Bounded: an event waits at most
+ * {@link SENTINEL_EVENT_MAX_HOLD_MS} past its due time, whatever connections are open.
+ */
+export const SENTINEL_QUERY_CONNECTION_MS = 2000;
+/** Longest extra hold of a due event for open query connections (see above). */
+export const SENTINEL_EVENT_MAX_HOLD_MS = 1000;
+/** How often a held event checks again whether the query connections have closed. */
+const EVENT_HOLD_RECHECK_MS = 5;
+
 /** Bytes read from a socket at once. */
 const READ_CHUNK_BYTES = 16 * 1024;
 
@@ -163,6 +179,8 @@ interface Client {
   pendingBytes: number;
   writes: Promise<void>;
   closed: boolean;
+  /** `performance.now()` when the connection was accepted. */
+  openedMs: number;
 }
 
 /** A running endpoint. */
@@ -264,14 +282,33 @@ export class SentinelServer {
     if (this.#eventTimer !== null || this.#closed) return;
     const first = this.#pendingEvents[0];
     if (first === undefined) return;
+    const now = performance.now();
+    const held = first.dueMs <= now && this.#queryConnectionOpen(now) &&
+      now < first.dueMs + SENTINEL_EVENT_MAX_HOLD_MS;
+    const delayMs = held ? EVENT_HOLD_RECHECK_MS : Math.max(0, first.dueMs - now);
     this.#eventTimer = setTimeout(() => {
       this.#eventTimer = null;
       const now = performance.now();
-      while (this.#pendingEvents.length > 0 && this.#pendingEvents[0]!.dueMs <= now) {
-        this.#publish(this.#pendingEvents.shift()!.event);
+      const next = this.#pendingEvents[0];
+      const mayPublish = next !== undefined && next.dueMs <= now &&
+        (!this.#queryConnectionOpen(now) || now >= next.dueMs + SENTINEL_EVENT_MAX_HOLD_MS);
+      if (mayPublish) {
+        while (this.#pendingEvents.length > 0 && this.#pendingEvents[0]!.dueMs <= now) {
+          this.#publish(this.#pendingEvents.shift()!.event);
+        }
       }
       this.#schedulePublish();
-    }, Math.max(0, first.dueMs - performance.now()));
+    }, delayMs);
+  }
+
+  /** True while a fresh connection without subscriptions is open (see {@link SENTINEL_QUERY_CONNECTION_MS}). */
+  #queryConnectionOpen(now: number): boolean {
+    for (const c of this.#clients) {
+      const s = c.session;
+      if (c.closed || s.channels.size + s.patterns.size > 0) continue;
+      if (now - c.openedMs <= SENTINEL_QUERY_CONNECTION_MS) return true;
+    }
+    return false;
   }
 
   /** Resolves when a master is announced, or after `ms`, or when the server closes. */
@@ -365,6 +402,7 @@ export class SentinelServer {
       pendingBytes: 0,
       writes: Promise.resolve(),
       closed: false,
+      openedMs: performance.now(),
     };
     this.#clients.add(client);
     const parser = new RequestParser({

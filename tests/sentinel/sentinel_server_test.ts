@@ -216,3 +216,24 @@ Deno.test("sentinel server: while there is no master, the address query waits fo
     await c.close();
   });
 });
+
+Deno.test("sentinel server: a due event waits while a fresh query connection is open, and goes out when it closes", async () => {
+  await withServer({ eventDelayMs: 0 }, async (server, source) => {
+    const sub = await Raw.open(server.address.port);
+    await sub.send("SUBSCRIBE +switch-master\r\n");
+    await sub.until("confirmation", (t) => t.includes("subscribe"));
+    // A client resolving the master (as ioredis does on a fresh connection) is mid-resolve.
+    const query = await Raw.open(server.address.port);
+    await query.send("PING\r\n");
+    await query.until("PONG", (t) => t.includes("PONG"));
+    sub.text = "";
+    source.master = B;
+    server.refresh();
+    // Well past the event's due time (0 ms), and well under the hold's bound (1 s).
+    await sleep(100);
+    assert.equal(sub.text, "", "no +switch-master while the query connection is open");
+    await query.close();
+    await sub.until("event once the query connection closed", (t) => t.includes("+switch-master"));
+    await sub.close();
+  });
+});
