@@ -29,6 +29,7 @@ async function startOne(env: Record<string, string>, args: string[] = []): Promi
       redisNet.controller({ host: "10.13.0.1", port: 6379, password: null, announceIp }),
     proxy: false,
     http: false,
+    sentinel: false, // in-memory parts: no real socket on the test addresses
     nofileLimit: () => null, // the test process's own limit is not the point here
   });
 }

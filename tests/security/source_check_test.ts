@@ -59,6 +59,7 @@ Deno.test("security: signed but from another source, unsigned or badly signed: n
       redisNet.controller({ host: NODE, port: 6379, password: null, announceIp }),
     proxy: false,
     http: false,
+    sentinel: false, // in-memory parts: no real socket on the test addresses
   });
   const attacker = udp.listen({ host: ATTACKER, port: 7379 });
   const reflected: string[] = [];
