@@ -10,7 +10,8 @@ function parse(
   env: Record<string, string> = {},
   files: Record<string, string> = {},
 ) {
-  return parseConfig([...PEERS, ...args], env, (path) => {
+  // Every hive needs a secret (issue 13); these tests are about the Sentinel flags.
+  return parseConfig([...PEERS, ...args], { HIVE_SECRET: "test-secret", ...env }, (path) => {
     const content = files[path];
     if (content === undefined) throw new Error(`no such file: ${path}`);
     return content;
