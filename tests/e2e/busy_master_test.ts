@@ -13,6 +13,7 @@ import { LocalCluster, type SettledCluster } from "../../testing/local_cluster.t
 import { respCommand, type RespValue } from "../../testing/resp_client.ts";
 import { assertSettledWithData, electionCounts, keysNamed } from "./e2e_assertions.ts";
 import { sleep } from "../../testing/wait.ts";
+import { spinScript } from "../../testing/busy_script.ts";
 
 /** Deadline of one command that waits behind a busy redis (never a timing assertion). */
 const SLOW_COMMAND_TIMEOUT_MS = 30_000;
@@ -20,17 +21,6 @@ const SLOW_COMMAND_TIMEOUT_MS = 30_000;
 const BIG_SET_MEMBERS = 1_000_000;
 /** Members added per script while building it (each script well under a second). */
 const BIG_SET_CHUNK = 100_000;
-
-/** A Lua script that spins for `ms` milliseconds of redis's clock (read-only: killable). */
-function spinScript(ms: number): string[] {
-  return [
-    "EVAL",
-    "local t = redis.call('TIME'); local s = t[1] * 1000 + t[2] / 1000; " +
-    "while true do local n = redis.call('TIME'); " +
-    `if n[1] * 1000 + n[2] / 1000 - s > ${ms} then break end end return 1`,
-    "0",
-  ];
-}
 
 function sumOf(counts: Map<string, { elections: number; leaderChanges: number }>) {
   let elections = 0;

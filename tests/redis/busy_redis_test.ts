@@ -16,6 +16,7 @@ import { REDIS_DOWN, type RedisObservation } from "../../lib/redis/redis_state.t
 import { type RedisProcess, withRedis } from "../../testing/redis_server.ts";
 import { eventually, sleep } from "../../testing/wait.ts";
 import { respCommand } from "../../testing/resp_client.ts";
+import { spinScript } from "../../testing/busy_script.ts";
 
 const PORT = 16379;
 
@@ -55,17 +56,6 @@ async function observeWhile(ctl: RedisController, done: Promise<unknown>): Promi
   await ended;
   seen.push(await ctl.observe());
   return seen;
-}
-
-/** A Lua script that spins for `ms` milliseconds of redis's own clock. */
-function spinScript(ms: number): string[] {
-  return [
-    "EVAL",
-    "local t = redis.call('TIME'); local s = t[1] * 1000 + t[2] / 1000; " +
-    "while true do local n = redis.call('TIME'); " +
-    `if n[1] * 1000 + n[2] / 1000 - s > ${ms} then break end end return 1`,
-    "0",
-  ];
 }
 
 Deno.test("a 2 s Lua script: busy with the last answer, never down; answering after", async () => {

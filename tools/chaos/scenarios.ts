@@ -22,6 +22,7 @@ import { type ChaosCluster, type Settled } from "./cluster.ts";
 import { sleep } from "../../testing/wait.ts";
 import { setFirewall } from "./firewall.ts";
 import type { Pod } from "./pod.ts";
+import { spinScript } from "../../testing/busy_script.ts";
 
 /** How long a partition lasts: several failure timeouts (1 s), so the majority elects. */
 export const PARTITION_MS = 3_000;
@@ -54,17 +55,6 @@ export const BIG_SET_MEMBERS = 1_000_000;
 const BIG_SET_CHUNK = 100_000;
 /** Deadline of one command through the proxy while redis is busy. */
 const BUSY_COMMAND_TIMEOUT_MS = 30_000;
-
-/** A read-only Lua script that spins for `ms` milliseconds of redis's clock. */
-function spinScript(ms: number): string[] {
-  return [
-    "EVAL",
-    "local t = redis.call('TIME'); local s = t[1] * 1000 + t[2] / 1000; " +
-    "while true do local n = redis.call('TIME'); " +
-    `if n[1] * 1000 + n[2] / 1000 - s > ${ms} then break end end return 1`,
-    "0",
-  ];
-}
 
 /** Leader changes counted by every running hive (`/status` election.leaderChanges), summed. */
 async function leaderChanges(cluster: ChaosCluster): Promise<number> {
