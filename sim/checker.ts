@@ -152,7 +152,13 @@ export class Checker {
     if (e.from !== "leader" || !e.reason.startsWith("local redis is down") || r === null) return;
     const now = this.world.now;
     const episodeMs = r.busyUntil - r.busySince;
-    if (r.busySince <= now && now < r.busyUntil && episodeMs < this.world.redisHangMs) {
+    // The hive's own wait counts too: stalled while its redis was paused, crashed and came back
+    // busy, it has had no answer for the hang timeout, and "hung" is the right verdict.
+    const hiveWaitedMs = now - node.lastAnsweredMs;
+    if (
+      r.busySince <= now && now < r.busyUntil && episodeMs < this.world.redisHangMs &&
+      hiveWaitedMs < this.world.redisHangMs
+    ) {
       this.#fail(
         "a busy redis was taken for dead",
         `${node.address}: busy for ${episodeMs} ms (hang timeout ${this.world.redisHangMs} ms)`,
@@ -251,9 +257,11 @@ export class Checker {
     if (writers.length < 2) return;
     const now = this.world.now;
     // Excused: a hive stalled or dead (only the backstop fences its redis), or one whose DNS
-    // view is partial, empty or stale (the fence counts the peer set the DNS gave it).
+    // view is partial, empty or stale, now or at its last resolve (the fence counts the peer set
+    // the DNS gave it).
     const excused = (n: SimNode) =>
-      n.hive === null || now < n.stalledUntilMs + FENCE_ACTUATION_MS || n.dns.mode !== "full";
+      n.hive === null || now < n.stalledUntilMs + FENCE_ACTUATION_MS || n.dns.mode !== "full" ||
+      !n.dnsViewFull;
     const fenceable = writers.filter((n) => !excused(n));
     if (fenceable.length < writers.length) this.excusedOverlapMs += CHECK_INTERVAL_MS;
     if (fenceable.length >= 2) {

@@ -116,6 +116,12 @@ export interface SimNode {
   catchUp: policy.CatchUp;
   /** What this node's DNS lookups currently answer. */
   dns: { mode: "full" | "partial" | "empty" | "stale"; addresses: string[] };
+  /**
+   * True once this hive's last DNS answer listed every pod (an empty answer keeps the last good
+   * set; a new hive has none until its first full answer): the fence counts the peer set the
+   * hive has seen, which lags the DNS by up to one refresh.
+   */
+  dnsViewFull: boolean;
   /** Bumped when the hive process is replaced, to cancel its timers. */
   generation: number;
   /** The hive's state file (an emptyDir: survives a hive restart, not a pod restart). */
@@ -131,6 +137,12 @@ export interface SimNode {
    */
   detector: RedisFailureDetector | null;
   lastAnswer: RedisObservation | null;
+  /**
+   * When this hive last had an answer from its redis (or started): a gap the hive itself caused
+   * (stalled while its redis crashed, restarted and answered) still counts toward its hang
+   * timeout, as in the runtime, whose detector waits since the first unanswered probe.
+   */
+  lastAnsweredMs: number;
   /** The lease expiry the runtime's fence wake-up is set for, or null. */
   fenceWakeAt: number | null;
 }
@@ -212,11 +224,13 @@ export class World {
         proxyUpstream: null,
         catchUp: policy.NOT_LINKED,
         dns: { mode: "full", addresses: [] },
+        dnsViewFull: false,
         generation: 0,
         persisted: null,
         stalledUntilMs: 0,
         detector: null,
         lastAnswer: null,
+        lastAnsweredMs: 0,
         fenceWakeAt: null,
       });
     }
@@ -326,6 +340,8 @@ export class World {
     n.catchUp = policy.NOT_LINKED;
     n.detector = new RedisFailureDetector({ hangMs: this.redisHangMs });
     n.lastAnswer = null;
+    n.lastAnsweredMs = this.now;
+    n.dnsViewFull = false;
     n.fenceWakeAt = null;
     const alive = () => n.generation === gen && n.hive !== null;
     // The runtime's loop: resolve, observe, tick, on their own timers with a random phase.
@@ -351,7 +367,10 @@ export class World {
       if (!alive()) return;
       if (this.#deferWhileStalled(n, resolve)) return;
       const answer = this.#dnsAnswer(n);
-      if (answer !== null) this.#apply(n, n.hive!.setPeers(answer, this.instant(n)));
+      if (answer !== null) {
+        n.dnsViewFull = n.dns.mode === "full";
+        this.#apply(n, n.hive!.setPeers(answer, this.instant(n)));
+      }
       this.queue.after(this.#dnsRefreshMs, resolve);
     };
     resolve();
@@ -658,6 +677,7 @@ export class World {
       if (now >= r.busyUntil) {
         d.answered(now);
         n.lastAnswer = this.observation(n);
+        n.lastAnsweredMs = now;
       }
     }
     const h = d.health(now);
@@ -798,8 +818,15 @@ export class World {
     r.link = "syncing";
     const token = ++r.syncToken;
     const busyMs = Math.max(0, mr.busyUntil - this.now, r.busyUntil - this.now);
-    this.queue.after(busyMs + this.rng.int(SIM_SYNC_MS.min, SIM_SYNC_MS.max), () => {
+    const complete = () => {
       if (n.redis !== r || r.syncToken !== token || m.redis !== mr || !this.tcp(n, m)) return;
+      // A busy episode that began (or grew) during the transfer holds the sync until it ends:
+      // neither side can load or send the snapshot meanwhile.
+      const stillBusyMs = Math.max(0, mr.busyUntil - this.now, r.busyUntil - this.now);
+      if (stillBusyMs > 0) {
+        this.queue.after(stillBusyMs, complete);
+        return;
+      }
       if (mr.role === "replica" && mr.link !== "up") {
         r.link = "down";
         return;
@@ -810,7 +837,8 @@ export class World {
       r.link = "up";
       r.linkUpAt = this.now;
       this.hooks.onSync?.(n, m, from, mr.origin);
-    });
+    };
+    this.queue.after(busyMs + this.rng.int(SIM_SYNC_MS.min, SIM_SYNC_MS.max), complete);
   }
 
   // ---- network and DNS --------------------------------------------------------------------

@@ -45,6 +45,27 @@ Deno.test(`simulator: the seeds that caught policy mutations (${POLICY_SEEDS.joi
   }
 });
 
+/**
+ * Seeds that caught errors of the simulator's own model or checker (of 5000 seeds, `deno task sim
+ * --seeds 5000` on the merged fence + security tree), each a false alarm that hid real ones:
+ * - 755: a leader stalled while its redis, paused past the hang timeout, crashed and came back
+ *   busy: its detector rightly found no answer for the hang timeout, which the checker took for
+ *   a busy redis taken for dead (the checker now counts the hive's own wait, `lastAnsweredMs`);
+ * - 2094, 3169: a restarted hive whose DNS had answered nothing yet led alone, unfenced (the
+ *   documented limit), while the checker looked only at the DNS now (`dnsViewFull`);
+ * - 2336: a sync scheduled before a busy episode grew completed while the replica was still
+ *   busy, and wiped it before its queued commands could park it (syncs now wait out busy).
+ */
+const MODEL_SEEDS = [755, 2094, 2336, 3169];
+
+Deno.test(`simulator: the seeds that caught model errors (${MODEL_SEEDS.join(", ")}) stay safe`, () => {
+  for (const seed of MODEL_SEEDS) {
+    const r = runSeed(seed);
+    assert.deepEqual(r.violations, [], `seed ${seed}`);
+    assert.ok(r.ok, `seed ${seed} converged`);
+  }
+});
+
 Deno.test("simulator: a seed replays exactly", () => {
   const lines: string[][] = [[], []];
   const a = runSeed(4242, { trace: (l) => lines[0]!.push(l) });
