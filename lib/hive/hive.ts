@@ -314,19 +314,24 @@ export class Hive {
     });
     hive.#noteProtection(startWarnings, fit);
     hive.#wire(latestPeers);
+    await hive.#openSurfaces(deps);
+    return hive;
+  }
+
+  /** Opens what outsiders query: the HTTP status server and the Sentinel endpoint. */
+  async #openSurfaces(deps: HiveDeps): Promise<void> {
     if (deps.http !== false) {
-      hive.#server = await startStatusServer({
-        host: config.bind,
-        port: config.httpPort,
-        hive,
+      this.#server = await startStatusServer({
+        host: this.config.bind,
+        port: this.config.httpPort,
+        hive: this,
         onAcceptError: (e) =>
           log.warn("HTTP accept failed: {error}; retrying", { error: e.message }),
       });
     }
-    if (deps.sentinel !== false && config.sentinelPort !== 0) {
-      hive.#sentinel = await openSentinel(config, self, hive);
+    if (deps.sentinel !== false && this.config.sentinelPort !== 0) {
+      this.#sentinel = await openSentinel(this.config, this.self, this);
     }
-    return hive;
   }
 
   /** The warnings of the start (no secret, no FFI, a lowered cap) and the descriptor limits. */
