@@ -249,26 +249,19 @@ class Mesh {
     return this.nodes.find((n) => n.id === id)!;
   }
 
+  /** Queues one datagram from `n` to each of `to`, handed to the receiver by `deliver`. */
+  #post(n: Node, to: readonly { host: string }[], deliver: (m: Node) => ElectionAction[]): void {
+    for (const t of to) this.#queue.push({ from: n.id, to: t.host, deliver });
+  }
+
   #apply(n: Node, actions: ElectionAction[]): void {
     for (const a of actions) {
       if (a.type === "send") {
         const hb: Heartbeat = structuredClone(a.heartbeat);
-        for (const to of a.to) {
-          this.#queue.push({
-            from: n.id,
-            to: to.host,
-            deliver: (m) => m.election.receive(hb, this.#now()),
-          });
-        }
+        this.#post(n, a.to, (m) => m.election.receive(hb, this.#now()));
       } else if (a.type === "lease") {
         const msg = structuredClone(a.message);
-        for (const to of a.to) {
-          this.#queue.push({
-            from: n.id,
-            to: to.host,
-            deliver: (m) => m.election.receiveLease(msg, this.#now()),
-          });
-        }
+        this.#post(n, a.to, (m) => m.election.receiveLease(msg, this.#now()));
       } else if (a.type === "redis") {
         n.redis = a.target.kind === "leader" ? "master" : "replica";
         n.following = a.target.kind === "follow" ? a.target.host : null;
