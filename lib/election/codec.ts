@@ -51,6 +51,12 @@ import {
   type RedisReport,
   ROLES,
 } from "./heartbeat.ts";
+import {
+  type EnvelopeFormat,
+  importEnvelopeKey,
+  openEnvelope,
+  sealEnvelope,
+} from "./signed_envelope.ts";
 
 /**
  * The largest datagram the hive sends or accepts, in bytes. 1200 fits in any path MTU (IPv6's
@@ -63,14 +69,7 @@ export const MAX_DATAGRAM_BYTES = 1200;
 /** The 4 bytes every heartbeat datagram starts with: ASCII `RHIV`. */
 export const MAGIC: Uint8Array = new Uint8Array([0x52, 0x48, 0x49, 0x56]);
 
-/** Bytes before the payload: magic, version, flags. */
-export const HEADER_BYTES = MAGIC.length + 2;
-
-/** Flags bit 0: the datagram ends with an HMAC-SHA256 tag. */
-export const FLAG_SIGNED = 0x01;
-
-/** Length of the HMAC-SHA256 tag, in bytes. */
-export const TAG_BYTES = 32;
+export { FLAG_SIGNED, HEADER_BYTES, TAG_BYTES } from "./signed_envelope.ts";
 
 /** Longest accepted address string (`from`, `leader`, `lineage.bornBy`), zone id included. */
 export const MAX_ADDRESS_CHARS = 64;
@@ -129,8 +128,13 @@ export interface HeartbeatCodec {
   decode(bytes: Uint8Array): Promise<DecodeResult>;
 }
 
-const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** The heartbeat's envelope (signed_envelope.ts). */
+const HEARTBEAT_FORMAT: EnvelopeFormat = {
+  magic: MAGIC,
+  version: HEARTBEAT_VERSION,
+  maxBytes: MAX_DATAGRAM_BYTES,
+  name: { what: "heartbeat", limit: "MAX_DATAGRAM_BYTES" },
+};
 
 /**
  * Creates a codec. With a secret (used as its UTF-8 bytes, exactly as given: trim it first),
@@ -143,17 +147,7 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * ```
  */
 export async function createCodec(secret: string | null): Promise<HeartbeatCodec> {
-  if (secret !== null && secret.length === 0) {
-    throw new Error("createCodec: the secret is empty; pass null for no secret");
-  }
-  const key = secret === null ? null : await crypto.subtle.importKey(
-    "raw",
-    utf8Encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign", "verify"],
-  );
-
+  const key = await importEnvelopeKey(secret, "createCodec");
   return {
     signed: key !== null,
     encode: (heartbeat) => encodeHeartbeat(key, heartbeat),
@@ -165,65 +159,15 @@ export async function createCodec(secret: string | null): Promise<HeartbeatCodec
 async function encodeHeartbeat(key: CryptoKey | null, heartbeat: Heartbeat): Promise<Uint8Array> {
   const problem = heartbeatProblem(heartbeat);
   if (problem !== null) throw new Error(`encode: invalid heartbeat: ${problem}`);
-  const payload = utf8Encoder.encode(JSON.stringify(canonical(heartbeat)));
-  const total = HEADER_BYTES + payload.length + (key === null ? 0 : TAG_BYTES);
-  if (total > MAX_DATAGRAM_BYTES) {
-    throw new Error(
-      `encode: heartbeat datagram is ${total} bytes, over MAX_DATAGRAM_BYTES (${MAX_DATAGRAM_BYTES})`,
-    );
-  }
-  const out = new Uint8Array(total);
-  out.set(MAGIC, 0);
-  out[MAGIC.length] = HEARTBEAT_VERSION;
-  out[MAGIC.length + 1] = key === null ? 0 : FLAG_SIGNED;
-  out.set(payload, HEADER_BYTES);
-  if (key !== null) {
-    const signedEnd = HEADER_BYTES + payload.length;
-    const tag = await crypto.subtle.sign("HMAC", key, out.subarray(0, signedEnd));
-    out.set(new Uint8Array(tag), signedEnd);
-  }
-  return out;
+  return await sealEnvelope(key, HEARTBEAT_FORMAT, canonical(heartbeat));
 }
 
 /** One datagram back to a heartbeat, or why it is dropped; with `key`, its tag must verify. */
 async function decodeHeartbeat(key: CryptoKey | null, input: Uint8Array): Promise<DecodeResult> {
-  if (input.length > MAX_DATAGRAM_BYTES) return drop("oversized");
-  for (let i = 0; i < MAGIC.length && i < input.length; i++) {
-    if (input[i] !== MAGIC[i]) return drop("bad-magic");
-  }
-  if (input.length < HEADER_BYTES) return drop("truncated");
-  if (input[MAGIC.length] !== HEARTBEAT_VERSION) return drop("wrong-version");
-  const flags = input[MAGIC.length + 1] ?? 0;
-  if ((flags & ~FLAG_SIGNED) !== 0) return drop("unknown-flags");
-  const isSigned = (flags & FLAG_SIGNED) !== 0;
-  // Header and payload. When signed, a copy: the bytes verified are then the bytes parsed,
-  // even if the caller reuses its buffer while verify awaits.
-  let envelope: Uint8Array = input;
-  if (key === null) {
-    if (isSigned) return drop("unexpected-signature");
-  } else {
-    if (!isSigned) return drop("unsigned");
-    if (input.length < HEADER_BYTES + TAG_BYTES) return drop("truncated");
-    const payloadEnd = input.length - TAG_BYTES;
-    const copy = new Uint8Array(input.subarray(0, payloadEnd));
-    const tag = new Uint8Array(input.subarray(payloadEnd));
-    if (!(await crypto.subtle.verify("HMAC", key, tag, copy))) {
-      return drop("bad-signature");
-    }
-    envelope = copy;
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(utf8Decoder.decode(envelope.subarray(HEADER_BYTES)));
-  } catch {
-    return drop("malformed");
-  }
-  if (heartbeatProblem(value) !== null) return drop("invalid-field");
-  return { ok: true, heartbeat: canonical(value as Heartbeat) };
-}
-
-function drop(reason: DropReason): DecodeResult {
-  return { ok: false, reason };
+  const opened = await openEnvelope(key, HEARTBEAT_FORMAT, input);
+  if (!opened.ok) return opened;
+  if (heartbeatProblem(opened.value) !== null) return { ok: false, reason: "invalid-field" };
+  return { ok: true, heartbeat: canonical(opened.value as Heartbeat) };
 }
 
 /** A fresh copy with exactly the heartbeat's keys, in the wire order. */

@@ -31,6 +31,12 @@
 
 import { isIP } from "node:net";
 import type { DropReason } from "./codec.ts";
+import {
+  type EnvelopeFormat,
+  importEnvelopeKey,
+  openEnvelope,
+  sealEnvelope,
+} from "./signed_envelope.ts";
 
 /** The 4 bytes every lease datagram starts with: ASCII `RHLS`. */
 export const LEASE_MAGIC: Uint8Array = new Uint8Array([0x52, 0x48, 0x4c, 0x53]);
@@ -39,9 +45,6 @@ export const LEASE_VERSION = 1;
 /** Largest lease datagram accepted, in bytes (a signed one is about 200). */
 export const MAX_LEASE_BYTES = 512;
 
-const HEADER_BYTES = LEASE_MAGIC.length + 2;
-const FLAG_SIGNED = 0x01;
-const TAG_BYTES = 32;
 const MAX_ADDRESS_CHARS = 64;
 const MAX_BOOT_ID_CHARS = 64;
 const BOOT_ID_PATTERN = /^[0-9a-f]+$/;
@@ -98,78 +101,33 @@ export function isLeaseDatagram(bytes: Uint8Array): boolean {
   return true;
 }
 
-const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** The lease's envelope (signed_envelope.ts): the heartbeat's layout with its own magic. */
+const LEASE_FORMAT: EnvelopeFormat = {
+  magic: LEASE_MAGIC,
+  version: LEASE_VERSION,
+  maxBytes: MAX_LEASE_BYTES,
+  name: { what: "lease", limit: "MAX_LEASE_BYTES" },
+};
 
 /**
  * Creates a lease codec; with a secret every datagram is signed and must be, as with
  * `createCodec` for heartbeats (the same secret).
  */
 export async function createLeaseCodec(secret: string | null): Promise<LeaseCodec> {
-  if (secret !== null && secret.length === 0) {
-    throw new Error("createLeaseCodec: the secret is empty; pass null for no secret");
-  }
-  const key = secret === null ? null : await crypto.subtle.importKey(
-    "raw",
-    utf8Encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign", "verify"],
-  );
-
-  async function encode(message: LeaseMessage): Promise<Uint8Array> {
-    const problem = leaseProblem(message);
-    if (problem !== null) throw new Error(`encode: invalid lease message: ${problem}`);
-    const payload = utf8Encoder.encode(JSON.stringify(canonical(message)));
-    const total = HEADER_BYTES + payload.length + (key === null ? 0 : TAG_BYTES);
-    if (total > MAX_LEASE_BYTES) throw new Error(`encode: lease datagram of ${total} bytes`);
-    const out = new Uint8Array(total);
-    out.set(LEASE_MAGIC, 0);
-    out[LEASE_MAGIC.length] = LEASE_VERSION;
-    out[LEASE_MAGIC.length + 1] = key === null ? 0 : FLAG_SIGNED;
-    out.set(payload, HEADER_BYTES);
-    if (key !== null) {
-      const end = HEADER_BYTES + payload.length;
-      out.set(new Uint8Array(await crypto.subtle.sign("HMAC", key, out.subarray(0, end))), end);
-    }
-    return out;
-  }
-
-  async function decode(input: Uint8Array): Promise<LeaseDecodeResult> {
-    if (input.length > MAX_LEASE_BYTES) return drop("oversized");
-    if (!isLeaseDatagram(input)) return drop(input.length < 4 ? "truncated" : "bad-magic");
-    if (input.length < HEADER_BYTES) return drop("truncated");
-    if (input[LEASE_MAGIC.length] !== LEASE_VERSION) return drop("wrong-version");
-    const flags = input[LEASE_MAGIC.length + 1] ?? 0;
-    if ((flags & ~FLAG_SIGNED) !== 0) return drop("unknown-flags");
-    const isSigned = (flags & FLAG_SIGNED) !== 0;
-    let envelope: Uint8Array = input;
-    if (key === null) {
-      if (isSigned) return drop("unexpected-signature");
-    } else {
-      if (!isSigned) return drop("unsigned");
-      if (input.length < HEADER_BYTES + TAG_BYTES) return drop("truncated");
-      const end = input.length - TAG_BYTES;
-      const copy = new Uint8Array(input.subarray(0, end));
-      const tag = new Uint8Array(input.subarray(end));
-      if (!(await crypto.subtle.verify("HMAC", key, tag, copy))) return drop("bad-signature");
-      envelope = copy;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(utf8Decoder.decode(envelope.subarray(HEADER_BYTES)));
-    } catch {
-      return drop("malformed");
-    }
-    if (leaseProblem(value) !== null) return drop("invalid-field");
-    return { ok: true, message: canonical(value as LeaseMessage) };
-  }
-
-  return { encode, decode };
-}
-
-function drop(reason: DropReason): LeaseDecodeResult {
-  return { ok: false, reason };
+  const key = await importEnvelopeKey(secret, "createLeaseCodec");
+  return {
+    async encode(message: LeaseMessage): Promise<Uint8Array> {
+      const problem = leaseProblem(message);
+      if (problem !== null) throw new Error(`encode: invalid lease message: ${problem}`);
+      return await sealEnvelope(key, LEASE_FORMAT, canonical(message));
+    },
+    async decode(input: Uint8Array): Promise<LeaseDecodeResult> {
+      const opened = await openEnvelope(key, LEASE_FORMAT, input);
+      if (!opened.ok) return opened;
+      if (leaseProblem(opened.value) !== null) return { ok: false, reason: "invalid-field" };
+      return { ok: true, message: canonical(opened.value as LeaseMessage) };
+    },
+  };
 }
 
 function canonical(m: LeaseMessage): LeaseMessage {

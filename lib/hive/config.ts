@@ -892,29 +892,77 @@ function peerSource(read: FlagReader): PeerSource {
   return { service, peersRaw, peers };
 }
 
-/** Every value on its own, so an error names the flag the user got wrong. */
+/**
+ * Every value on its own, so an error names the flag the user got wrong (the first one, in the
+ * order below).
+ */
 function readEachValue(
   read: FlagReader,
   defaults: Config,
   source: PeerSource,
   readTextFile: (path: string) => string,
 ): Config {
+  return {
+    ...defaults,
+    ...readAddresses(read, source),
+    ...readTimings(read),
+    ...readLimits(read),
+    ...readSecrets(read, readTextFile),
+    ...readSentinel(read, readTextFile),
+    logLevel: read.oneOf("log-level", LOG_LEVELS, DEFAULTS.logLevel),
+    logFormat: read.oneOf("log-format", LOG_FORMATS, defaults.logFormat),
+  };
+}
+
+/** Where the hive listens and finds its peers, redis and DNS server. */
+function readAddresses(
+  read: FlagReader,
+  source: PeerSource,
+): Pick<
+  Config,
+  | "dnsServer"
+  | "redisHost"
+  | "peers"
+  | "announceIp"
+  | "bind"
+  | "electionPort"
+  | "proxyPort"
+  | "httpPort"
+  | "redisPort"
+  | "redisSocket"
+> {
   const dnsServerRaw = read.raw("dns-server");
   const dnsServer = dnsServerRaw === null
     ? null
     : parseDnsServer(specOf("dns-server"), dnsServerRaw);
   const redisHost = read.host("redis-host", DEFAULTS.redisHost);
   return {
-    ...defaults,
+    dnsServer,
+    redisHost,
     peers: source.peers,
     announceIp: read.ip("announce-ip"),
     bind: read.ip("bind") ?? DEFAULTS.bind,
     electionPort: read.port("election-port", DEFAULTS.electionPort),
     proxyPort: read.port("proxy-port", DEFAULTS.proxyPort),
     httpPort: read.port("http-port", DEFAULTS.httpPort),
-    redisHost,
     redisPort: read.port("redis-port", DEFAULTS.redisPort),
     redisSocket: read.unixSocketPath("redis-socket"),
+  };
+}
+
+/** The election's, redis watch's, DNS's and proxy hold's durations. */
+function readTimings(
+  read: FlagReader,
+): Pick<
+  Config,
+  | "heartbeatMs"
+  | "failureMs"
+  | "redisHangMs"
+  | "dnsRefreshMs"
+  | "maxClockSkewMs"
+  | "proxyHoldMs"
+> {
+  return {
     heartbeatMs: read.duration("heartbeat-ms", DEFAULTS.heartbeatMs),
     failureMs: read.duration("failure-ms", DEFAULTS.failureMs),
     redisHangMs: read.integer(
@@ -927,6 +975,14 @@ function readEachValue(
     dnsRefreshMs: read.duration("dns-refresh-ms", DEFAULTS.dnsRefreshMs),
     maxClockSkewMs: read.duration("max-clock-skew-ms", DEFAULTS.maxClockSkewMs),
     proxyHoldMs: read.duration("proxy-hold-ms", DEFAULTS.proxyHoldMs),
+  };
+}
+
+/** The proxy's and the peer table's limits, the proxy engine and the fence mode. */
+function readLimits(
+  read: FlagReader,
+): Pick<Config, "maxConnections" | "proxyEngine" | "fence" | "proxyWorkers" | "maxPeers"> {
+  return {
     maxConnections: read.integer(
       "max-connections",
       DEFAULTS.maxConnections,
@@ -950,6 +1006,15 @@ function readEachValue(
       MAX_PEERS_LIMIT,
       `an integer 1..${MAX_PEERS_LIMIT}`,
     ),
+  };
+}
+
+/** The heartbeat secret, the redis password and whether running without a secret is wanted. */
+function readSecrets(
+  read: FlagReader,
+  readTextFile: (path: string) => string,
+): Pick<Config, "secret" | "redisPassword" | "insecureNoSecret"> {
+  return {
     secret: readSecret(
       specOf("secret-file"),
       read.flag("secret-file"),
@@ -968,6 +1033,15 @@ function readEachValue(
       read.flag("insecure-no-secret") as unknown as boolean | undefined,
       read.env["HIVE_INSECURE_NO_SECRET"],
     ) !== null,
+  };
+}
+
+/** The state file and the Sentinel endpoint. */
+function readSentinel(
+  read: FlagReader,
+  readTextFile: (path: string) => string,
+): Pick<Config, "stateFile" | "sentinelPort" | "masterName" | "sentinelPassword"> {
+  return {
     stateFile: read.raw("state-file")?.text ?? null,
     sentinelPort: read.integer(
       "sentinel-port",
@@ -984,9 +1058,6 @@ function readEachValue(
       readTextFile,
       false,
     ),
-    logLevel: read.oneOf("log-level", LOG_LEVELS, DEFAULTS.logLevel),
-    logFormat: read.oneOf("log-format", LOG_FORMATS, defaults.logFormat),
-    dnsServer,
   };
 }
 

@@ -314,19 +314,24 @@ export class Hive {
     });
     hive.#noteProtection(startWarnings, fit);
     hive.#wire(latestPeers);
+    await hive.#openSurfaces(deps);
+    return hive;
+  }
+
+  /** Opens what outsiders query: the HTTP status server and the Sentinel endpoint. */
+  async #openSurfaces(deps: HiveDeps): Promise<void> {
     if (deps.http !== false) {
-      hive.#server = await startStatusServer({
-        host: config.bind,
-        port: config.httpPort,
-        hive,
+      this.#server = await startStatusServer({
+        host: this.config.bind,
+        port: this.config.httpPort,
+        hive: this,
         onAcceptError: (e) =>
           log.warn("HTTP accept failed: {error}; retrying", { error: e.message }),
       });
     }
-    if (deps.sentinel !== false && config.sentinelPort !== 0) {
-      hive.#sentinel = await openSentinel(config, self, hive);
+    if (deps.sentinel !== false && this.config.sentinelPort !== 0) {
+      this.#sentinel = await openSentinel(this.config, this.self, this);
     }
-    return hive;
   }
 
   /** The warnings of the start (no secret, no FFI, a lowered cap) and the descriptor limits. */
@@ -380,17 +385,7 @@ export class Hive {
       log.debug("dropped a datagram: {reason}", { reason: result.reason });
       return;
     }
-    if (!sourceMatches(result.heartbeat.from, source)) {
-      // Signed (or unsigned, without a secret) but sent from another address: a reflection or
-      // a replay from elsewhere. Never heard: the hive must not reply, follow or forward there.
-      this.stats.datagramsDropped[SOURCE_MISMATCH]++;
-      this.#limited.log(
-        SOURCE_MISMATCH,
-        "dropped a heartbeat claiming to come from {from} but sent from {source}",
-        { from: result.heartbeat.from, source },
-      );
-      return;
-    }
+    if (!this.#sentFrom("heartbeat", result.heartbeat.from, source)) return;
     this.stats.datagramsReceived++;
     const expiredBefore = this.election.stats.heartbeatsExpired;
     const now = this.clock.now();
@@ -417,17 +412,26 @@ export class Hive {
       this.stats.datagramsDropped[lease.reason]++;
       return;
     }
-    if (!sourceMatches(lease.message.from, source)) {
-      this.stats.datagramsDropped[SOURCE_MISMATCH]++;
-      this.#limited.log(
-        SOURCE_MISMATCH,
-        "dropped a lease datagram claiming to come from {from} but sent from {source}",
-        { from: lease.message.from, source },
-      );
-      return;
-    }
+    if (!this.#sentFrom("lease datagram", lease.message.from, source)) return;
     this.stats.datagramsReceived++;
     this.#apply(this.election.receiveLease(lease.message, this.clock.now()));
+  }
+
+  /**
+   * True when a datagram that names `from` was sent from that address. Else (signed, or unsigned
+   * without a secret, but sent from elsewhere: a reflection or a replay) it is counted
+   * (`source-mismatch`), logged (rate-limited) and never heard: the hive must not reply, follow
+   * or forward there.
+   */
+  #sentFrom(what: "heartbeat" | "lease datagram", from: string, source: string): boolean {
+    if (sourceMatches(from, source)) return true;
+    this.stats.datagramsDropped[SOURCE_MISMATCH]++;
+    this.#limited.log(
+      SOURCE_MISMATCH,
+      `dropped a ${what} claiming to come from {from} but sent from {source}`,
+      { from, source },
+    );
+    return false;
   }
 
   /** Runs `job` after every redis job queued before it: one command at a time. */

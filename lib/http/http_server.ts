@@ -77,6 +77,38 @@ export interface HttpServerOptions {
 const encoder = new TextEncoder();
 const HEAD_END = encoder.encode("\r\n\r\n");
 
+/** The server's limits, each checked (a whole number of at least 1). */
+interface HttpLimits {
+  maxConnections: number;
+  headerTimeoutMs: number;
+  connectionTimeoutMs: number;
+}
+
+/** The limits of `options`, defaulted; throws on a value below 1 or not whole. */
+function httpLimits(options: HttpServerOptions): HttpLimits {
+  const limits: HttpLimits = {
+    maxConnections: options.maxConnections ?? HTTP_MAX_CONNECTIONS,
+    headerTimeoutMs: options.headerTimeoutMs ?? HTTP_HEADER_TIMEOUT_MS,
+    connectionTimeoutMs: options.connectionTimeoutMs ?? HTTP_CONNECTION_TIMEOUT_MS,
+  };
+  for (const [name, v] of Object.entries(limits)) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new Error(`http server: ${name} must be >= 1, got ${v}`);
+    }
+  }
+  return limits;
+}
+
+/** What the accept loop and the connections share. */
+interface ServerState {
+  readonly stats: HttpServerStats;
+  /** Connections being served. */
+  readonly open: Set<Deno.Conn>;
+  closed: boolean;
+  /** Ends the accept loop's pause after a failed accept early (set while it pauses). */
+  wake: (() => void) | null;
+}
+
 /**
  * Listens on `host:port` (throws at once if it cannot) and answers each request with `handler`.
  *
@@ -91,137 +123,168 @@ export function startHttpServer(
   options: HttpServerOptions,
   handler: (req: Request) => Response | Promise<Response>,
 ): HttpServer {
-  const maxConnections = options.maxConnections ?? HTTP_MAX_CONNECTIONS;
-  const headerTimeoutMs = options.headerTimeoutMs ?? HTTP_HEADER_TIMEOUT_MS;
-  const connectionTimeoutMs = options.connectionTimeoutMs ?? HTTP_CONNECTION_TIMEOUT_MS;
-  for (
-    const [name, v] of Object.entries({ maxConnections, headerTimeoutMs, connectionTimeoutMs })
-  ) {
-    if (!Number.isInteger(v) || v < 1) {
-      throw new Error(
-        `http server: ${name} must be >= 1, got ${v}`,
-      );
-    }
-  }
+  const limits = httpLimits(options);
   const listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
   const addr = listener.addr as Deno.NetAddr;
-  const stats: HttpServerStats = {
-    active: 0,
-    accepted: 0,
-    requests: 0,
-    refusedCap: 0,
-    acceptErrors: 0,
-    headerTimeouts: 0,
-    connectionTimeouts: 0,
-    badRequests: 0,
+  const state: ServerState = {
+    stats: {
+      active: 0,
+      accepted: 0,
+      requests: 0,
+      refusedCap: 0,
+      acceptErrors: 0,
+      headerTimeouts: 0,
+      connectionTimeouts: 0,
+      badRequests: 0,
+    },
+    open: new Set<Deno.Conn>(),
+    closed: false,
+    wake: null,
   };
-  const open = new Set<Deno.Conn>();
-  let closed = false;
-  let wake: (() => void) | null = null;
-
-  const serveOne = async (conn: Deno.Conn) => {
-    let headerTimer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = setTimeout(() => {
-      stats.connectionTimeouts++;
-      closeQuietly(conn);
-    }, connectionTimeoutMs);
-    try {
-      const head = await new Promise<Uint8Array | "timeout" | "too-large" | null>((resolve) => {
-        headerTimer = setTimeout(() => resolve("timeout"), headerTimeoutMs);
-        readHead(conn).then(resolve, () => resolve(null));
-      });
-      clearTimeout(headerTimer);
-      if (head === null) return;
-      if (head === "timeout") {
-        stats.headerTimeouts++;
-        return;
-      }
-      if (head === "too-large") {
-        stats.badRequests++;
-        await writeResponse(
-          conn,
-          new Response("request header too large\n", { status: 431 }),
-          false,
-        );
-        return;
-      }
-      const req = parseHead(head, addr);
-      if (req === null) {
-        stats.badRequests++;
-        await writeResponse(conn, new Response("bad request\n", { status: 400 }), false);
-        return;
-      }
-      let res: Response;
-      try {
-        res = await handler(req);
-      } catch (e) {
-        res = new Response(`internal error: ${e instanceof Error ? e.message : e}\n`, {
-          status: 500,
-        });
-      }
-      stats.requests++;
-      await writeResponse(conn, res, req.method === "HEAD");
-    } catch {
-      // The client went away mid-exchange: nothing to answer.
-    } finally {
-      clearTimeout(headerTimer);
-      clearTimeout(deadline);
-      closeQuietly(conn);
-      open.delete(conn);
-      stats.active = open.size;
-    }
-  };
-
-  const acceptLoop = (async () => {
-    let retryMs = HTTP_ACCEPT_RETRY_MS;
-    while (!closed) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (e) {
-        if (closed) return;
-        stats.acceptErrors++;
-        options.onAcceptError?.(e instanceof Error ? e : new Error(String(e)));
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, retryMs);
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-        wake = null;
-        retryMs = Math.min(HTTP_ACCEPT_RETRY_MAX_MS, retryMs * 2);
-        continue;
-      }
-      retryMs = HTTP_ACCEPT_RETRY_MS;
-      stats.accepted++;
-      if (closed) {
-        closeQuietly(conn);
-        return;
-      }
-      if (open.size >= maxConnections) {
-        stats.refusedCap++;
-        void refuse(conn);
-        continue;
-      }
-      open.add(conn);
-      stats.active = open.size;
-      void serveOne(conn);
-    }
-  })();
-
+  const serve = (conn: Deno.Conn) =>
+    serveConnection(conn, state, limits, (head) => answer(head, addr, handler, state.stats));
+  const acceptLoop = acceptConnections(listener, state, limits, serve, options.onAcceptError);
   return {
     address: { host: addr.hostname, port: addr.port },
-    stats,
+    stats: state.stats,
     async close(): Promise<void> {
-      if (closed) return acceptLoop;
-      closed = true;
+      if (state.closed) return acceptLoop;
+      state.closed = true;
       closeQuietly(listener);
-      (wake as (() => void) | null)?.();
-      for (const conn of open) closeQuietly(conn);
+      state.wake?.();
+      for (const conn of state.open) closeQuietly(conn);
       await acceptLoop;
     },
   };
+}
+
+/**
+ * Accepts until the server closes: a connection over the cap is refused (503), a failed accept
+ * (out of descriptors...) is counted and retried after a pause that doubles up to
+ * {@link HTTP_ACCEPT_RETRY_MAX_MS}.
+ */
+async function acceptConnections(
+  listener: Deno.Listener,
+  state: ServerState,
+  limits: HttpLimits,
+  serve: (conn: Deno.Conn) => Promise<void>,
+  onAcceptError: ((error: Error) => void) | undefined,
+): Promise<void> {
+  const stats = state.stats;
+  let retryMs = HTTP_ACCEPT_RETRY_MS;
+  while (!state.closed) {
+    let conn: Deno.Conn;
+    try {
+      conn = await listener.accept();
+    } catch (e) {
+      if (state.closed) return;
+      stats.acceptErrors++;
+      onAcceptError?.(e instanceof Error ? e : new Error(String(e)));
+      await pauseAfterAcceptError(state, retryMs);
+      retryMs = Math.min(HTTP_ACCEPT_RETRY_MAX_MS, retryMs * 2);
+      continue;
+    }
+    retryMs = HTTP_ACCEPT_RETRY_MS;
+    stats.accepted++;
+    if (state.closed) {
+      closeQuietly(conn);
+      return;
+    }
+    if (state.open.size >= limits.maxConnections) {
+      stats.refusedCap++;
+      void refuse(conn);
+      continue;
+    }
+    state.open.add(conn);
+    stats.active = state.open.size;
+    void serve(conn);
+  }
+}
+
+/** Waits `ms`, or less if the server closes meanwhile ({@link ServerState.wake}). */
+async function pauseAfterAcceptError(state: ServerState, ms: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    state.wake = () => {
+      clearTimeout(t);
+      resolve();
+    };
+  });
+  state.wake = null;
+}
+
+/**
+ * Serves one connection within {@link HttpLimits.connectionTimeoutMs}: reads the request head
+ * within {@link HttpLimits.headerTimeoutMs}, writes `respond`'s answer, closes.
+ */
+async function serveConnection(
+  conn: Deno.Conn,
+  state: ServerState,
+  limits: HttpLimits,
+  respond: (head: Uint8Array | "too-large") => Promise<{ res: Response; headOnly: boolean }>,
+): Promise<void> {
+  const stats = state.stats;
+  let headerTimer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = setTimeout(() => {
+    stats.connectionTimeouts++;
+    closeQuietly(conn);
+  }, limits.connectionTimeoutMs);
+  try {
+    const head = await new Promise<Uint8Array | "timeout" | "too-large" | null>((resolve) => {
+      headerTimer = setTimeout(() => resolve("timeout"), limits.headerTimeoutMs);
+      readHead(conn).then(resolve, () => resolve(null));
+    });
+    clearTimeout(headerTimer);
+    if (head === null) return;
+    if (head === "timeout") {
+      stats.headerTimeouts++;
+      return;
+    }
+    const { res, headOnly } = await respond(head);
+    await writeResponse(conn, res, headOnly);
+  } catch {
+    // The client went away mid-exchange: nothing to answer.
+  } finally {
+    clearTimeout(headerTimer);
+    clearTimeout(deadline);
+    closeQuietly(conn);
+    state.open.delete(conn);
+    stats.active = state.open.size;
+  }
+}
+
+/**
+ * The answer to a request head: 431 when too large, 400 when malformed, else `handler`'s
+ * response (500 when it throws), counted.
+ */
+async function answer(
+  head: Uint8Array | "too-large",
+  addr: Deno.NetAddr,
+  handler: (req: Request) => Response | Promise<Response>,
+  stats: HttpServerStats,
+): Promise<{ res: Response; headOnly: boolean }> {
+  if (head === "too-large") {
+    stats.badRequests++;
+    return {
+      res: new Response("request header too large\n", { status: 431 }),
+      headOnly: false,
+    };
+  }
+  const req = parseHead(head, addr);
+  if (req === null) {
+    stats.badRequests++;
+    return { res: new Response("bad request\n", { status: 400 }), headOnly: false };
+  }
+  let res: Response;
+  try {
+    res = await handler(req);
+  } catch (e) {
+    res = new Response(`internal error: ${e instanceof Error ? e.message : e}\n`, {
+      status: 500,
+    });
+  }
+  stats.requests++;
+  return { res, headOnly: req.method === "HEAD" };
 }
 
 /** Answers 503 without reading, bounded in time, and closes. */

@@ -25,7 +25,6 @@
  */
 
 import { isIP } from "node:net";
-import { getLogger } from "@logtape/logtape";
 import { DROP_REASONS, type DropReason } from "../election/codec.ts";
 import {
   AF_INET,
@@ -40,11 +39,13 @@ import {
   SOL_SOCKET,
 } from "../proxy/epoll/libc.ts";
 import {
+  assertBindable,
   DEFAULT_RECV_BUFFER_BYTES,
   DEFAULT_SEND_BUFFER_BYTES,
+  destinationProblem,
   type Endpoint,
   formatEndpoint,
-  MAX_UDP_PAYLOAD_BYTES,
+  logTransportError,
   normalizeAddress,
   type UdpListenOptions,
   type UdpTransport,
@@ -79,8 +80,6 @@ export interface FilteredUdpTransport extends UdpTransport {
   prefilterDrops(): Record<DropReason | "overload", number>;
 }
 
-const log = getLogger(["redis-hive", "udp"]);
-
 /**
  * True when this process can run {@link listenUdpFfi}: x86_64 Linux with `--allow-ffi`.
  *
@@ -103,6 +102,142 @@ function check(result: number, what: string): number {
   return result;
 }
 
+/** libc as {@link libc} returns it. */
+type Libc = ReturnType<typeof libc>;
+
+/** A bound socket: its descriptor, granted receive buffer and local endpoint. */
+interface BoundSocket {
+  fd: number;
+  granted: number;
+  local: Endpoint;
+}
+
+/** `value` as the 4 bytes of a C `int`. */
+function cInt(value: number): Uint8Array {
+  return new Uint8Array(new Int32Array([value]).buffer);
+}
+
+/** Sets the socket's buffers, receive timeout and (IPv6) `IPV6_V6ONLY`. */
+function setSocketOptions(c: Libc, fd: number, family: 4 | 6, opts: UdpListenOptions): void {
+  const recvBytes = opts.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
+  check(c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, cInt(recvBytes), 4), "SO_RCVBUF");
+  const sendBytes = opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES;
+  check(c.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, cInt(sendBytes), 4), "SO_SNDBUF");
+  const timeout = new BigInt64Array([0n, BigInt(RECV_TIMEOUT_MS * 1000)]);
+  check(
+    c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(timeout.buffer), 16),
+    "SO_RCVTIMEO",
+  );
+  if (family === 6) {
+    check(
+      c.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, cInt(opts.ipv6Only ? 1 : 0), 4),
+      "IPV6_V6ONLY",
+    );
+  }
+}
+
+/** Opens a datagram socket, sets its options and binds it; closes it on any failure. */
+function bindSocket(
+  c: Libc,
+  bind: Endpoint,
+  family: 4 | 6,
+  opts: UdpListenOptions,
+): BoundSocket {
+  const address = ipSocketAddress(bind.host, bind.port);
+  if (address === null) throw new Error(`bind address ${bind.host} cannot be encoded`);
+  const fd = check(
+    c.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0),
+    "socket",
+  );
+  try {
+    setSocketOptions(c, fd, family, opts);
+    if (c.bind(fd, address.bytes, address.bytes.length) < 0) {
+      throw new Error(`cannot bind UDP ${formatEndpoint(bind)}: ${errorText(errno())}`);
+    }
+    const got = new Uint8Array(4);
+    const gotLen = new Uint8Array(new Uint32Array([4]).buffer);
+    check(c.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, got, gotLen), "getsockopt");
+    const name = new Uint8Array(28);
+    const nameLen = new Uint8Array(new Uint32Array([28]).buffer);
+    check(c.getsockname(fd, name, nameLen), "getsockname");
+    const local = { host: normalizeAddress(bind.host), port: senderOf(name).port };
+    return { fd, granted: new Int32Array(got.buffer)[0]!, local };
+  } catch (e) {
+    c.close(fd);
+    throw e;
+  }
+}
+
+/** The receive worker of one socket, and when it has stopped. */
+interface ReceiveWorker {
+  worker: Worker;
+  /** Resolves when the worker says it closed. */
+  stopped: Promise<void>;
+}
+
+/**
+ * Starts the receive worker on `fd`: it posts the datagrams that pass its filter, which go to
+ * `deliver` (the `pending` counter drops by one for each).
+ */
+function startReceiveWorker(
+  fd: number,
+  secret: string | null,
+  shared: SharedArrayBuffer,
+  deliver: (bytes: Uint8Array, from: Endpoint) => void,
+  onWorkerError: (message: string) => void,
+): ReceiveWorker {
+  const counters = new Int32Array(shared);
+  const worker = new Worker(WORKER_URL, { type: "module" });
+  const stopped = new Promise<void>((resolve) => {
+    worker.onmessage = (e: MessageEvent<PostedDatagram | { closed: true; error?: string }>) => {
+      const m = e.data;
+      if ("closed" in m) {
+        if (m.error !== undefined) onWorkerError(m.error);
+        resolve();
+        return;
+      }
+      Atomics.sub(counters, SHARED.pending, 1);
+      deliver(m.bytes, { host: m.host, port: m.port });
+    };
+  });
+  worker.onerror = (e) => {
+    e.preventDefault();
+    onWorkerError(e.message);
+  };
+  worker.postMessage({ fd, secret, shared, maxPending: MAX_PENDING_DATAGRAMS });
+  return { worker, stopped };
+}
+
+/**
+ * A bounded cache of encoded destination addresses (`sockaddr`) for a socket of `family`; an
+ * IPv4 destination of an IPv6 socket is IPv4-mapped. Null when an address cannot be encoded.
+ */
+function destinationCache(family: 4 | 6): (to: Endpoint) => Uint8Array<ArrayBuffer> | null {
+  const destinations = new Map<string, Uint8Array<ArrayBuffer>>();
+  return (to) => {
+    const key = `${to.host}|${to.port}`;
+    let bytes = destinations.get(key);
+    if (bytes === undefined) {
+      const host = family === 6 && isIP(to.host) === 4 ? `::ffff:${to.host}` : to.host;
+      const sa = ipSocketAddress(host, to.port);
+      if (sa === null) return null;
+      if (destinations.size >= MAX_CACHED_DESTINATIONS) destinations.clear();
+      bytes = sa.bytes;
+      destinations.set(key, bytes);
+    }
+    return bytes;
+  };
+}
+
+/** The drop counters the worker keeps in `counters`, by reason. */
+function dropCounts(counters: Int32Array): Record<DropReason | "overload", number> {
+  const out = Object.fromEntries(DROP_REASONS.map((r, i) => [r, Atomics.load(counters, i)]));
+  return { ...out, overload: Atomics.load(counters, SHARED.overload) } as Record<
+    DropReason | "overload",
+    number
+  >;
+}
+
 /**
  * Binds `bind` and starts the receive worker. Rejects when the address is in use or not local,
  * or FFI is not available.
@@ -117,113 +252,21 @@ export async function listenUdpFfi(
   bind: Endpoint,
   opts: FilteredUdpOptions,
 ): Promise<FilteredUdpTransport> {
-  const family = isIP(bind.host);
-  if (family === 0) {
-    throw new Error(`bind address ${JSON.stringify(bind.host)} is not an IP literal`);
-  }
+  const family = assertBindable(bind);
   const c = libc();
-  const address = ipSocketAddress(bind.host, bind.port);
-  if (address === null) throw new Error(`bind address ${bind.host} cannot be encoded`);
-  const fd = check(
-    c.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0),
-    "socket",
-  );
-  let granted = 0;
-  try {
-    const int = (v: number) => new Uint8Array(new Int32Array([v]).buffer);
-    check(
-      c.setsockopt(
-        fd,
-        SOL_SOCKET,
-        SO_RCVBUF,
-        int(opts.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES),
-        4,
-      ),
-      "SO_RCVBUF",
-    );
-    check(
-      c.setsockopt(
-        fd,
-        SOL_SOCKET,
-        SO_SNDBUF,
-        int(opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES),
-        4,
-      ),
-      "SO_SNDBUF",
-    );
-    const timeout = new BigInt64Array([0n, BigInt(RECV_TIMEOUT_MS * 1000)]);
-    check(
-      c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(timeout.buffer), 16),
-      "SO_RCVTIMEO",
-    );
-    if (family === 6) {
-      check(
-        c.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, int(opts.ipv6Only ? 1 : 0), 4),
-        "IPV6_V6ONLY",
-      );
-    }
-    if (c.bind(fd, address.bytes, address.bytes.length) < 0) {
-      throw new Error(`cannot bind UDP ${formatEndpoint(bind)}: ${errorText(errno())}`);
-    }
-    const got = new Uint8Array(4);
-    const gotLen = new Uint8Array(new Uint32Array([4]).buffer);
-    check(c.getsockopt(fd, SOL_SOCKET, SO_RCVBUF, got, gotLen), "getsockopt");
-    granted = new Int32Array(got.buffer)[0]!;
-  } catch (e) {
-    c.close(fd);
-    throw e;
-  }
-  const name = new Uint8Array(28);
-  const nameLen = new Uint8Array(new Uint32Array([28]).buffer);
-  check(c.getsockname(fd, name, nameLen), "getsockname");
-  const local: Endpoint = { host: normalizeAddress(bind.host), port: senderOf(name).port };
-
+  const { fd, granted, local } = bindSocket(c, bind, family, opts);
   const shared = new SharedArrayBuffer(SHARED.length * 4);
   const counters = new Int32Array(shared);
-  const onError = opts.onError ??
-    ((error: Error, to: Endpoint | null) =>
-      log.warn("UDP {op} failed: {error}", {
-        op: to === null ? "socket" : `send to ${formatEndpoint(to)}`,
-        error: error.message,
-      }));
+  const onError = opts.onError ?? logTransportError;
   let handler: ((bytes: Uint8Array, from: Endpoint) => void) | null = null;
   let closed = false;
   let closing: Promise<void> | null = null;
-  const worker = new Worker(WORKER_URL, { type: "module" });
-  const stopped = new Promise<void>((resolve) => {
-    worker.onmessage = (e: MessageEvent<PostedDatagram | { closed: true; error?: string }>) => {
-      const m = e.data;
-      if ("closed" in m) {
-        if (m.error !== undefined && !closed) {
-          onError(new Error(`receive worker: ${m.error}`), null);
-        }
-        resolve();
-        return;
-      }
-      Atomics.sub(counters, SHARED.pending, 1);
-      if (!closed && handler !== null) handler(m.bytes, { host: m.host, port: m.port });
-    };
+  const { worker, stopped } = startReceiveWorker(fd, opts.secret, shared, (bytes, from) => {
+    if (!closed && handler !== null) handler(bytes, from);
+  }, (message) => {
+    if (!closed) onError(new Error(`receive worker: ${message}`), null);
   });
-  worker.onerror = (e) => {
-    e.preventDefault();
-    if (!closed) onError(new Error(`receive worker: ${e.message}`), null);
-  };
-  worker.postMessage({ fd, secret: opts.secret, shared, maxPending: MAX_PENDING_DATAGRAMS });
-
-  const destinations = new Map<string, Uint8Array<ArrayBuffer>>();
-  const destination = (to: Endpoint): Uint8Array<ArrayBuffer> | null => {
-    const key = `${to.host}|${to.port}`;
-    let bytes = destinations.get(key);
-    if (bytes === undefined) {
-      const host = family === 6 && isIP(to.host) === 4 ? `::ffff:${to.host}` : to.host;
-      const sa = ipSocketAddress(host, to.port);
-      if (sa === null) return null;
-      if (destinations.size >= MAX_CACHED_DESTINATIONS) destinations.clear();
-      bytes = sa.bytes;
-      destinations.set(key, bytes);
-    }
-    return bytes;
-  };
+  const destination = destinationCache(family);
 
   await Promise.resolve();
   return {
@@ -231,21 +274,8 @@ export async function listenUdpFfi(
     recvBufferBytes: granted,
     send(to: Endpoint, bytes: Uint8Array): void {
       if (closed) return onError(new Error("send on a closed transport"), to);
-      if (isIP(to.host) === 0) {
-        return onError(
-          new Error(`destination host ${JSON.stringify(to.host)} is not an IP literal`),
-          to,
-        );
-      }
-      if (!Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
-        return onError(new Error(`destination port ${to.port} is not an integer 1..65535`), to);
-      }
-      if (bytes.length > MAX_UDP_PAYLOAD_BYTES) {
-        return onError(
-          new Error(`datagram of ${bytes.length} bytes exceeds MAX_UDP_PAYLOAD_BYTES`),
-          to,
-        );
-      }
+      const problem = destinationProblem(to, bytes);
+      if (problem !== null) return onError(new Error(problem), to);
       const sa = destination(to);
       if (sa === null) return onError(new Error(`cannot send to ${to.host} from this socket`), to);
       const copy = bytes.slice();
@@ -255,13 +285,7 @@ export async function listenUdpFfi(
     setHandler(next): void {
       handler = next;
     },
-    prefilterDrops() {
-      const out = Object.fromEntries(DROP_REASONS.map((r, i) => [r, Atomics.load(counters, i)]));
-      return { ...out, overload: Atomics.load(counters, SHARED.overload) } as Record<
-        DropReason | "overload",
-        number
-      >;
-    },
+    prefilterDrops: () => dropCounts(counters),
     close(): Promise<void> {
       closed = true;
       handler = null;

@@ -100,7 +100,15 @@ export interface UdpTransport extends DatagramTransport {
 
 const logger = getLogger(["redis-hive", "udp"]);
 
-function logTransportError(error: Error, to: Endpoint | null): void {
+/**
+ * The default error handler of both UDP transports: one warning per failure.
+ *
+ * @example
+ * ```ts
+ * logTransportError(new Error("EPERM"), { host: "127.0.0.12", port: 7379 });
+ * ```
+ */
+export function logTransportError(error: Error, to: Endpoint | null): void {
   logger.warn("UDP {op} failed: {error}", {
     op: to === null ? "socket" : `send to ${formatEndpoint(to)}`,
     error: error.message,
@@ -134,8 +142,15 @@ export function formatEndpoint(endpoint: Endpoint): string {
   return formatHostPort(endpoint.host, endpoint.port);
 }
 
-/** Why `to` cannot be sent to, or null when it is a valid destination. */
-function destinationProblem(to: Endpoint, bytes: Uint8Array): string | null {
+/**
+ * Why `bytes` cannot be sent to `to`, or null when it is a valid destination (both transports).
+ *
+ * @example
+ * ```ts
+ * destinationProblem({ host: "localhost", port: 7379 }, new Uint8Array(1)); // "... not an IP literal"
+ * ```
+ */
+export function destinationProblem(to: Endpoint, bytes: Uint8Array): string | null {
   if (isIP(to.host) === 0) {
     return `destination host ${JSON.stringify(to.host)} is not an IP literal`;
   }
@@ -148,8 +163,16 @@ function destinationProblem(to: Endpoint, bytes: Uint8Array): string | null {
   return null;
 }
 
-/** Checks a bind endpoint; throws a clear error on a programmer error. */
-function assertBindable(bind: Endpoint): 4 | 6 {
+/**
+ * Checks a bind endpoint (both transports); returns its IP family, throws a clear error on a
+ * programmer error.
+ *
+ * @example
+ * ```ts
+ * assertBindable({ host: "::1", port: 0 }); // 6
+ * ```
+ */
+export function assertBindable(bind: Endpoint): 4 | 6 {
   const family = isIP(bind.host);
   if (family === 0) {
     throw new Error(`bind address ${JSON.stringify(bind.host)} is not an IP literal`);
@@ -160,21 +183,8 @@ function assertBindable(bind: Endpoint): 4 | 6 {
   return family as 4 | 6;
 }
 
-/**
- * Binds a real UDP socket (`node:dgram`) at `bind` (port 0 picks a free port). Rejects when the
- * address is in use or not local; throws on an invalid address or option.
- *
- * @example
- * ```ts
- * const udp = await listenUdp({ host: "::1", port: 0 }, { recvBufferBytes: 1 << 20 });
- * console.log(udp.local.port, udp.recvBufferBytes);
- * await udp.close();
- * ```
- */
-export async function listenUdp(
-  bind: Endpoint,
-  opts: UdpListenOptions = {},
-): Promise<UdpTransport> {
+/** A `node:dgram` socket bound at `bind` with the buffer sizes of `opts` (each checked). */
+async function bindDgramSocket(bind: Endpoint, opts: UdpListenOptions): Promise<dgram.Socket> {
   const family = assertBindable(bind);
   const recvBufferBytes = opts.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
   const sendBufferBytes = opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES;
@@ -186,8 +196,6 @@ export async function listenUdp(
   ) {
     checkInteger("listenUdp", name, value, MIN_SOCKET_BUFFER_BYTES, MAX_SOCKET_BUFFER_BYTES);
   }
-  const onError = opts.onError ?? logTransportError;
-
   const socket = dgram.createSocket({
     type: family === 6 ? "udp6" : "udp4",
     ipv6Only: opts.ipv6Only ?? false,
@@ -207,7 +215,26 @@ export async function listenUdp(
       resolve();
     });
   });
+  return socket;
+}
 
+/**
+ * Binds a real UDP socket (`node:dgram`) at `bind` (port 0 picks a free port). Rejects when the
+ * address is in use or not local; throws on an invalid address or option.
+ *
+ * @example
+ * ```ts
+ * const udp = await listenUdp({ host: "::1", port: 0 }, { recvBufferBytes: 1 << 20 });
+ * console.log(udp.local.port, udp.recvBufferBytes);
+ * await udp.close();
+ * ```
+ */
+export async function listenUdp(
+  bind: Endpoint,
+  opts: UdpListenOptions = {},
+): Promise<UdpTransport> {
+  const socket = await bindDgramSocket(bind, opts);
+  const onError = opts.onError ?? logTransportError;
   const address = socket.address();
   const local: Endpoint = { host: normalizeAddress(address.address), port: address.port };
   const granted = socket.getRecvBufferSize();

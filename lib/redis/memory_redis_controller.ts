@@ -29,6 +29,7 @@ import {
   type RedisTarget,
 } from "./redis_state.ts";
 import {
+  closedControllerResult,
   type CommandOutcome,
   enforceRedisTarget,
   type EnforceResult,
@@ -386,15 +387,7 @@ export class MemoryRedisController implements RedisController {
 
   /** Enforces `target` exactly as the real controller does (same algorithm). */
   async enforce(target: RedisTarget): Promise<EnforceResult> {
-    if (this.#closed) {
-      return {
-        ok: false,
-        reason: "redis-down",
-        detail: "the controller is closed",
-        commands: [],
-        warnings: [],
-      };
-    }
+    if (this.#closed) return closedControllerResult();
     const session: EnforceSession = {
       observe: () => this.observe(),
       run: (args) => {

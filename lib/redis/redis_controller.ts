@@ -40,6 +40,7 @@ import {
   sameHealth,
 } from "./failure_detector.ts";
 import {
+  closedControllerResult,
   type CommandOutcome,
   enforceRedisTarget,
   type EnforceResult,
@@ -253,15 +254,7 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     observe,
     enforce(target: RedisTarget): Promise<EnforceResult> {
       const run = async (): Promise<EnforceResult> => {
-        if (connection.closed) {
-          return {
-            ok: false,
-            reason: "redis-down",
-            detail: "the controller is closed",
-            commands: [],
-            warnings: [],
-          };
-        }
+        if (connection.closed) return closedControllerResult();
         if (target.kind !== "follow") guard.drop();
         return await enforceRedisTarget(session, target, settings);
       };
@@ -276,13 +269,7 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
     },
     pauseAndSync(candidates, pauseMs, timeoutMs): Promise<HandoffSync> {
       if (connection.closed || client.status !== "ready") {
-        const offsets = candidates.map((c) => ({ ...c, offset: null }));
-        return Promise.resolve({
-          ok: false,
-          reason: "the local redis is down",
-          masterOffset: null,
-          offsets,
-        });
+        return Promise.resolve(localRedisDown(candidates));
       }
       const peers = (cs: readonly { host: string; port: number }[]) =>
         cs.map((c) => connect(c.host, c.port, false));
@@ -307,6 +294,12 @@ export function createRedisController(opts: RedisControllerOptions): RedisContro
       await Promise.all(clients.map((c) => disconnect(c)));
     },
   };
+}
+
+/** What `pauseAndSync` answers when the local redis is down: no offset known. */
+function localRedisDown(candidates: readonly { host: string; port: number }[]): HandoffSync {
+  const offsets = candidates.map((c) => ({ ...c, offset: null }));
+  return { ok: false, reason: "the local redis is down", masterOffset: null, offsets };
 }
 
 /** The controller's timeouts and reconnect delays, every default applied and checked. */

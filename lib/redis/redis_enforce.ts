@@ -51,6 +51,24 @@ export type EnforceResult =
     warnings: string[];
   };
 
+/**
+ * What `enforce` answers once a controller (real or in memory) is closed.
+ *
+ * @example
+ * ```ts
+ * closedControllerResult().ok; // false
+ * ```
+ */
+export function closedControllerResult(): EnforceResult {
+  return {
+    ok: false,
+    reason: "redis-down",
+    detail: "the controller is closed",
+    commands: [],
+    warnings: [],
+  };
+}
+
 /** The outcome of one command on the local redis. */
 export type CommandOutcome =
   | { ok: true }

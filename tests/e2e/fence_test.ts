@@ -8,7 +8,8 @@
  */
 
 import assert from "node:assert/strict";
-import { LocalCluster } from "../../testing/local_cluster.ts";
+import { LocalCluster, type LocalNode } from "../../testing/local_cluster.ts";
+import type { HiveStatus } from "../../lib/http/hive_status.ts";
 import { eventually } from "../../testing/wait.ts";
 import { RespConnection, RespReplyError } from "../../testing/resp_connection.ts";
 
@@ -25,6 +26,14 @@ async function setThrough(host: string, port: number, key: string): Promise<stri
   }
 }
 
+/** Waits (bounded) until `node` leads unfenced with its redis open; returns that status. */
+function unfenced(node: LocalNode): Promise<HiveStatus> {
+  return eventually(`${node.address} leads unfenced, its redis open`, async () => {
+    const s = await node.status();
+    return s.role === "leader" && !s.fence.fenced && s.fence.applied === "open" ? s : undefined;
+  }, { timeoutMs: 10_000 });
+}
+
 Deno.test("e2e: a leader whose group stops answering is fenced (writes refused, reads work), then lifted", async () => {
   await LocalCluster.run({
     addresses: ["127.0.14.11", "127.0.14.12", "127.0.14.13"],
@@ -33,9 +42,10 @@ Deno.test("e2e: a leader whose group stops answering is fenced (writes refused, 
     const first = await cluster.waitForSettled();
     const leader = cluster.node(first.leader);
     const proxyPort = leader.ports.proxy;
+    // On a busy machine a leader is now and then fenced for a few ms (a lease not echoed within
+    // 150 ms, lifted by the next echo): wait (bounded) for an open fence, never read it once.
+    const before = await unfenced(leader);
     assert.equal(await setThrough(leader.address, proxyPort, "before"), "OK");
-    const before = await leader.status();
-    assert.equal(before.fence.fenced, false);
     assert.equal(before.fence.armed, true);
     assert.equal(before.fence.needed, 2);
     assert.equal(before.fence.applied, "open");
@@ -82,8 +92,9 @@ Deno.test("e2e: a leader whose group stops answering is fenced (writes refused, 
       return (await setThrough(leader.address, proxyPort, "after")) === "OK" || undefined;
     }, { timeoutMs: 20_000 });
     const settled = await cluster.waitForSettled();
-    const now = settled.statuses.get(settled.leader)!;
-    assert.equal(now.fence.fenced, false);
+    // Not one snapshot: after SIGCONT the resumed hives catch up, and the leader may be fenced
+    // again for a few ms; what matters is that the fence lifts (seen: fenced 11 ms, then open).
+    await unfenced(cluster.node(settled.leader));
     const old = settled.statuses.get(leader.address)!;
     assert.ok(old.fence.fencedTotalMs > 0, "the fenced time is counted");
     assert.ok(old.election.fences >= 2, "its first moment and the cut");

@@ -20,6 +20,7 @@ import {
 } from "../../lib/election/heartbeat.ts";
 import { REDIS_DOWN, type RedisObservation } from "../../lib/redis/redis_state.ts";
 import type { Instant } from "../../lib/common/clock.ts";
+import { sampleElectionOptions } from "../../testing/election_samples.ts";
 
 /** `sentMs` of the hand-made heartbeats: stamped with the receive time (a fresh heartbeat). */
 const SENT_ON_RECEIVE = -1;
@@ -35,17 +36,7 @@ const SELF = "10.0.0.5";
 const WALL0 = 1_700_000_000_000;
 
 function options(extra: Partial<ElectionOptions> = {}): ElectionOptions {
-  return {
-    self: SELF,
-    electionPort: 7379,
-    redisPort: 6379,
-    localRedis: { host: "127.0.0.1", port: 6379 },
-    bootId: "00000000000000aa",
-    heartbeatMs: 200,
-    failureMs: 1000,
-    maxPeers: 8,
-    ...extra,
-  };
+  return sampleElectionOptions(SELF, extra);
 }
 
 function at(ms: number): Instant {

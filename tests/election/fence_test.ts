@@ -121,18 +121,21 @@ Deno.test("lease grant: no other leader echoed within the holdoff, unless the fi
   assert.equal(g.mayEcho("B", 100, 300), true);
 });
 
+/** A valid lease probe, for the codec and filter tests. */
+const PROBE: LeaseMessage = {
+  kind: "probe",
+  from: "127.0.14.1",
+  bootId: "ab12",
+  seq: 7,
+  sentMono: 123.5,
+  fenced: false,
+};
+
 Deno.test("lease codec: round trip, signed like heartbeats; forged, unsigned and bad fields dropped", async () => {
   const signed = await createLeaseCodec("s3cret");
   const other = await createLeaseCodec("other");
   const open = await createLeaseCodec(null);
-  const probe: LeaseMessage = {
-    kind: "probe",
-    from: "127.0.14.1",
-    bootId: "ab12",
-    seq: 7,
-    sentMono: 123.5,
-    fenced: false,
-  };
+  const probe = PROBE;
   const echo: LeaseMessage = {
     kind: "echo",
     from: "127.0.14.2",
@@ -172,14 +175,7 @@ Deno.test("envelope filter (the FFI receive worker's): lets signed leases throug
   // it; a lease must pass it exactly when the lease codec would accept its envelope.
   const filter = createEnvelopeFilter("s3cret");
   const open = createEnvelopeFilter(null);
-  const probe: LeaseMessage = {
-    kind: "probe",
-    from: "127.0.14.1",
-    bootId: "ab12",
-    seq: 7,
-    sentMono: 123.5,
-    fenced: false,
-  };
+  const probe = PROBE;
   const bytes = await (await createLeaseCodec("s3cret")).encode(probe);
   assert.equal(filter(bytes), null);
   assert.equal(createEnvelopeFilter("other")(bytes), "bad-signature");
@@ -249,26 +245,19 @@ class Mesh {
     return this.nodes.find((n) => n.id === id)!;
   }
 
+  /** Queues one datagram from `n` to each of `to`, handed to the receiver by `deliver`. */
+  #post(n: Node, to: readonly { host: string }[], deliver: (m: Node) => ElectionAction[]): void {
+    for (const t of to) this.#queue.push({ from: n.id, to: t.host, deliver });
+  }
+
   #apply(n: Node, actions: ElectionAction[]): void {
     for (const a of actions) {
       if (a.type === "send") {
         const hb: Heartbeat = structuredClone(a.heartbeat);
-        for (const to of a.to) {
-          this.#queue.push({
-            from: n.id,
-            to: to.host,
-            deliver: (m) => m.election.receive(hb, this.#now()),
-          });
-        }
+        this.#post(n, a.to, (m) => m.election.receive(hb, this.#now()));
       } else if (a.type === "lease") {
         const msg = structuredClone(a.message);
-        for (const to of a.to) {
-          this.#queue.push({
-            from: n.id,
-            to: to.host,
-            deliver: (m) => m.election.receiveLease(msg, this.#now()),
-          });
-        }
+        this.#post(n, a.to, (m) => m.election.receiveLease(msg, this.#now()));
       } else if (a.type === "redis") {
         n.redis = a.target.kind === "leader" ? "master" : "replica";
         n.following = a.target.kind === "follow" ? a.target.host : null;

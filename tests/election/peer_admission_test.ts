@@ -8,48 +8,26 @@
 import assert from "node:assert/strict";
 import { Election, type ElectionAction } from "../../lib/election/election.ts";
 import { evictionVictim } from "../../lib/election/peer_admission.ts";
-import { type Heartbeat, HEARTBEAT_VERSION, UNKNOWN_REDIS } from "../../lib/election/heartbeat.ts";
+import { type Heartbeat, UNKNOWN_REDIS } from "../../lib/election/heartbeat.ts";
+import {
+  SAMPLE_WALL_MS,
+  sampleElectionOptions,
+  sampleHeartbeat,
+} from "../../testing/election_samples.ts";
 import type { Instant } from "../../lib/common/clock.ts";
 
 const SELF = "10.0.0.5";
-const WALL0 = 1_700_000_000_000;
+const WALL0 = SAMPLE_WALL_MS;
 
 function at(ms: number): Instant {
   return { monoMs: ms, wallMs: WALL0 + ms };
 }
 
 function election(maxPeers: number): Election {
-  return new Election({
-    self: SELF,
-    electionPort: 7379,
-    redisPort: 6379,
-    localRedis: { host: "127.0.0.1", port: 6379 },
-    bootId: "00000000000000aa",
-    heartbeatMs: 200,
-    failureMs: 1000,
-    maxPeers,
-  });
+  return new Election(sampleElectionOptions(SELF, { maxPeers }));
 }
 
-function hb(from: string, seq: number, extra: Partial<Heartbeat> = {}): Heartbeat {
-  return {
-    version: HEARTBEAT_VERSION,
-    from,
-    electionPort: 7379,
-    redisPort: 6379,
-    bootId: "0000000000000001",
-    seq,
-    sentMs: WALL0,
-    role: "follower",
-    leader: null,
-    electionStartMs: null,
-    leaderSinceMs: null,
-    groupSize: 0,
-    handoffTo: null,
-    redis: UNKNOWN_REDIS,
-    ...extra,
-  };
-}
+const hb = sampleHeartbeat;
 
 function leaderHb(from: string, seq: number, runId: string | null): Heartbeat {
   return hb(from, seq, {

@@ -8,11 +8,16 @@
 import assert from "node:assert/strict";
 import { replayVerdict } from "../../lib/election/replay_guard.ts";
 import { Election } from "../../lib/election/election.ts";
-import { type Heartbeat, HEARTBEAT_VERSION, UNKNOWN_REDIS } from "../../lib/election/heartbeat.ts";
+import type { Heartbeat } from "../../lib/election/heartbeat.ts";
+import {
+  SAMPLE_WALL_MS,
+  sampleElectionOptions,
+  sampleHeartbeat,
+} from "../../testing/election_samples.ts";
 import type { Instant } from "../../lib/common/clock.ts";
 
 const WINDOW = 15_000;
-const WALL0 = 1_700_000_000_000;
+const WALL0 = SAMPLE_WALL_MS;
 const SELF = "10.0.0.5";
 const PEER = "10.0.0.1";
 
@@ -67,39 +72,14 @@ function at(ms: number): Instant {
 }
 
 function receiver(): Election {
-  const e = new Election({
-    self: SELF,
-    electionPort: 7379,
-    redisPort: 6379,
-    localRedis: { host: "127.0.0.1", port: 6379 },
-    bootId: "00000000000000aa",
-    heartbeatMs: 200,
-    failureMs: 1000,
-    maxPeers: 8,
-    maxClockSkewMs: WINDOW,
-  });
+  const e = new Election(sampleElectionOptions(SELF, { maxClockSkewMs: WINDOW }));
   e.setPeers([SELF, PEER], at(0));
   return e;
 }
 
 /** The peer's heartbeat of boot `bootId`, number `seq`, sent at wall time WALL0 + `sentAt`. */
 function peerHb(bootId: string, seq: number, sentAt: number): Heartbeat {
-  return {
-    version: HEARTBEAT_VERSION,
-    from: PEER,
-    electionPort: 7379,
-    redisPort: 6379,
-    bootId,
-    seq,
-    sentMs: WALL0 + sentAt,
-    role: "follower",
-    leader: null,
-    electionStartMs: null,
-    leaderSinceMs: null,
-    groupSize: 0,
-    handoffTo: null,
-    redis: UNKNOWN_REDIS,
-  };
+  return sampleHeartbeat(PEER, seq, { bootId, sentMs: WALL0 + sentAt });
 }
 
 Deno.test("replay: after the receiver restarts, a previous boot's datagram does not silence the peer", () => {

@@ -520,79 +520,60 @@ Deno.test("config: --help text lists every flag with its environment variable an
   }
 });
 
-Deno.test("main.ts: a bad flag exits with status 2 and a message naming the flag", async () => {
-  const root = new URL("../..", import.meta.url);
+/**
+ * Runs `deno run --allow-env --allow-read main.ts <args>` from the project root in a clean
+ * environment (only what deno needs, plus `extraEnv`; no --allow-net: a hive that went on to
+ * start would fail with another message and status 1).
+ */
+async function runMain(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: Record<string, string> = {};
   for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
     const value = Deno.env.get(name);
     if (value !== undefined) env[name] = value;
   }
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-env", "--allow-read", "main.ts", "--election-port", "abc"],
-    cwd: root,
-    env,
+    args: ["run", "--allow-env", "--allow-read", "main.ts", ...args],
+    cwd: new URL("../..", import.meta.url),
+    env: { ...env, ...extraEnv },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assert.equal(output.code, exitCodeForConfigError, stderr);
-  assert.match(stderr, /^redis-hive: --election-port: .*"abc"/m);
-  assert.equal(new TextDecoder().decode(output.stdout), "");
+  const text = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: text.decode(output.stdout),
+    stderr: text.decode(output.stderr),
+  };
+}
 
-  const help = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-env", "--allow-read", "main.ts", "--help"],
-    cwd: root,
-    env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(help.code, 0, new TextDecoder().decode(help.stderr));
-  assert.equal(new TextDecoder().decode(help.stdout).trimEnd(), formatHelp().trimEnd());
+Deno.test("main.ts: a bad flag exits with status 2 and a message naming the flag", async () => {
+  const output = await runMain(["--election-port", "abc"]);
+  assert.equal(output.code, exitCodeForConfigError, output.stderr);
+  assert.match(output.stderr, /^redis-hive: --election-port: .*"abc"/m);
+  assert.equal(output.stdout, "");
+
+  const help = await runMain(["--help"]);
+  assert.equal(help.code, 0, help.stderr);
+  assert.equal(help.stdout.trimEnd(), formatHelp().trimEnd());
 });
 
 Deno.test("main.ts: --proxy-engine epoll without --allow-ffi exits with status 2 naming the flag", async () => {
-  const root = new URL("../..", import.meta.url);
-  const env: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
-  const run = (args: string[], extraEnv: Record<string, string> = {}) =>
-    new Deno.Command(Deno.execPath(), {
-      // No --allow-net either: a hive that went on to start would fail with another message
-      // and status 1.
-      args: [
-        "run",
-        "--allow-env",
-        "--allow-read",
-        "main.ts",
-        "--peers",
-        "127.0.0.1",
-        "--insecure-no-secret",
-        ...args,
-      ],
-      cwd: root,
-      env: { ...env, ...extraEnv },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+  const base = ["--peers", "127.0.0.1", "--insecure-no-secret"];
   for (
     const [args, extraEnv] of [
       [["--proxy-engine", "epoll"], {}],
       [[], { HIVE_PROXY_ENGINE: "epoll" }],
     ] as const
   ) {
-    const output = await run([...args], extraEnv);
-    const stderr = new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, exitCodeForConfigError, stderr);
-    assert.match(stderr, /^redis-hive: --proxy-engine: .*--allow-ffi/m);
-    assert.equal(new TextDecoder().decode(output.stdout), "");
+    const output = await runMain([...base, ...args], extraEnv);
+    assert.equal(output.code, exitCodeForConfigError, output.stderr);
+    assert.match(output.stderr, /^redis-hive: --proxy-engine: .*--allow-ffi/m);
+    assert.equal(output.stdout, "");
   }
 });
 
@@ -656,22 +637,7 @@ Deno.test("config: secure by default: no secret is refused unless --insecure-no-
 });
 
 Deno.test("main.ts: without a secret the hive exits with status 2 naming --secret-file", async () => {
-  const root = new URL("../..", import.meta.url);
-  const env: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-env", "--allow-read", "main.ts", "--peers", "127.0.0.1"],
-    cwd: root,
-    env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assert.equal(output.code, exitCodeForConfigError, stderr);
-  assert.match(stderr, /^redis-hive: --secret-file: .*--insecure-no-secret/m);
+  const output = await runMain(["--peers", "127.0.0.1"]);
+  assert.equal(output.code, exitCodeForConfigError, output.stderr);
+  assert.match(output.stderr, /^redis-hive: --secret-file: .*--insecure-no-secret/m);
 });

@@ -12,29 +12,14 @@ import fc from "fast-check";
 import { listenUdpFfi } from "../../lib/net/udp_ffi.ts";
 import { createCodec } from "../../lib/election/codec.ts";
 import { createEnvelopeFilter } from "../../lib/election/envelope_filter.ts";
-import { HEARTBEAT_VERSION, UNKNOWN_REDIS } from "../../lib/election/heartbeat.ts";
+import { sampleHeartbeat } from "../../testing/election_samples.ts";
 import { senderOf } from "../../lib/net/udp_ffi_protocol.ts";
 
 const A = "127.0.13.41";
 const B = "127.0.13.42";
 const SECRET = "ffi-secret";
 
-const HB = {
-  version: HEARTBEAT_VERSION,
-  from: B,
-  electionPort: 17441,
-  redisPort: 6379,
-  bootId: "00000000000000b1",
-  seq: 1,
-  sentMs: 1_700_000_000_000,
-  role: "follower" as const,
-  leader: null,
-  electionStartMs: null,
-  leaderSinceMs: null,
-  groupSize: 0,
-  handoffTo: null,
-  redis: UNKNOWN_REDIS,
-};
+const HB = sampleHeartbeat(B, 1, { electionPort: 17441, bootId: "00000000000000b1" });
 
 async function until(what: string, ok: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));

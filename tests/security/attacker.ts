@@ -4,7 +4,8 @@
  *
  * @example
  * ```ts
- * import { Attacker, forgedLeader } from "./attacker.ts";
+ * import { Attacker } from "./attacker.ts";
+ * import { forgedLeaderHeartbeat as forgedLeader } from "../../testing/election_samples.ts";
  * const attacker = await Attacker.bind("127.0.13.59", 17379);
  * await attacker.sendTo({ host: "127.0.13.51", port: 17379 }, await attacker.encode(forgedLeader("127.0.13.59", 1), null));
  * await attacker.close();
@@ -13,7 +14,8 @@
 
 import dgram from "node:dgram";
 import { createCodec } from "../../lib/election/codec.ts";
-import { type Heartbeat, HEARTBEAT_VERSION, UNKNOWN_REDIS } from "../../lib/election/heartbeat.ts";
+import type { Heartbeat } from "../../lib/election/heartbeat.ts";
+import { sampleHeartbeat } from "../../testing/election_samples.ts";
 
 /** A datagram the attacker received, and from where. */
 export interface Captured {
@@ -23,56 +25,14 @@ export interface Captured {
   atMs: number;
 }
 
-/** A leader claim built to win everywhere: the oldest lineage, a huge group, leading forever. */
-export function forgedLeader(
-  from: string,
-  seq: number,
-  opts: { runId?: string | null; electionPort?: number; redisPort?: number } = {},
-): Heartbeat {
-  return {
-    version: HEARTBEAT_VERSION,
-    from,
-    electionPort: opts.electionPort ?? 17379,
-    redisPort: opts.redisPort ?? 16379,
-    bootId: "00000000000000ee",
-    seq,
-    sentMs: Date.now(),
-    role: "leader",
-    leader: from,
-    electionStartMs: null,
-    leaderSinceMs: 1,
-    groupSize: 1024,
-    handoffTo: null,
-    redis: {
-      ...UNKNOWN_REDIS,
-      up: true,
-      role: "master",
-      runId: opts.runId === undefined ? "e".repeat(40) : opts.runId,
-      replId: "e".repeat(40),
-      offset: 1_000_000_000,
-      lineage: { bornMs: 1, bornBy: from },
-    },
-  };
-}
-
 /** A plain follower heartbeat of `from` (for crowding the peer table). */
 export function forgedFollower(from: string, seq: number, electionPort = 17379): Heartbeat {
-  return {
-    version: HEARTBEAT_VERSION,
-    from,
+  return sampleHeartbeat(from, seq, {
     electionPort,
     redisPort: 16379,
     bootId: "00000000000000ef",
-    seq,
     sentMs: Date.now(),
-    role: "follower",
-    leader: null,
-    electionStartMs: null,
-    leaderSinceMs: null,
-    groupSize: 0,
-    handoffTo: null,
-    redis: UNKNOWN_REDIS,
-  };
+  });
 }
 
 /** One UDP endpoint of the attacker. */

@@ -13,7 +13,8 @@
 import assert from "node:assert/strict";
 import { LocalCluster } from "../../testing/local_cluster.ts";
 import { keysNamed } from "../e2e/e2e_assertions.ts";
-import { Attacker, forgedLeader, sleep } from "./attacker.ts";
+import { Attacker, sleep } from "./attacker.ts";
+import { forgedLeaderHeartbeat as forgedLeader } from "../../testing/election_samples.ts";
 
 const ADDRESSES = ["127.0.13.51", "127.0.13.52", "127.0.13.53"];
 const ATTACKER = "127.0.13.59";

@@ -11,7 +11,8 @@ import { parseConfig } from "../../lib/hive/config.ts";
 import { MemoryNetwork } from "../../lib/net/udp_transport.ts";
 import { MemoryRedisNetwork } from "../../lib/redis/memory_redis_controller.ts";
 import { createCodec } from "../../lib/election/codec.ts";
-import { type Heartbeat, HEARTBEAT_VERSION, UNKNOWN_REDIS } from "../../lib/election/heartbeat.ts";
+import type { Heartbeat } from "../../lib/election/heartbeat.ts";
+import { forgedLeaderHeartbeat } from "../../testing/election_samples.ts";
 
 const NODE = "10.13.0.1";
 const PEER = "10.13.0.2";
@@ -19,29 +20,12 @@ const ATTACKER = "10.13.0.66";
 const SECRET = "in-memory-secret";
 
 function forged(from: string, seq: number): Heartbeat {
-  return {
-    version: HEARTBEAT_VERSION,
-    from,
+  return forgedLeaderHeartbeat(from, seq, {
     electionPort: 7379,
     redisPort: 6379,
     bootId: "00000000000000ff",
-    seq,
-    sentMs: Date.now(),
-    role: "leader",
-    leader: from,
-    electionStartMs: null,
-    leaderSinceMs: 1,
     groupSize: 1000,
-    handoffTo: null,
-    redis: {
-      ...UNKNOWN_REDIS,
-      up: true,
-      role: "master",
-      runId: "evil",
-      replId: "evil",
-      lineage: { bornMs: 0, bornBy: from },
-    },
-  };
+  });
 }
 
 Deno.test("security: signed but from another source, unsigned or badly signed: never heard, never answered", async () => {

@@ -26,7 +26,7 @@ import { parseArgs } from "node:util";
 import { LocalCluster } from "../../testing/local_cluster.ts";
 import { sleep } from "../../testing/wait.ts";
 import { createCodec } from "../../lib/election/codec.ts";
-import { HEARTBEAT_VERSION, UNKNOWN_REDIS } from "../../lib/election/heartbeat.ts";
+import { forgedLeaderHeartbeat } from "../../testing/election_samples.ts";
 import { quantile } from "./stats.ts";
 
 /** Nodes of the benchmark cluster. */
@@ -106,29 +106,7 @@ async function payloads(kind: FloodOptions["kind"]): Promise<Uint8Array[]> {
   const forged: Uint8Array[] = [];
   for (let seq = 1; seq <= 16; seq++) {
     forged.push(
-      await forger.encode({
-        version: HEARTBEAT_VERSION,
-        from: ATTACKER,
-        electionPort: 17379,
-        redisPort: 16379,
-        bootId: "00000000000000ff",
-        seq,
-        sentMs: Date.now(),
-        role: "leader",
-        leader: ATTACKER,
-        electionStartMs: null,
-        leaderSinceMs: 1,
-        groupSize: 1024,
-        handoffTo: null,
-        redis: {
-          ...UNKNOWN_REDIS,
-          up: true,
-          role: "master",
-          runId: "f".repeat(40),
-          replId: "f".repeat(40),
-          lineage: { bornMs: 0, bornBy: ATTACKER },
-        },
-      }),
+      await forger.encode(forgedLeaderHeartbeat(ATTACKER, seq, { bootId: "00000000000000ff" })),
     );
   }
   if (kind === "junk") return junk;

@@ -337,22 +337,26 @@ export class MasterProxy implements ProxyHandle {
         closeQuietly(upstream); // connected to a target that is no longer current
         continue;
       }
-      const joined = new ProxiedConnection(
-        client,
-        upstream,
-        { idleBufferBytes: this.idleBufferBytes, pool: this.#pool },
-        this.#toUpstream,
-        this.#toClient,
-      );
-      this.#proxied.add(joined);
-      this.#stats.proxied++;
-      try {
-        await joined.done;
-      } finally {
-        this.#proxied.delete(joined);
-        this.#stats.proxied--;
-      }
-      return;
+      return await this.#pipe(client, upstream);
+    }
+  }
+
+  /** Copies between a client and its upstream until either side ends. */
+  async #pipe(client: Deno.TcpConn, upstream: Deno.Conn): Promise<void> {
+    const joined = new ProxiedConnection(
+      client,
+      upstream,
+      { idleBufferBytes: this.idleBufferBytes, pool: this.#pool },
+      this.#toUpstream,
+      this.#toClient,
+    );
+    this.#proxied.add(joined);
+    this.#stats.proxied++;
+    try {
+      await joined.done;
+    } finally {
+      this.#proxied.delete(joined);
+      this.#stats.proxied--;
     }
   }
 
