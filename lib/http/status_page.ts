@@ -216,7 +216,7 @@ function sum(o) { var t = 0; for (var k in o) t += o[k]; return t; }
 function render(s, ready) {
   document.title = s.id + " " + s.role + " · redis-hive";
   var warnings = (s.security && s.security.warnings) || [];
-  setText("security", warnings.length === 0 ? "" : "Security: " + warnings.join(" · "),
+  setText("security", warnings.length === 0 ? "" : "Warning: " + warnings.join(" · "),
     warnings.length === 0 ? "" : "on");
   setText("self", s.id);
   var role = $("role"); role.textContent = ""; role.appendChild(roleBadge(s.role));

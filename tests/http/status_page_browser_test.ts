@@ -227,7 +227,7 @@ async function checkPage(
   assert.equal(await page.locator("#fence").getAttribute("class"), "bad");
   assert.equal(await textOf("#fenced-total"), "2.35 s in 2 fences");
   assert.equal(await page.locator("#security").isVisible(), true);
-  assert.equal(await textOf("#security"), `Security: ${INSECURE_WARNING}`);
+  assert.equal(await textOf("#security"), `Warning: ${INSECURE_WARNING}`);
 
   // An unreachable node is flagged, and the page recovers by itself.
   setReachable(false);
