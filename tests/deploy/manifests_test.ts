@@ -32,7 +32,7 @@ import type { IProbe } from "kubernetes-models/v1/Probe";
 import { type Config, parseConfig } from "../../lib/hive/config.ts";
 import { PARKED_MASTER } from "../../lib/redis/redis_state.ts";
 import { HANDOFF_SYNC_TIMEOUT_MS, HANDOFF_TAKEOVER_TIMEOUT_MS } from "../../lib/hive/hive.ts";
-import { MAX_EPOLL_WORKERS } from "../../lib/proxy/proxy_options.ts";
+import { MAX_EPOLL_WORKERS } from "../../lib/proxy/proxy_workers.ts";
 
 /** The directory holding the manifests. */
 const K8S_DIR = new URL("../../k8s/", import.meta.url);
