@@ -166,7 +166,11 @@ export class EpollMasterProxy implements ProxyHandle {
     } catch (e) {
       // A worker that started blocks in epoll_wait, where terminate() cannot reach it: stop it
       // by its commands first, or it would keep accepting on the port.
-      for (const w of started) callWorker(w, { op: "stop-accepting" });
+      for (const w of started) {
+        try {
+          callWorker(w, { op: "stop-accepting" });
+        } catch { /* stopWorker below ends it anyway */ }
+      }
       await Promise.allSettled(started.map((w) => stopWorker(w)));
       for (const fd of [listener, ...wakeFds]) c.close(fd);
       throw e;
