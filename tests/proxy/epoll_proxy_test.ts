@@ -1,7 +1,8 @@
 /**
  * The master proxy's epoll engine (lib/proxy/epoll/epoll_proxy.ts): the shared behaviour tests
  * (tests/proxy/proxy_suite.ts) against real redis-server processes and real sockets on loopback
- * 127.0.1.61-.69, plus what is particular to this engine. Needs `--allow-ffi`.
+ * 127.0.1.61-.69 (the connection-spread test: 127.0.42.31-.32), plus what is particular to this
+ * engine. Needs `--allow-ffi`.
  */
 import assert from "node:assert/strict";
 import {
@@ -19,6 +20,9 @@ import { proxySuite } from "./proxy_suite.ts";
 import { EPOLL_UNSUPPORTED, epollTest } from "../../testing/platform.ts";
 
 const PROXY_HOST = "127.0.1.61";
+/** The burst test's addresses (issue 15's later work: 127.0.42.x). */
+const BURST_PROXY_HOST = "127.0.42.31";
+const BURST_REDIS_HOST = "127.0.42.32";
 
 proxySuite({
   name: "proxy epoll",
@@ -130,11 +134,11 @@ epollTest(
 epollTest(
   "proxy epoll: a burst of connections opened at once is spread over every worker, at most one apart",
   async () => {
-    await withRedis([{ host: "127.0.1.66", port: 16379 }], async () => {
+    await withRedis([{ host: BURST_REDIS_HOST, port: 16379 }], async () => {
       for (const workers of [2, 3]) {
         const proxy = await EpollMasterProxy.listen({
-          bind: { host: PROXY_HOST, port: 0 },
-          target: { host: "127.0.1.66", port: 16379 },
+          bind: { host: BURST_PROXY_HOST, port: 0 },
+          target: { host: BURST_REDIS_HOST, port: 16379 },
           workers,
         });
         const conns: Deno.TcpConn[] = [];
@@ -144,7 +148,7 @@ epollTest(
           const opened = await Promise.all(
             Array.from(
               { length: 50 },
-              () => Deno.connect({ hostname: PROXY_HOST, port: proxy.address.port }),
+              () => Deno.connect({ hostname: BURST_PROXY_HOST, port: proxy.address.port }),
             ),
           );
           conns.push(...opened);
@@ -162,7 +166,7 @@ epollTest(
           const more = await Promise.all(
             Array.from(
               { length: 10 },
-              () => Deno.connect({ hostname: PROXY_HOST, port: proxy.address.port }),
+              () => Deno.connect({ hostname: BURST_PROXY_HOST, port: proxy.address.port }),
             ),
           );
           conns.push(...more);
