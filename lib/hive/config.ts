@@ -24,12 +24,12 @@ import {
   DEFAULT_PROXY_HOLD_MS,
   DEFAULT_PROXY_MAX_CONNECTIONS,
   isUnixSocketPath,
-  MAX_EPOLL_WORKERS,
   MAX_PROXY_CONNECTIONS,
   MAX_UNIX_SOCKET_PATH_BYTES,
   PROXY_ENGINE_REQUESTS,
   type ProxyEngineRequest,
 } from "../proxy/proxy_options.ts";
+import { MAX_EPOLL_WORKERS } from "../proxy/proxy_workers.ts";
 import { invariant, MAX_DURATION_MS } from "../common/assert.ts";
 import { canonicalIp } from "../net/address.ts";
 import { MAX_PEERS } from "../net/peer_discovery.ts";

@@ -81,8 +81,7 @@ import { SentinelServer, type SentinelServerEvent } from "../sentinel/sentinel_s
 import { type SentinelView, sentinelViewOf } from "../sentinel/sentinel_view.ts";
 import { readProcessMemory } from "../http/process_metrics.ts";
 import { startMallocTrim } from "./malloc_trim.ts";
-import { readCgroupCpuLimit } from "../common/cgroup.ts";
-import { type ProxyWorkerCount, proxyWorkerCount } from "../proxy/proxy_workers.ts";
+import { hostProxyWorkerCount, type ProxyWorkerCount } from "../proxy/proxy_workers.ts";
 import {
   DATAGRAM_DROP_REASONS,
   type DatagramDropReason,
@@ -1061,11 +1060,7 @@ function epollWorkers(
   config: Config,
   engine: ProxyEngineChoice | null,
 ): ProxyWorkerCount | null {
-  return engine?.engine !== "epoll" ? null : proxyWorkerCount({
-    flag: config.proxyWorkers,
-    cgroup: () => readCgroupCpuLimit(),
-    hardwareConcurrency: navigator.hardwareConcurrency,
-  });
+  return engine?.engine !== "epoll" ? null : hostProxyWorkerCount(config.proxyWorkers);
 }
 
 /**

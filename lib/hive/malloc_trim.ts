@@ -28,7 +28,7 @@ import { checkInteger, MAX_DURATION_MS } from "../common/assert.ts";
 /** The first trim, this long after start: after the start-up burst of allocations. */
 export const MALLOC_TRIM_FIRST_MS = 5_000;
 /** Then one trim every this long. */
-export const MALLOC_TRIM_INTERVAL_MS = 10_000;
+export const MALLOC_TRIM_INTERVAL_MS = 2_000;
 /** The OS where glibc's `malloc_trim` is looked up. */
 export const MALLOC_TRIM_OS = "linux";
 

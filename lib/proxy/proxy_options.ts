@@ -16,6 +16,7 @@
 
 import { checkInteger, MAX_DURATION_MS } from "../common/assert.ts";
 import { formatHostPort } from "../net/address.ts";
+import { hostProxyWorkerCount, MAX_EPOLL_WORKERS } from "./proxy_workers.ts";
 
 /**
  * Bytes in flight at most per direction of a proxied connection: the size of the pooled
@@ -55,16 +56,6 @@ export const PROXY_ACCEPT_RETRY_MS = 100;
 
 /** Largest accepted `maxConnections` (and `--max-connections`). */
 export const MAX_PROXY_CONNECTIONS = 1_000_000;
-
-/**
- * Worker threads of an epoll proxy by default (`--proxy-workers`): 2, as HAProxy runs one thread
- * per CPU on the 2-core machines measured (docs/benchmarks.md). The Deno engine runs on the main
- * thread and ignores it.
- */
-export const DEFAULT_EPOLL_WORKERS = 2;
-
-/** Most worker threads of one epoll proxy (and `--proxy-workers`). */
-export const MAX_EPOLL_WORKERS = 16;
 
 /** The values of `--proxy-engine`: `auto` (epoll where it can run, else deno) or an engine. */
 export const PROXY_ENGINE_REQUESTS = ["auto", "epoll", "deno"] as const;
@@ -202,8 +193,9 @@ export interface ProxyOptions {
   /** The first target. Default null (hold until {@link MasterProxy.setTarget}). */
   target?: ProxyUpstream;
   /**
-   * The epoll engine's worker threads (default 2, see lib/proxy/epoll/epoll_proxy.ts); the Deno engine runs
-   * on the main thread and ignores it.
+   * The epoll engine's worker threads; default: one per CPU the process may use
+   * ({@link hostProxyWorkerCount}, the same rule as the hive's `--proxy-workers` default). The
+   * Deno engine runs on the main thread and ignores it.
    */
   workers?: number;
   /** Called synchronously for every notable event (for the log); must not throw. */
@@ -324,8 +316,8 @@ export function resolveProxyOptions(
   );
   if (opts.target) checkUpstream(who, "target", opts.target);
   const workers = engine === "epoll"
-    ? int("workers", opts.workers ?? DEFAULT_EPOLL_WORKERS, 1, MAX_EPOLL_WORKERS)
-    : opts.workers ?? DEFAULT_EPOLL_WORKERS;
+    ? int("workers", opts.workers ?? hostProxyWorkerCount(null).workers, 1, MAX_EPOLL_WORKERS)
+    : 1;
   return {
     bind: { host: opts.bind.host, port: opts.bind.port },
     holdMs,

@@ -17,8 +17,10 @@
  * ```
  */
 
-import type { CgroupCpuLimit } from "../common/cgroup.ts";
-import { MAX_EPOLL_WORKERS } from "./proxy_options.ts";
+import { type CgroupCpuLimit, readCgroupCpuLimit } from "../common/cgroup.ts";
+
+/** Most worker threads of one epoll proxy (and `--proxy-workers`). */
+export const MAX_EPOLL_WORKERS = 16;
 
 /** The worker count and where it came from (`/status` `proxy.workersSource`). */
 export interface ProxyWorkerCount {
@@ -71,4 +73,22 @@ export function proxyWorkerCount(inputs: ProxyWorkerInputs): ProxyWorkerCount {
     ? ` (capped at ${workers}: ${ceiling === cpus ? `${cpus} CPUs` : "the most workers"})`
     : "";
   return { workers, source: `${limit?.source ?? "cpus"}${capped}${unreadable}` };
+}
+
+/**
+ * {@link proxyWorkerCount} on this process: `flag` (null: not given), this container's cgroup
+ * CPU limit and this machine's CPUs. The one default of the epoll engine's worker count: the
+ * hive's `--proxy-workers` and `EpollMasterProxy.listen` without `workers` both use it.
+ *
+ * @example
+ * ```ts
+ * hostProxyWorkerCount(null); // e.g. { workers: 2, source: "cpus" } on a 2-CPU machine
+ * ```
+ */
+export function hostProxyWorkerCount(flag: number | null): ProxyWorkerCount {
+  return proxyWorkerCount({
+    flag,
+    cgroup: () => readCgroupCpuLimit(),
+    hardwareConcurrency: navigator.hardwareConcurrency,
+  });
 }

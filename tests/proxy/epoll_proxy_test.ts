@@ -1,7 +1,8 @@
 /**
  * The master proxy's epoll engine (lib/proxy/epoll/epoll_proxy.ts): the shared behaviour tests
  * (tests/proxy/proxy_suite.ts) against real redis-server processes and real sockets on loopback
- * 127.0.1.61-.69, plus what is particular to this engine. Needs `--allow-ffi`.
+ * 127.0.1.61-.69 (the connection-spread test: 127.0.42.31-.32), plus what is particular to this
+ * engine. Needs `--allow-ffi`.
  */
 import assert from "node:assert/strict";
 import {
@@ -12,13 +13,16 @@ import {
   unixSocketAddress,
 } from "../../lib/proxy/epoll/libc.ts";
 import { EpollMasterProxy } from "../../lib/proxy/epoll/epoll_proxy.ts";
-import { DEFAULT_EPOLL_WORKERS, MAX_EPOLL_WORKERS } from "../../lib/proxy/proxy_options.ts";
+import { hostProxyWorkerCount, MAX_EPOLL_WORKERS } from "../../lib/proxy/proxy_workers.ts";
 import { withRedis } from "../../testing/redis_server.ts";
 import { listenProxy } from "../../lib/proxy/proxy_engine.ts";
 import { proxySuite } from "./proxy_suite.ts";
 import { EPOLL_UNSUPPORTED, epollTest } from "../../testing/platform.ts";
 
 const PROXY_HOST = "127.0.1.61";
+/** The burst test's addresses (issue 15's later work: 127.0.42.x). */
+const BURST_PROXY_HOST = "127.0.42.31";
+const BURST_REDIS_HOST = "127.0.42.32";
 
 proxySuite({
   name: "proxy epoll",
@@ -74,18 +78,18 @@ epollTest(
 );
 
 epollTest(
-  "proxy epoll: two worker threads share the port; the kernel spreads connections; maxConnections bounds them together",
+  "proxy epoll: worker threads share one listening socket; connections are spread evenly; maxConnections bounds them together",
   async () => {
     await withRedis([{ host: "127.0.1.65", port: 16379 }], async () => {
       const proxy = await EpollMasterProxy.listen({
         bind: { host: PROXY_HOST, port: 0 },
         target: { host: "127.0.1.65", port: 16379 },
         maxConnections: 30,
+        workers: 2,
       });
       const conns: Deno.TcpConn[] = [];
       try {
-        assert.equal(proxy.workers, DEFAULT_EPOLL_WORKERS);
-        assert.equal(DEFAULT_EPOLL_WORKERS, 2);
+        assert.equal(proxy.workers, 2);
         const served: boolean[] = [];
         for (let i = 0; i < 40; i++) {
           const conn = await Deno.connect({ hostname: PROXY_HOST, port: proxy.address.port });
@@ -94,10 +98,8 @@ epollTest(
         }
         // Connections 31 to 40 are past the limit, whichever worker took them.
         assert.deepEqual(served, [...Array(30).fill(true), ...Array(10).fill(false)]);
-        const byWorker = proxy.activeByWorker;
-        assert.equal(byWorker.length, 2);
-        assert.equal(byWorker[0]! + byWorker[1]!, 30);
-        assert.ok(byWorker.every((n) => n > 0), `both workers serve: ${byWorker}`);
+        // Each connection went to the least-loaded worker, whichever accepted it.
+        assert.deepEqual(proxy.activeByWorker, [15, 15]);
         const stats = proxy.stats;
         assert.equal(stats.active, 30);
         assert.equal(stats.refused, 10);
@@ -114,22 +116,86 @@ epollTest(
       EpollMasterProxy.listen({ bind: { host: PROXY_HOST, port: 0 }, workers: 0 }),
       new RegExp(`workers must be an integer in 1\\.\\.${MAX_EPOLL_WORKERS}, got 0`),
     );
-    const single = await EpollMasterProxy.listen({
-      bind: { host: PROXY_HOST, port: 0 },
-      workers: 1,
-    });
+    const byDefault = await EpollMasterProxy.listen({ bind: { host: PROXY_HOST, port: 0 } });
     try {
-      assert.equal(single.workers, 1);
-      // A one-worker proxy does not set SO_REUSEPORT: a second one on its port is refused too.
+      // Without `workers`: the hive's default, one per CPU this process may use.
+      assert.equal(byDefault.workers, hostProxyWorkerCount(null).workers);
+      // A second proxy on its port is refused: one plain listening socket, no SO_REUSEPORT.
       await assert.rejects(
-        EpollMasterProxy.listen({ bind: single.address }),
-        /Address already in use/,
+        EpollMasterProxy.listen({ bind: byDefault.address, workers: 1 }),
+        /bind 127\.0\.1\.61:\d+: Address already in use/,
       );
     } finally {
-      await single.close();
+      await byDefault.close();
     }
   },
 );
+
+epollTest(
+  "proxy epoll: a burst of connections opened at once is spread over every worker, at most one apart",
+  async () => {
+    await withRedis([{ host: BURST_REDIS_HOST, port: 16379 }], async () => {
+      for (const workers of [2, 3]) {
+        const proxy = await EpollMasterProxy.listen({
+          bind: { host: BURST_PROXY_HOST, port: 0 },
+          target: { host: BURST_REDIS_HOST, port: 16379 },
+          workers,
+        });
+        const conns: Deno.TcpConn[] = [];
+        try {
+          // 50 clients at once, as redis-benchmark -c 50 opens them (SO_REUSEPORT's hash of
+          // their ports gave 17/33 to 25/25 over 2 workers).
+          const opened = await Promise.all(
+            Array.from(
+              { length: 50 },
+              () => Deno.connect({ hostname: BURST_PROXY_HOST, port: proxy.address.port }),
+            ),
+          );
+          conns.push(...opened);
+          assert.deepEqual(await Promise.all(conns.map(pings)), Array(50).fill(true));
+          const byWorker = proxy.activeByWorker;
+          assert.equal(byWorker.reduce((a, b) => a + b, 0), 50);
+          assert.ok(
+            Math.max(...byWorker) - Math.min(...byWorker) <= 1,
+            `${workers} workers: ${byWorker}`,
+          );
+          // Some closed (on whichever workers): the next connections fill the gaps.
+          for (const c of conns.splice(0, 10)) c.close();
+          while (proxy.stats.active > 40) await new Promise((r) => setTimeout(r, 10));
+          const before = proxy.activeByWorker;
+          const more = await Promise.all(
+            Array.from(
+              { length: 10 },
+              () => Deno.connect({ hostname: BURST_PROXY_HOST, port: proxy.address.port }),
+            ),
+          );
+          conns.push(...more);
+          assert.deepEqual(await Promise.all(more.map(pings)), Array(10).fill(true));
+          // Each went to a least-loaded worker: the counts after are the water-filled ones.
+          assert.deepEqual(
+            sorted(proxy.activeByWorker),
+            sorted(waterFill(before, 10)),
+            `${workers} workers, before: ${before}`,
+          );
+        } finally {
+          for (const c of conns) c.close();
+          await proxy.close();
+        }
+      }
+    });
+  },
+);
+
+/** `counts` after adding `n`, one at a time, each to a smallest count. */
+function waterFill(counts: number[], n: number): number[] {
+  const out = [...counts];
+  for (let i = 0; i < n; i++) out[out.indexOf(Math.min(...out))]!++;
+  return out;
+}
+
+function sorted(counts: number[]): number[] {
+  return [...counts].sort((a, b) => a - b);
+}
 
 /** PING through `conn`: true on +PONG, false when the proxy closed the connection instead. */
 async function pings(conn: Deno.TcpConn): Promise<boolean> {

@@ -1,8 +1,16 @@
-/** lib/proxy/proxy_workers.ts: the epoll engine's default thread count and its source. Pure. */
+/**
+ * lib/proxy/proxy_workers.ts: the epoll engine's default thread count and its source. Pure, but
+ * for the last test, which reads this machine's cgroup files (no socket, no process).
+ */
 
 import assert from "node:assert/strict";
-import { MAX_EPOLL_WORKERS } from "../../lib/proxy/proxy_options.ts";
-import { proxyWorkerCount } from "../../lib/proxy/proxy_workers.ts";
+import {
+  hostProxyWorkerCount,
+  MAX_EPOLL_WORKERS,
+  proxyWorkerCount,
+} from "../../lib/proxy/proxy_workers.ts";
+import { readCgroupCpuLimit } from "../../lib/common/cgroup.ts";
+import { resolveProxyOptions } from "../../lib/proxy/proxy_options.ts";
 
 const limit = (cpus: number, source = `cgroup cpu.max ${cpus * 100000}/100000`) => () => ({
   cpus,
@@ -71,4 +79,19 @@ Deno.test("proxy workers: an unreadable cgroup falls back to the CPUs and says w
   });
   assert.equal(r.workers, 2);
   assert.match(r.source, /^cpus \(cgroup unreadable: cpu\.max: expected/);
+});
+
+Deno.test("proxy workers: one default, this host's, for the hive and the engine alike", () => {
+  const expected = proxyWorkerCount({
+    flag: null,
+    cgroup: () => readCgroupCpuLimit(),
+    hardwareConcurrency: navigator.hardwareConcurrency,
+  });
+  assert.deepEqual(hostProxyWorkerCount(null), expected);
+  assert.deepEqual(hostProxyWorkerCount(5), { workers: 5, source: "flag" });
+  const bind = { host: "127.0.0.1", port: 0 };
+  // The engine's default when `workers` is not given is the same count.
+  assert.equal(resolveProxyOptions("test", { bind }, "epoll").workers, expected.workers);
+  assert.equal(resolveProxyOptions("test", { bind, workers: 3 }, "epoll").workers, 3);
+  assert.equal(resolveProxyOptions("test", { bind }, "deno").workers, 1);
 });

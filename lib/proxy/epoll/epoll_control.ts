@@ -58,6 +58,7 @@ export const MAILBOX_EVENT_MAX_BYTES = 512;
 /** A command from the main thread to the worker. */
 export type EpollCommand =
   | { op: "target"; target: ProxyUpstream }
+  | { op: "stop-accepting" }
   | { op: "close" };
 
 /**

@@ -5,12 +5,14 @@
  * (lib/proxy/epoll/epoll_worker.ts), so the blocking `epoll_wait` never blocks this thread's event
  * loop. Measured at less CPU per request than the Deno read/write loop (docs/benchmarks.md).
  *
- * {@link DEFAULT_EPOLL_WORKERS} worker threads serve the port, each with its own listening
- * socket (`SO_REUSEPORT`: the kernel spreads new connections over them) and its own epoll set;
- * a connection stays on the worker that accepted it. The first worker first binds a plain
- * socket to the address, so a port some other process (or another hive) listens on is refused
- * as "address in use", as with one socket. `maxConnections` counts over all workers (a shared
- * counter); `setTarget` and `close` are applied by every worker, in turn, before they return.
+ `workers` worker threads (by default one per CPU the process may use,
+ * lib/proxy/proxy_workers.ts) serve the port, each with its own epoll set. This thread opens one
+ * listening socket and every worker waits on it (`EPOLLEXCLUSIVE`: one idle worker is woken
+ * per connection); the worker that accepts a connection gives it to the least-loaded worker
+ * (lib/proxy/epoll/epoll_handoff.ts), where it stays: connections are spread evenly, at most
+ * one apart, whatever the clients' addresses and timing (`activeByWorker`). `maxConnections`
+ * counts over all workers (a shared counter); `setTarget` and `close` are applied by every
+ * worker, in turn, before they return.
  *
  * Needs `--allow-ffi` (libc is opened in this thread to wake the worker, and in the worker),
  * x86_64 Linux with glibc. Differences from the Deno engine, none visible to clients:
@@ -32,7 +34,21 @@
  * ```
  */
 
-import { libc } from "./libc.ts";
+import {
+  AF_INET6,
+  EFD_NONBLOCK,
+  EPOLL_CLOEXEC,
+  errno,
+  errorText,
+  libc,
+  resolveSocketAddress,
+  SO_REUSEADDR,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  socketAddressPort,
+  SOL_SOCKET,
+} from "./libc.ts";
 import type {
   ProxyEvent,
   ProxyHandle,
@@ -47,10 +63,13 @@ import {
   sameUpstream,
 } from "../proxy_options.ts";
 import { type EpollCommand, EpollControl, STAT_FIELDS } from "./epoll_control.ts";
+import { EpollHandoff } from "./epoll_handoff.ts";
 import type { EpollWorkerInit, EpollWorkerMessage } from "./epoll_worker.ts";
 
 /** Longest wait for the worker to apply a command (or to start, or to stop). */
 export const EPOLL_CALL_TIMEOUT_MS = 10_000;
+/** `listen` backlog of the proxy socket. */
+export const EPOLL_LISTEN_BACKLOG = 1024;
 
 /** The component named in this engine's errors. */
 const WHO = "EpollMasterProxy";
@@ -76,6 +95,7 @@ export class EpollMasterProxy implements ProxyHandle {
   readonly workers: number;
 
   readonly #workers: StartedWorker[];
+  readonly #listener: number;
   readonly #host: string;
   readonly #port: number;
   readonly #onEvent: (event: ProxyEvent) => void;
@@ -102,44 +122,62 @@ export class EpollMasterProxy implements ProxyHandle {
       target,
       workers: workerCount,
     } = resolveProxyOptions(WHO, opts, "epoll");
-    libc(); // fails here, clearly, without --allow-ffi or off x86_64 Linux
+    const c = libc(); // fails here, clearly, without --allow-ffi or off x86_64 Linux
 
+    const { fd: listener, port } = listenSocket(opts.bind.host, opts.bind.port);
+    const wakeFds: number[] = [];
     const openConnections = new SharedArrayBuffer(4);
+    const handoff = EpollHandoff.allocate(workerCount);
     const started: StartedWorker[] = [];
     let proxy: EpollMasterProxy | null = null;
-    let port = opts.bind.port;
     try {
       for (let i = 0; i < workerCount; i++) {
-        const worker = await startWorker({
-          control: EpollControl.allocate(),
-          bind: { host: opts.bind.host, port },
-          target,
-          holdMs,
-          maxConnections,
-          connectTimeoutMs,
-          bufferBytes,
-          openConnections,
-          reusePort: workerCount > 1,
-          probe: workerCount > 1 && i === 0,
-        }, {
-          events: () => {
-            if (proxy !== null) proxy.#drainEvents();
+        const fd = c.eventfd(0, EFD_NONBLOCK | EPOLL_CLOEXEC);
+        if (fd < 0) throw new Error(`${WHO}: eventfd: ${errorText(errno())}`);
+        wakeFds.push(fd);
+      }
+      for (let i = 0; i < workerCount; i++) {
+        const worker = await startWorker(
+          {
+            control: EpollControl.allocate(),
+            listener,
+            index: i,
+            wakeFds,
+            handoff,
+            target,
+            holdMs,
+            maxConnections,
+            connectTimeoutMs,
+            bufferBytes,
+            openConnections,
           },
-          crashed: (message) => {
-            if (proxy !== null) proxy.#crashed(message);
+          wakeFds[i]!,
+          {
+            events: () => {
+              if (proxy !== null) proxy.#drainEvents();
+            },
+            crashed: (message) => {
+              if (proxy !== null) proxy.#crashed(message);
+            },
           },
-        });
+        );
         started.push(worker);
-        port = worker.port; // the others join the port the first one got
       }
     } catch (e) {
       // A worker that started blocks in epoll_wait, where terminate() cannot reach it: stop it
-      // by its close command first, or it would keep its socket on the port.
+      // by its commands first, or it would keep accepting on the port.
+      for (const w of started) {
+        try {
+          callWorker(w, { op: "stop-accepting" });
+        } catch { /* stopWorker below ends it anyway */ }
+      }
       await Promise.allSettled(started.map((w) => stopWorker(w)));
+      for (const fd of [listener, ...wakeFds]) c.close(fd);
       throw e;
     }
     proxy = new EpollMasterProxy({
       workers: started,
+      listener,
       host: opts.bind.host,
       port,
       onEvent: opts.onEvent ?? (() => {}),
@@ -151,6 +189,7 @@ export class EpollMasterProxy implements ProxyHandle {
 
   private constructor(parts: {
     workers: StartedWorker[];
+    listener: number;
     host: string;
     port: number;
     onEvent: (event: ProxyEvent) => void;
@@ -164,6 +203,7 @@ export class EpollMasterProxy implements ProxyHandle {
     };
   }) {
     this.#workers = parts.workers;
+    this.#listener = parts.listener;
     this.workers = parts.workers.length;
     this.#host = parts.host;
     this.#port = parts.port;
@@ -191,7 +231,7 @@ export class EpollMasterProxy implements ProxyHandle {
     return copyUpstream(this.#target);
   }
 
-  /** Open client connections of each worker thread (how the kernel spread them). */
+  /** Open client connections of each worker thread (how they were spread over the workers). */
   get activeByWorker(): number[] {
     return this.#workers.map((w) => w.control.stats.active);
   }
@@ -245,12 +285,22 @@ export class EpollMasterProxy implements ProxyHandle {
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing;
     let stopping: Promise<unknown> = Promise.resolve();
-    if (this.#crash === null) {
+    const crashed = this.#crash !== null;
+    if (!crashed) {
+      // First no worker accepts (or hands a connection to another), then each closes its own.
+      for (const w of this.#workers) this.#call(w, { op: "stop-accepting" });
       for (const w of this.#workers) this.#call(w, { op: "close" });
       stopping = Promise.all(this.#workers.map((w) => withTimeout(w.stopped, "stop")));
     }
     this.#drainEvents();
-    this.#closing = stopping.then(() => {}).finally(() => {
+    this.#closing = stopping.then(() => {
+      // Every worker stopped: none uses the listening socket or an eventfd any more. (After a
+      // crash they stay open: a live worker may still use them, and the process is ending.)
+      if (crashed || this.#crash !== null) return;
+      const c = libc();
+      c.close(this.#listener);
+      for (const w of this.#workers) c.close(w.wakeFd);
+    }).finally(() => {
       for (const w of this.#workers) w.worker.terminate();
     });
     return this.#closing;
@@ -282,12 +332,11 @@ export class EpollMasterProxy implements ProxyHandle {
   }
 }
 
-/** One running worker: its thread, shared memory, eventfd and port. */
+/** One running worker: its thread, shared memory and eventfd. */
 interface StartedWorker {
   worker: Worker;
   control: EpollControl;
   wakeFd: number;
-  port: number;
   /** Resolves when the worker stopped (or crashed). */
   stopped: Promise<void>;
 }
@@ -314,10 +363,11 @@ async function stopWorker(w: StartedWorker): Promise<void> {
 /** Starts one worker and waits until it listens (or reports why it cannot). */
 async function startWorker(
   init: EpollWorkerInit,
+  wakeFd: number,
   on: { events: () => void; crashed: (message: string) => void },
 ): Promise<StartedWorker> {
   const worker = new Worker(WORKER_URL, { type: "module" });
-  const started = Promise.withResolvers<{ port: number; wakeFd: number }>();
+  const started = Promise.withResolvers<void>();
   const stopped = Promise.withResolvers<void>();
   const crashed = (message: string) => {
     started.reject(new Error(`epoll proxy worker: ${message}`));
@@ -328,7 +378,7 @@ async function startWorker(
     const message = event.data;
     switch (message.kind) {
       case "listening":
-        return started.resolve(message);
+        return started.resolve();
       case "error":
         started.reject(new Error(`EpollMasterProxy: ${message.message}`));
         return stopped.resolve();
@@ -346,19 +396,45 @@ async function startWorker(
   };
   worker.postMessage(init);
   try {
-    const { port, wakeFd } = await withTimeout(started.promise, "start");
-    return {
-      worker,
-      control: new EpollControl(init.control),
-      wakeFd,
-      port,
-      stopped: stopped.promise,
-    };
+    await withTimeout(started.promise, "start");
+    return { worker, control: new EpollControl(init.control), wakeFd, stopped: stopped.promise };
   } catch (e) {
     worker.terminate();
     throw e;
   }
 }
+
+/**
+ * Opens the proxy's listening socket (non-blocking, `SO_REUSEADDR`), bound to `host:port` (port
+ * 0: any free one); returns it and the port. Throws the errno text ("Address already in use").
+ */
+function listenSocket(host: string, port: number): { fd: number; port: number } {
+  const c = libc();
+  const address = resolveSocketAddress(host, port);
+  const check = (what: string, result: number): number => {
+    if (result < 0) throw new Error(`${WHO}: ${what}: ${errorText(errno())}`);
+    return result;
+  };
+  const fd = check(
+    "socket",
+    c.socket(address.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+  );
+  try {
+    check("setsockopt", c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, ONE, 4));
+    check(`bind ${host}:${port}`, c.bind(fd, address.bytes, address.bytes.length));
+    check("listen", c.listen(fd, EPOLL_LISTEN_BACKLOG));
+    const name = new Uint8Array(address.family === AF_INET6 ? 28 : 16);
+    const nameLength = new Uint32Array([name.length]);
+    check("getsockname", c.getsockname(fd, name, new Uint8Array(nameLength.buffer)));
+    return { fd, port: socketAddressPort(name) };
+  } catch (e) {
+    c.close(fd);
+    throw e;
+  }
+}
+
+/** An int 1, for `setsockopt`. */
+const ONE = new Uint8Array(new Int32Array([1]).buffer);
 
 async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -12,8 +12,16 @@
  * End of stream from a source becomes `shutdown(SHUT_WR)` of its destination (half-close); the
  * pair closes when both flows ended, or at once on any error.
  *
+ * Every worker of a proxy waits on the one listening socket the main thread opened
+ * (`EPOLLEXCLUSIVE`: the kernel wakes one idle worker per connection, not all), and gives each
+ * connection it accepts to the least-loaded worker (lib/proxy/epoll/epoll_handoff.ts): kept, or
+ * queued for another and that worker woken through its eventfd. The receiving worker tunes
+ * nothing more: the accepting one checked `maxConnections` and set the socket options.
+ *
  * Protocol: the main thread posts one {@link EpollWorkerInit}; the worker answers
- * `{ kind: "listening" }` (or `{ kind: "error" }`) and runs until the "close" command.
+ * `{ kind: "listening" }` (or `{ kind: "error" }`) and runs until the "close" command. Before
+ * "close", the main thread sends every worker "stop-accepting" (so no worker hands a connection
+ * to one that is closing); "close" then closes the connections it owns and those still queued.
  *
  * @example
  * ```ts
@@ -24,10 +32,8 @@
 
 import { monotonicMs } from "../../common/clock.ts";
 import {
-  AF_INET6,
   AF_UNIX,
   EAGAIN,
-  EFD_NONBLOCK,
   EINPROGRESS,
   EINTR,
   EPOLL_CLOEXEC,
@@ -36,6 +42,7 @@ import {
   EPOLL_CTL_MOD,
   EPOLL_EVENT_STRUCT_BYTES,
   EPOLLERR,
+  EPOLLEXCLUSIVE,
   EPOLLHUP,
   EPOLLIN,
   EPOLLOUT,
@@ -50,19 +57,17 @@ import {
   SHUT_WR,
   SO_ERROR,
   SO_KEEPALIVE,
-  SO_REUSEADDR,
-  SO_REUSEPORT,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
   type SocketAddress,
-  socketAddressPort,
   SOL_SOCKET,
   TCP_NODELAY,
   unixSocketAddress,
 } from "./libc.ts";
 import { BufferPool } from "../buffer_pool.ts";
 import { type EpollCommand, EpollControl, STAT } from "./epoll_control.ts";
+import { EpollHandoff } from "./epoll_handoff.ts";
 import {
   type ProxyEvent,
   type ProxyUpstream,
@@ -75,15 +80,23 @@ import {
 export const EPOLL_MAX_EVENTS = 256;
 /** Most connections accepted per readiness of the listening socket (then others get a turn). */
 export const EPOLL_ACCEPT_BATCH = 64;
-/** `listen` backlog of the proxy socket. */
-export const EPOLL_LISTEN_BACKLOG = 1024;
 /** Pause after a failed `accept` (out of file descriptors...) before accepting again. */
 export const EPOLL_ACCEPT_RETRY_MS = 100;
 
 /** The first message to the worker. */
 export interface EpollWorkerInit {
   control: SharedArrayBuffer;
-  bind: { host: string; port: number };
+  /** The listening socket, opened by the main thread, shared by every worker (never closed here). */
+  listener: number;
+  /** This worker's index among the proxy's workers. */
+  index: number;
+  /**
+   * Every worker's eventfd, by index (opened and closed by the main thread): a write wakes that
+   * worker, for a command or a handed-off connection.
+   */
+  wakeFds: number[];
+  /** The workers' shared load and hand-off queues (lib/proxy/epoll/epoll_handoff.ts). */
+  handoff: SharedArrayBuffer;
   target: ProxyUpstream;
   holdMs: number;
   maxConnections: number;
@@ -94,23 +107,11 @@ export interface EpollWorkerInit {
    * of them, so `maxConnections` bounds the proxy, not each worker.
    */
   openConnections: SharedArrayBuffer;
-  /**
-   * Several workers of one proxy listen on the same port, each with its own socket
-   * (`SO_REUSEPORT`: the kernel spreads new connections over them).
-   */
-  reusePort: boolean;
-  /**
-   * Before binding with `SO_REUSEPORT`, bind a plain socket to the address and close it: fails
-   * (address in use) when anything else listens there, since `SO_REUSEPORT` alone would let a
-   * second proxy of the same user share the port silently. The first worker probes; the others
-   * join the port it got.
-   */
-  probe: boolean;
 }
 
 /** Messages from the worker. */
 export type EpollWorkerMessage =
-  | { kind: "listening"; port: number; wakeFd: number }
+  | { kind: "listening" }
   | { kind: "error"; message: string }
   | { kind: "events" }
   | { kind: "crashed"; message: string }
@@ -180,6 +181,10 @@ class EpollLoop {
   readonly #epoll: number;
   readonly #listener: number;
   readonly #wakeFd: number;
+  readonly #index: number;
+  readonly #handoff: EpollHandoff;
+  /** Listening (false after "stop-accepting"). */
+  #accepting = true;
   readonly #one = new Uint8Array(new Int32Array([1]).buffer);
   readonly #event = new Uint8Array(EPOLL_EVENT_STRUCT_BYTES);
   readonly #event32 = new Uint32Array(this.#event.buffer);
@@ -196,7 +201,6 @@ class EpollLoop {
   #targetError = "";
   #acceptResumeAt = 0;
   #stopped = false;
-  readonly port: number;
 
   constructor(opts: EpollWorkerInit) {
     this.#c = libc();
@@ -207,63 +211,31 @@ class EpollLoop {
     this.#pool = new BufferPool(opts.bufferBytes);
     this.#scratch = new Uint8Array(opts.bufferBytes);
     this.#scratchBytes = BigInt(opts.bufferBytes);
-    const c = this.#c;
-    const bind = resolveSocketAddress(opts.bind.host, opts.bind.port);
-    const fds: number[] = [];
+    this.#index = opts.index;
+    this.#handoff = new EpollHandoff(opts.handoff, opts.wakeFds.length);
+    const wakeFd = opts.wakeFds[opts.index];
+    if (wakeFd === undefined) throw new Error(`EpollLoop: no eventfd for worker ${opts.index}`);
+    this.#wakeFd = wakeFd;
+    this.#listener = opts.listener;
+    this.#epoll = this.#check("epoll_create1", this.#c.epoll_create1(EPOLL_CLOEXEC));
     try {
-      if (opts.probe) this.#probe(bind);
-      this.#epoll = this.#check("epoll_create1", c.epoll_create1(EPOLL_CLOEXEC));
-      fds.push(this.#epoll);
-      this.#wakeFd = this.#check("eventfd", c.eventfd(0, EFD_NONBLOCK | EPOLL_CLOEXEC));
-      fds.push(this.#wakeFd);
-      this.#listener = this.#check(
-        "socket",
-        c.socket(bind.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
-      );
-      fds.push(this.#listener);
-      this.#check(
-        "setsockopt",
-        c.setsockopt(this.#listener, SOL_SOCKET, SO_REUSEADDR, this.#one, 4),
-      );
-      if (opts.reusePort) {
-        this.#check(
-          "setsockopt SO_REUSEPORT",
-          c.setsockopt(this.#listener, SOL_SOCKET, SO_REUSEPORT, this.#one, 4),
-        );
-      }
-      this.#check(
-        `bind ${opts.bind.host}:${opts.bind.port}`,
-        c.bind(this.#listener, bind.bytes, bind.bytes.length),
-      );
-      this.#check("listen", c.listen(this.#listener, EPOLL_LISTEN_BACKLOG));
-      const name = new Uint8Array(bind.family === AF_INET6 ? 28 : 16);
-      const nameLength = new Uint32Array([name.length]);
-      this.#check("getsockname", c.getsockname(this.#listener, name, nameLength));
-      this.port = socketAddressPort(name);
-      this.#ctl(EPOLL_CTL_ADD, this.#listener, 0, EPOLLIN);
+      this.#listen();
       this.#ctl(EPOLL_CTL_ADD, this.#wakeFd, 0, EPOLLIN);
     } catch (e) {
-      for (const fd of fds) c.close(fd);
+      this.#c.close(this.#epoll);
       throw e;
     }
     this.#useTarget(opts.target);
   }
 
-  /** Binds (without listening) a plain socket to `bind` and closes it; throws when in use. */
-  #probe(bind: SocketAddress): void {
-    const c = this.#c;
-    const fd = this.#check("socket", c.socket(bind.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    try {
-      this.#check("setsockopt", c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, this.#one, 4));
-      const { host, port } = this.#opts.bind;
-      this.#check(`bind ${host}:${port}`, c.bind(fd, bind.bytes, bind.bytes.length));
-    } finally {
-      c.close(fd);
-    }
+  /** Waits on the shared listening socket (one idle worker is woken per connection). */
+  #listen(): void {
+    this.#ctl(EPOLL_CTL_ADD, this.#listener, 0, EPOLLIN | EPOLLEXCLUSIVE);
   }
 
-  get wakeFd(): number {
-    return this.#wakeFd;
+  /** No longer waits on the listening socket (`EPOLLEXCLUSIVE` cannot be modified, only removed). */
+  #unlisten(): void {
+    this.#ctl(EPOLL_CTL_DEL, this.#listener, 0, 0);
   }
 
   /** Runs until the close command. */
@@ -418,6 +390,7 @@ class EpollLoop {
   #accept(): void {
     const c = this.#c;
     const stats = this.#stats;
+    if (!this.#accepting || this.#acceptResumeAt !== 0) return; // an event from before
     for (let i = 0; i < EPOLL_ACCEPT_BATCH; i++) {
       const fd = c.accept4(this.#listener, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
@@ -425,7 +398,7 @@ class EpollLoop {
         if (e === EAGAIN) return;
         if (e === EINTR || e === ECONNABORTED) continue;
         this.#emit({ kind: "accept-error", error: `accept: ${errorText(e)}` });
-        this.#ctl(EPOLL_CTL_MOD, this.#listener, 0, 0);
+        this.#unlisten();
         this.#acceptResumeAt = monotonicMs() + EPOLL_ACCEPT_RETRY_MS;
         return;
       }
@@ -447,15 +420,34 @@ class EpollLoop {
         c.close(fd); // the client is already gone
         continue;
       }
-      stats[ACTIVE]!++;
-      const now = monotonicMs();
-      this.#generation = this.#generation >= 0xffff_ffff ? 1 : this.#generation + 1;
-      const p = new Pair(fd, this.#generation, now, now + this.#opts.holdMs);
-      this.#byFd[fd] = p;
-      this.#open.add(p);
-      if (this.#target === null) this.#hold(p, now);
-      else this.#connect(p);
+      const to = this.#handoff.assign(this.#index);
+      if (to !== this.#index) {
+        if (this.#handoff.push(to, fd)) {
+          this.#wake(to);
+          continue;
+        }
+        this.#handoff.unassign(to, this.#index); // its queue is full, or it is closing: keep it
+      }
+      this.#adopt(fd);
     }
+  }
+
+  /** Wakes worker `to` to take its handed-off connections. */
+  #wake(to: number): void {
+    // Fails only when its eventfd counter is near 2^64: it is awake already.
+    this.#c.write(this.#opts.wakeFds[to]!, WAKE, 8n);
+  }
+
+  /** Serves an accepted, counted and tuned client connection this worker now owns. */
+  #adopt(fd: number): void {
+    this.#stats[ACTIVE]!++;
+    const now = monotonicMs();
+    this.#generation = this.#generation >= 0xffff_ffff ? 1 : this.#generation + 1;
+    const p = new Pair(fd, this.#generation, now, now + this.#opts.holdMs);
+    this.#byFd[fd] = p;
+    this.#open.add(p);
+    if (this.#target === null) this.#hold(p, now);
+    else this.#connect(p);
   }
 
   /** No-delay and keepalive; false when the socket refuses them. */
@@ -584,6 +576,7 @@ class EpollLoop {
     this.#open.delete(p);
     stats[ACTIVE]!--;
     Atomics.sub(this.#openConnections, 0, 1);
+    this.#handoff.release(this.#index);
   }
 
   #closeUpstream(p: Pair): void {
@@ -621,7 +614,7 @@ class EpollLoop {
     }
     if (this.#acceptResumeAt !== 0 && now >= this.#acceptResumeAt) {
       this.#acceptResumeAt = 0;
-      this.#ctl(EPOLL_CTL_MOD, this.#listener, 0, EPOLLIN);
+      if (this.#accepting) this.#listen();
     }
   }
 
@@ -631,16 +624,35 @@ class EpollLoop {
     this.#c.read(this.#wakeFd, new Uint8Array(8), 8n); // resets the eventfd
     for (;;) {
       const command = this.#control.takeCommand();
-      if (command === null) return;
+      if (command === null) break;
       this.#control.reply(this.#execute(command));
       if (this.#stopped) return;
+    }
+    for (let fd = this.#handoff.take(this.#index); fd >= 0; fd = this.#handoff.take(this.#index)) {
+      this.#adopt(fd);
     }
   }
 
   #execute(command: EpollCommand): number {
-    if (command.op === "target") return this.#setTarget(command.target);
-    this.#stop();
-    return 0;
+    switch (command.op) {
+      case "target":
+        return this.#setTarget(command.target);
+      case "stop-accepting":
+        this.#stopAccepting();
+        return 0;
+      case "close":
+        this.#stop();
+        return 0;
+    }
+  }
+
+  /** Accepts no more connections and takes no more from the other workers. Idempotent. */
+  #stopAccepting(): void {
+    if (!this.#accepting) return;
+    this.#accepting = false;
+    if (this.#acceptResumeAt === 0) this.#unlisten(); // else: out of the set already
+    this.#acceptResumeAt = 0;
+    this.#handoff.retire(this.#index);
   }
 
   /** Points new connections at `target`; returns how many proxied connections it closed. */
@@ -682,15 +694,20 @@ class EpollLoop {
   }
 
   #stop(): void {
+    this.#stopAccepting();
     for (const p of [...this.#open]) this.#close(p);
-    this.#c.close(this.#listener);
+    // Handed to this worker and not yet served: close them too.
+    for (let fd = this.#handoff.take(this.#index); fd >= 0; fd = this.#handoff.take(this.#index)) {
+      this.#c.close(fd);
+      Atomics.sub(this.#openConnections, 0, 1);
+      this.#handoff.release(this.#index);
+    }
     this.#stopped = true;
   }
 
   /**
-   * Closes the epoll set (and after a crash every socket), and the eventfd once stopped by the close command (after which the
-   * main thread never writes to it). After a crash the eventfd stays open: the main thread may
-   * still write to its number, which must not be reused by another file.
+   * Closes the epoll set, and after a crash every socket this worker owns. The listening socket
+   * and the eventfds are the main thread's: it closes them once every worker stopped.
    */
   release(): void {
     const c = this.#c;
@@ -699,10 +716,8 @@ class EpollLoop {
         c.close(p.client);
         if (p.upstream >= 0) c.close(p.upstream);
       }
-      c.close(this.#listener);
     }
     c.close(this.#epoll);
-    if (this.#stopped) c.close(this.#wakeFd);
   }
 
   // ---- helpers ----
@@ -732,6 +747,8 @@ class EpollLoop {
 
 /** Software caused connection abort (accept: the client left before being accepted). */
 const ECONNABORTED = 103;
+/** The 8 bytes written to a worker's eventfd to wake it (a u64 1). */
+const WAKE = new Uint8Array(new BigUint64Array([1n]).buffer);
 
 interface WorkerScope {
   onmessage: ((event: MessageEvent<EpollWorkerInit>) => void) | null;
@@ -754,7 +771,7 @@ scope.onmessage = (event) => {
     scope.close();
     return;
   }
-  post({ kind: "listening", port: loop.port, wakeFd: loop.wakeFd });
+  post({ kind: "listening" });
   let outcome: EpollWorkerMessage = { kind: "stopped" };
   try {
     loop.run();

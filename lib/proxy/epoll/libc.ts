@@ -111,8 +111,6 @@ export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
 /** Reuse a listening address in TIME_WAIT. */
 export const SO_REUSEADDR = 2;
-/** Several sockets (of one user) listen on one address; the kernel spreads connections. */
-export const SO_REUSEPORT = 15;
 /** Pending socket error (the outcome of a non-blocking connect). */
 export const SO_ERROR = 4;
 /** TCP keepalive probes. */
@@ -145,6 +143,11 @@ export const EPOLLOUT = 0x4;
 export const EPOLLERR = 0x8;
 /** Both directions shut (always reported). */
 export const EPOLLHUP = 0x10;
+/**
+ * `epoll_ctl` flag (`EPOLL_CTL_ADD` only): of the epoll sets waiting on this file, wake one,
+ * not all (several workers sharing one listening socket).
+ */
+export const EPOLLEXCLUSIVE = 1 << 28;
 /**
  * Bytes of one kernel `struct epoll_event` (packed on x86_64: u32 events, u64 data). Not to be
  * confused with the proxy's own events in the shared mailbox (`MAILBOX_EVENT_MAX_BYTES` in
