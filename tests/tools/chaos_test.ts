@@ -269,6 +269,7 @@ function registerNamespaceTests(): void {
         await t.step("the checker catches a wiped dataset", async () => {
           const sabotage = {
             name: "sabotage-flushall",
+            systems: ["hive"] as const,
             about: "FLUSHALL on the master: every write so far is lost, for no reason it accepts",
             rules: { acceptedLoss: [], maxLost: null, maxSplitBrainMs: 0 },
             async inject() {

@@ -27,7 +27,8 @@ import {
   twoMastersByRole,
   unavailabilityWindows,
 } from "./checker.ts";
-import { type ChaosCluster, describeLook, SettleTimeout } from "./cluster.ts";
+import { SettleTimeout } from "./cluster.ts";
+import type { TestedCluster } from "./system.ts";
 import type { Scenario, ScenarioContext } from "./scenarios.ts";
 
 /** How long clients write before the fault. */
@@ -111,7 +112,7 @@ export function emptyReport(scenario: string, run: number, error: string | null 
  * ```
  */
 export async function runScenarioOnce(
-  cluster: ChaosCluster,
+  cluster: TestedCluster,
   scenario: Scenario,
   run: number,
   random: () => number,
@@ -137,6 +138,7 @@ export async function runScenarioOnce(
       prefix,
       writers: WRITERS,
       intervalMs: WRITE_INTERVAL_MS,
+      mode: cluster.clientMode,
     });
     await sleep(BASELINE_MS);
     faultStartMs = epochNowMs();
@@ -222,7 +224,7 @@ export async function runScenarioOnce(
   } catch (e) {
     report.error = e instanceof Error ? (e.stack ?? e.message) : String(e);
     try {
-      report.error += `\ncluster: ${describeLook(await cluster.look())}`;
+      report.error += `\ncluster: ${await cluster.describe()}`;
     } catch { /* the agent is gone too */ }
   } finally {
     cluster.onPodsChanged = null;
