@@ -53,6 +53,8 @@ export interface RunReport {
   /** Steps noted by the scenario, with their time since the fault started. */
   notes: string[];
   acked: number;
+  /** How long the clients wrote (workload start to stop). */
+  workloadMs: number;
   attempts: number;
   failures: number;
   /** Windows of write unavailability: gaps between acknowledged writes that survived. */
@@ -87,6 +89,7 @@ export function emptyReport(scenario: string, run: number, error: string | null 
     detail: "",
     notes: [],
     acked: 0,
+    workloadMs: 0,
     attempts: 0,
     failures: 0,
     windows: [],
@@ -180,6 +183,7 @@ export async function runScenarioOnce(
     cluster.onPodsChanged = null;
 
     report.acked = workload.acks.length;
+    report.workloadMs = workload.stoppedMs - workload.startedMs;
     report.attempts = workload.attempts;
     report.failures = workload.failures;
     const split = splitBrainIntervals(workload);
