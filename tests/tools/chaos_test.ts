@@ -201,6 +201,7 @@ Deno.test("chaos report: a broken run marks its scenario BROKEN in the table", (
     detail: "",
     notes: [],
     acked: 100,
+    workloadMs: 1_000,
     attempts: 100,
     failures: 0,
     windows: [{ startMs: 0, endMs: 1500 }],

@@ -33,6 +33,8 @@ export interface ScenarioFigures {
   longestUnavailableMs: Spread;
   /** Runs with some split-brain time. */
   splitBrainRuns: number;
+  /** Acknowledged writes per second of each run (lost ones included): the workload's pace. */
+  ackedPerSecond: Spread;
 }
 
 /**
@@ -71,6 +73,9 @@ export function compareRuns(scenario: string, reports: readonly RunReport[]): Sc
       ok.map((r) => Math.max(0, ...r.windows.map((w) => w.endMs - w.startMs))),
     ),
     splitBrainRuns: ok.filter((r) => r.splitBrainMs > 0).length,
+    ackedPerSecond: spread(
+      ok.filter((r) => r.workloadMs > 0).map((r) => r.acked / (r.workloadMs / 1000)),
+    ),
   };
 }
 
@@ -92,8 +97,9 @@ function show(s: Spread, unit: string): string {
 export function comparisonTable(system: string, figures: readonly ScenarioFigures[]): string {
   const rows = [
     `| system | scenario | runs | acked writes lost per run (min / median / max) | ` +
-    "split-brain per run | runs with split-brain | longest unavailability per run |",
-    "|---|---|---|---|---|---|---|",
+    "split-brain per run | runs with split-brain | longest unavailability per run | " +
+    "acked writes per second |",
+    "|---|---|---|---|---|---|---|---|",
   ];
   for (const f of figures) {
     rows.push(
@@ -101,7 +107,9 @@ export function comparisonTable(system: string, figures: readonly ScenarioFigure
         f.failedRuns > 0 ? ` (+${f.failedRuns} failed)` : ""
       } | ${show(f.lostPerRun, "")} | ${
         show(f.splitBrainMs, " ms")
-      } | ${f.splitBrainRuns} of ${f.runs} | ${show(f.longestUnavailableMs, " ms")} |`,
+      } | ${f.splitBrainRuns} of ${f.runs} | ${show(f.longestUnavailableMs, " ms")} | ${
+        show(f.ackedPerSecond, "")
+      } |`,
     );
   }
   return rows.join("\n");
