@@ -10,6 +10,13 @@
  * namespaces, veths, processes, `/tmp/rh-chaos-*`) is removed at the end, also after a failure
  * or Ctrl-C, and at the start when an earlier run crashed.
  *
+ * `--system sentinel` or `--system sentinel-min-replicas` puts real Redis Sentinel (3 redis-server
+ * and 3 sentinels, one of each per pod, `rs-*` namespaces on 198.51.100.0/24) under the scenarios
+ * that make sense for it (the partitions), with the same workload, prober, checker and rules,
+ * for the comparison in README and docs/reliability.md; its clients are sentinel-aware (see
+ * tools/chaos/workload.ts) and the rules are the hive's, so a Sentinel run that breaks them is
+ * reported BROKEN like a hive run would be.
+ *
  * Exit status: 0 when every rule held, 1 when one broke (or a run failed), 2 on a bad flag or
  * a machine that cannot run it, 130 when interrupted.
  *
@@ -17,12 +24,15 @@
  * ```sh
  * deno task chaos                                  # every scenario, 3 runs each
  * deno task chaos --scenarios leader-isolated --runs 5 --seed 7
+ * deno task chaos --system sentinel-min-replicas --scenarios leader-isolated --runs 20
  * ```
  */
 
 import { parseArgs } from "node:util";
-import { whyNoNamespaces } from "./chaos/network.ts";
+import { useNetwork, whyNoNamespaces } from "./chaos/network.ts";
+import { compareRuns, comparisonTable } from "./chaos/comparison.ts";
 import { summaryTable } from "./chaos/report.ts";
+import { networkOf, type SystemName, SYSTEMS } from "./chaos/system.ts";
 import { SCENARIOS } from "./chaos/scenarios.ts";
 import { interruption } from "./chaos/session.ts";
 import { MAX_RUNS, runSuite, type SuiteOptions } from "./chaos/suite.ts";
@@ -48,7 +58,8 @@ export function parseChaosArgs(args: string[]): SuiteOptions {
     args,
     options: {
       runs: { type: "string", default: String(DEFAULT_RUNS) },
-      scenarios: { type: "string", default: SCENARIOS.map((s) => s.name).join(",") },
+      system: { type: "string", default: "hive" },
+      scenarios: { type: "string" },
       pods: { type: "string", default: String(DEFAULT_PODS) },
       seed: { type: "string" },
       "logs-dir": { type: "string" },
@@ -62,16 +73,28 @@ export function parseChaosArgs(args: string[]): SuiteOptions {
     }
     return Number(text);
   };
-  const scenarios = values.scenarios.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const system = values.system as SystemName;
+  if (!SYSTEMS.includes(system)) {
+    throw new Error(`--system: expected one of ${SYSTEMS.join(", ")}, got ${values.system}`);
+  }
+  const runnable = SCENARIOS.filter((s) => s.systems.includes(system)).map((s) => s.name);
+  const scenarios = (values.scenarios ?? runnable.join(",")).split(",").map((s) => s.trim())
+    .filter((s) => s !== "");
   const known = SCENARIOS.map((s) => s.name);
   for (const s of scenarios) {
     if (!known.includes(s)) {
       throw new Error(`--scenarios: unknown scenario ${s} (known: ${known.join(", ")})`);
     }
+    if (!runnable.includes(s)) {
+      throw new Error(
+        `--scenarios: ${s} does not run on ${system} (on ${system}: ${runnable.join(", ")})`,
+      );
+    }
   }
   if (scenarios.length === 0) throw new Error("--scenarios: name at least one scenario");
   return {
     scenarios,
+    system,
     runs: integer("runs", values.runs, 1, MAX_RUNS),
     pods: integer("pods", values.pods, 3, MAX_PODS),
     seed: values.seed === undefined
@@ -98,12 +121,17 @@ export async function main(args: string[]): Promise<number> {
     console.error(`chaos: ${e instanceof Error ? e.message : e}`);
     return 2;
   }
+  const system = opts.system ?? "hive";
+  useNetwork(networkOf(system));
   const reason = await whyNoNamespaces();
   if (reason !== null) {
     console.error(`chaos: this machine cannot run the fault suite: ${reason}`);
     return 2;
   }
-  const command = `deno task chaos --runs ${opts.runs} --pods ${opts.pods} --seed ${opts.seed}` +
+  const command =
+    `deno task chaos${
+      system === "hive" ? "" : ` --system ${system}`
+    } --runs ${opts.runs} --pods ${opts.pods} --seed ${opts.seed}` +
     (args.includes("--scenarios") ? ` --scenarios ${opts.scenarios.join(",")}` : "");
   console.log(`${command}`);
   console.log(`${new Date().toISOString()}, ${navigator.hardwareConcurrency} cores\n`);
@@ -112,6 +140,10 @@ export async function main(args: string[]): Promise<number> {
   if (interruption() !== null) await new Promise(() => {}); // its signal handler exits
   console.log();
   console.log(summaryTable(result.reports, opts.scenarios));
+  console.log();
+  console.log(
+    comparisonTable(system, opts.scenarios.map((s) => compareRuns(s, result.reports))),
+  );
   console.log();
   console.log(
     `${result.reports.length} runs in ${((Date.now() - started) / 1000).toFixed(0)} s; ` +

@@ -201,6 +201,7 @@ Deno.test("chaos report: a broken run marks its scenario BROKEN in the table", (
     detail: "",
     notes: [],
     acked: 100,
+    workloadMs: 1_000,
     attempts: 100,
     failures: 0,
     windows: [{ startMs: 0, endMs: 1500 }],
@@ -269,6 +270,7 @@ function registerNamespaceTests(): void {
         await t.step("the checker catches a wiped dataset", async () => {
           const sabotage = {
             name: "sabotage-flushall",
+            systems: ["hive"] as const,
             about: "FLUSHALL on the master: every write so far is lost, for no reason it accepts",
             rules: { acceptedLoss: [], maxLost: null, maxSplitBrainMs: 0 },
             async inject() {

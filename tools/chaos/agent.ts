@@ -8,7 +8,7 @@
  *
  * @example
  * ```sh
- * ip netns exec rh-br deno run --allow-net tools/chaos/agent.ts
+ * ip netns exec rh-br deno run --allow-net tools/chaos/agent.ts rh-
  * # stdin:  {"id":1,"op":"redis","ip":"192.0.2.11"}
  * # stdout: {"id":1,"ok":true,"result":{"up":true,"role":"master",...}}
  * ```
@@ -24,7 +24,7 @@ import {
   POD_PORTS,
   type RedisView,
 } from "./agent_protocol.ts";
-import { BRIDGE_IP } from "./network.ts";
+import { bridgeIp, NETWORK_PLANS, useNetwork } from "./network.ts";
 import { RoleProbe } from "./role_probe.ts";
 import { Workload } from "./workload.ts";
 
@@ -131,7 +131,11 @@ async function handle(req: AgentRequest): Promise<unknown> {
       if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_COMMAND_TIMEOUT_MS) {
         throw new RangeError(`command timeoutMs must be 1..${MAX_COMMAND_TIMEOUT_MS}`);
       }
-      const port = req.via === "proxy" ? POD_PORTS.proxy : POD_PORTS.redis;
+      const port = req.via === "proxy"
+        ? POD_PORTS.proxy
+        : req.via === "sentinel"
+        ? POD_PORTS.sentinel
+        : POD_PORTS.redis;
       const conn = await RespConnection.open(req.ip, port, { timeoutMs: QUERY_TIMEOUT_MS });
       try {
         return await conn.command(req.args, timeoutMs);
@@ -142,7 +146,7 @@ async function handle(req: AgentRequest): Promise<unknown> {
     case "resolve":
       try {
         return (await Deno.resolveDns(req.name, "A", {
-          nameServer: { ipAddr: BRIDGE_IP, port: 53 },
+          nameServer: { ipAddr: bridgeIp(), port: 53 },
           signal: AbortSignal.timeout(QUERY_TIMEOUT_MS),
         })).sort();
       } catch (e) {
@@ -221,6 +225,10 @@ async function serve(): Promise<void> {
 }
 
 if (import.meta.main) {
+  // The harness names its network plan (its prefix) as the only argument.
+  const chosen = NETWORK_PLANS.find((p) => p.prefix === Deno.args[0]);
+  if (chosen === undefined) throw new Error(`unknown network plan prefix ${Deno.args[0]}`);
+  useNetwork(chosen);
   await serve();
   Deno.exit(0);
 }

@@ -12,7 +12,7 @@
  */
 
 import type { AgentRequest, AgentResponse, AgentResults } from "./agent_protocol.ts";
-import { BRIDGE_NAMESPACE } from "./network.ts";
+import { bridgeNamespace, namePrefix } from "./network.ts";
 
 /** Default deadline of one request. */
 export const AGENT_REQUEST_TIMEOUT_MS = 30_000;
@@ -61,12 +61,13 @@ export class AgentClient {
         "ip",
         "netns",
         "exec",
-        BRIDGE_NAMESPACE,
+        bridgeNamespace(),
         Deno.execPath(),
         "run",
         "--allow-net",
         "--no-prompt",
         AGENT_PATH,
+        namePrefix(),
       ],
       stdin: "piped",
       stdout: "piped",

@@ -19,8 +19,23 @@ import type { HiveStatus } from "../../lib/http/hive_status.ts";
 /** The headless Service name the cluster DNS answers. */
 export const SERVICE_NAME = "redis-hive";
 
-/** The ports every pod uses: the product defaults (each pod has its own namespace). */
-export const POD_PORTS = { redis: 6379, election: 7379, proxy: 6380, http: 8080 } as const;
+/**
+ * The ports every pod uses: the product defaults (each pod has its own namespace); `sentinel`
+ * is Redis Sentinel's own, used when the harness tests Sentinel instead of the hive.
+ */
+export const POD_PORTS = {
+  redis: 6379,
+  election: 7379,
+  proxy: 6380,
+  http: 8080,
+  sentinel: 26379,
+} as const;
+
+/**
+ * How the workload's clients find the master: `proxy`, through a pod's master proxy (the hive);
+ * `sentinel`, as a sentinel-aware client asking a pod's Redis Sentinel (see workload.ts).
+ */
+export type ClientMode = "proxy" | "sentinel";
 
 /** Longest wait the agent's `command` operation accepts (a slow script through the proxy). */
 export const MAX_COMMAND_TIMEOUT_MS = 60_000;
@@ -110,15 +125,15 @@ export type AgentRequest =
   /** `INFO` of the redis at `ip`. */
   | { op: "redis"; ip: string }
   /**
-   * Any command to the redis at `ip` (tests use it to sabotage on purpose), or through the
-   * pod's master proxy (`via: "proxy"`), waiting at most `timeoutMs` (default the agent's
+   * Any command to the redis at `ip` (tests use it to sabotage on purpose), through the
+   * pod's master proxy (`via: "proxy"`), or to the pod's Redis Sentinel (`via: "sentinel"`), waiting at most `timeoutMs` (default the agent's
    * query timeout, at most {@link MAX_COMMAND_TIMEOUT_MS}) for the answer.
    */
   | {
     op: "command";
     ip: string;
     args: string[];
-    via?: "redis" | "proxy";
+    via?: "redis" | "proxy" | "sentinel";
     timeoutMs?: number;
   }
   /** A records of `name` from the cluster DNS. */
@@ -127,8 +142,17 @@ export type AgentRequest =
   | { op: "missing"; ip: string; keys: string[] }
   /** The master Service's endpoints: the pods whose proxy port clients may use. */
   | { op: "endpoints"; ips: string[] }
-  /** Starts `writers` clients writing unique keys through the endpoints' proxy ports. */
-  | { op: "workload-start"; prefix: string; writers: number; intervalMs: number }
+  /**
+   * Starts `writers` clients writing unique keys through the endpoints' proxy ports, or (mode
+   * `sentinel`) to the master the endpoints' sentinels name.
+   */
+  | {
+    op: "workload-start";
+    prefix: string;
+    writers: number;
+    intervalMs: number;
+    mode?: ClientMode;
+  }
   /** Stops the clients and returns their log. */
   | { op: "workload-stop" }
   /** Starts probing the `ROLE` of the redis at every address of `ips`. */

@@ -25,9 +25,10 @@ import type { HiveStatus } from "../../lib/http/hive_status.ts";
 import { AgentClient } from "./agent_client.ts";
 import type { RedisView } from "./agent_protocol.ts";
 import { ClusterDns } from "./cluster_dns.ts";
-import { BRIDGE_NAMESPACE, createBridge, MAX_POD_NUMBER, removeNamespace } from "./network.ts";
+import { bridgeNamespace, createBridge, MAX_POD_NUMBER, removeNamespace } from "./network.ts";
 import { Pod } from "./pod.ts";
 import type { ChaosSession } from "./session.ts";
+import type { LogFile, TestedCluster } from "./system.ts";
 
 /** Default bound of {@link ChaosCluster.waitSettled}. */
 export const SETTLE_TIMEOUT_MS = 30_000;
@@ -67,7 +68,9 @@ export interface ClusterOptions {
  * const { leader } = await cluster.waitSettled();
  * ```
  */
-export class ChaosCluster {
+export class ChaosCluster implements TestedCluster {
+  readonly system = "hive";
+  readonly clientMode = "proxy";
   readonly pods: Pod[] = [];
   /** Called whenever a pod is added or removed (the runner re-targets its prober). */
   onPodsChanged: (() => Promise<unknown>) | null = null;
@@ -95,7 +98,7 @@ export class ChaosCluster {
       dns = await ClusterDns.start(session.dir, (name) => a.call({ op: "resolve", name }));
     } catch (e) {
       await agent?.close();
-      await removeNamespace(BRIDGE_NAMESPACE);
+      await removeNamespace(bridgeNamespace());
       throw e;
     }
     const cluster = new ChaosCluster(session, agent, dns);
@@ -128,7 +131,7 @@ export class ChaosCluster {
     for (const pod of this.pods) await pod.remove().catch((e) => console.error(`chaos: ${e}`));
     await this.dns.stop();
     await this.agent.close();
-    await removeNamespace(BRIDGE_NAMESPACE);
+    await removeNamespace(bridgeNamespace());
   }
 
   /** Pods whose processes run (not killed, not removed). */
@@ -234,6 +237,19 @@ export class ChaosCluster {
       }
       await sleep(POLL_INTERVAL_MS);
     }
+  }
+
+  /** One line per running pod (see {@link describeLook}). */
+  async describe(): Promise<string> {
+    return describeLook(await this.look());
+  }
+
+  /** Every pod's hive and redis log. */
+  logFiles(): LogFile[] {
+    return this.pods.flatMap((p) => [
+      { label: `${p.ip}-hive.log`, path: `${p.dir}/hive.log`, digest: true },
+      { label: `${p.ip}-redis.log`, path: `${p.dir}/redis.log`, digest: false },
+    ]);
   }
 
   /** Looks at every running pod: its `/status` and its redis. */

@@ -1,5 +1,5 @@
 /**
- * The cluster DNS: a real `dnsmasq` in the bridge namespace on {@link BRIDGE_IP}:53, answering
+ * The cluster DNS: a real `dnsmasq` in the bridge namespace on {@link bridgeIp}:53, answering
  * the headless Service name with the pods' current addresses from a hosts file the harness
  * rewrites (then SIGHUP, as dnsmasq re-reads `--addn-hosts` on SIGHUP). It answers only from
  * that file (`--no-resolv --no-hosts`), with TTL 0 and no negative cache, so a change shows at
@@ -15,7 +15,7 @@
  */
 
 import { NamespacedProcess } from "./process.ts";
-import { BRIDGE_IP, BRIDGE_NAMESPACE } from "./network.ts";
+import { bridgeIp, bridgeNamespace } from "./network.ts";
 import { SERVICE_NAME } from "./agent_protocol.ts";
 
 /** Bound of the wait for dnsmasq to answer after a start or a change. */
@@ -48,14 +48,14 @@ export class ClusterDns {
     const hostsPath = `${dir}/hosts`;
     await Deno.writeTextFile(hostsPath, hostsText([]));
     const process = NamespacedProcess.spawn({
-      namespace: BRIDGE_NAMESPACE,
+      namespace: bridgeNamespace(),
       program: "dnsmasq",
       args: [
         "--keep-in-foreground",
         "--no-resolv",
         "--no-hosts",
         `--addn-hosts=${hostsPath}`,
-        `--listen-address=${BRIDGE_IP}`,
+        `--listen-address=${bridgeIp()}`,
         "--bind-interfaces",
         "--port=53",
         `--pid-file=${dir}/dnsmasq.pid`,
@@ -69,7 +69,7 @@ export class ClusterDns {
     });
     const dns = new ClusterDns(process, hostsPath, resolve);
     try {
-      await dns.#waitFor(PROBE_NAME, [BRIDGE_IP]); // this dnsmasq answers
+      await dns.#waitFor(PROBE_NAME, [bridgeIp()]); // this dnsmasq answers
     } catch (e) {
       await process.stop("SIGKILL", 1_000);
       throw e;
@@ -123,5 +123,5 @@ export class ClusterDns {
 const PROBE_NAME = "dns-probe.chaos.test";
 
 function hostsText(ips: readonly string[]): string {
-  return `${BRIDGE_IP} ${PROBE_NAME}\n` + ips.map((ip) => `${ip} ${SERVICE_NAME}\n`).join("");
+  return `${bridgeIp()} ${PROBE_NAME}\n` + ips.map((ip) => `${ip} ${SERVICE_NAME}\n`).join("");
 }

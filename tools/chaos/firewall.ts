@@ -18,7 +18,7 @@
 
 import { isIP } from "node:net";
 import { runCommand } from "./command.ts";
-import { NAME_PREFIX } from "./network.ts";
+import { namePrefix } from "./network.ts";
 
 /** The nftables table (family inet) holding the harness's rules in a pod namespace. */
 export const FIREWALL_TABLE = "rh_chaos";
@@ -108,7 +108,7 @@ export function firewallScript(rules: readonly FirewallRule[]): string {
  * ```
  */
 export async function setFirewall(ns: string, rules: readonly FirewallRule[]): Promise<void> {
-  if (!ns.startsWith(NAME_PREFIX)) throw new Error(`refusing to firewall namespace "${ns}"`);
+  if (!ns.startsWith(namePrefix())) throw new Error(`refusing to firewall namespace "${ns}"`);
   await runCommand("ip", ["netns", "exec", ns, "nft", "-f", "-"], {
     stdin: firewallScript(rules),
   });

@@ -1,11 +1,15 @@
 /**
- * The chaos harness's network: a bridge in a network namespace of its own (`rh-br`, address
- * {@link BRIDGE_IP}, where the cluster DNS and the client agent live) and one namespace per pod
- * (`rh-p<N>`) joined to it by a veth pair created inside the namespaces, so no link and no route
- * of 192.0.2.0/24 (TEST-NET-1, a documentation range) ever appears in the host's namespace.
+ * The chaos harness's network: a bridge in a network namespace of its own (`<prefix>br`, address
+ * {@link bridgeIp}, where the cluster DNS and the client agent live) and one namespace per pod
+ * (`<prefix>p<N>`) joined to it by a veth pair created inside the namespaces, so no link and no
+ * route of the harness's subnet ever appears in the host's namespace.
  *
- * Every name starts with {@link NAME_PREFIX}; {@link removeLeftovers} kills whatever still runs
- * in such namespaces (a previous run that crashed) and deletes them.
+ * Two plans of names and addresses exist, so the two systems the harness can test never touch
+ * each other's namespaces: {@link HIVE_NETWORK} (`rh-*`, 192.0.2.0/24, TEST-NET-1) for the hive,
+ * {@link SENTINEL_NETWORK} (`rs-*`, 198.51.100.0/24, TEST-NET-2) for Redis Sentinel. A process
+ * uses one plan, chosen with {@link useNetwork} before it creates anything (the hive's by
+ * default). Every name starts with the plan's prefix; {@link removeLeftovers} kills whatever
+ * still runs in such namespaces (a previous run that crashed) and deletes them.
  *
  * @example
  * ```ts
@@ -18,17 +22,109 @@
 
 import { processAlive, runCommand, runCommandSync } from "./command.ts";
 
-/** Prefix of every namespace and link the harness creates. */
-export const NAME_PREFIX = "rh-";
-/** The namespace holding the bridge, the cluster DNS and the client agent. */
-export const BRIDGE_NAMESPACE = "rh-br";
-/** The bridge device inside {@link BRIDGE_NAMESPACE}. */
-export const BRIDGE_DEVICE = "rh-br0";
-/** The bridge namespace's address: DNS server and client source address. */
-export const BRIDGE_IP = "192.0.2.1";
-/** Prefix length of the pods' subnet (192.0.2.0/24). */
+/** The names and addresses of one harness network. */
+export interface NetworkPlan {
+  /** Prefix of every namespace and link (`rh-`, `rs-`). */
+  prefix: string;
+  /** The first three octets of the /24 the bridge and pods use (`192.0.2`). */
+  subnet: string;
+}
+
+/** The hive's plan: `rh-*`, 192.0.2.0/24 (TEST-NET-1, a documentation range). */
+export const HIVE_NETWORK: NetworkPlan = { prefix: "rh-", subnet: "192.0.2" };
+/** Redis Sentinel's plan: `rs-*`, 198.51.100.0/24 (TEST-NET-2). */
+export const SENTINEL_NETWORK: NetworkPlan = { prefix: "rs-", subnet: "198.51.100" };
+/** The plans a process may choose. */
+export const NETWORK_PLANS: readonly NetworkPlan[] = [HIVE_NETWORK, SENTINEL_NETWORK];
+
+let plan: NetworkPlan = HIVE_NETWORK;
+
+/**
+ * Chooses the plan this process uses from now on (one of {@link NETWORK_PLANS}); call it before
+ * a session opens.
+ *
+ * @throws {Error} for a plan that is not one of {@link NETWORK_PLANS}
+ * @example
+ * ```ts
+ * import { SENTINEL_NETWORK, useNetwork } from "./network.ts";
+ * useNetwork(SENTINEL_NETWORK);
+ * ```
+ */
+export function useNetwork(chosen: NetworkPlan): void {
+  if (!NETWORK_PLANS.includes(chosen)) {
+    throw new Error(`unknown network plan ${JSON.stringify(chosen)}`);
+  }
+  plan = chosen;
+}
+
+/**
+ * The plan in use.
+ *
+ * @example
+ * ```ts
+ * import { currentNetwork } from "./network.ts";
+ * currentNetwork().prefix; // "rh-" unless useNetwork chose another
+ * ```
+ */
+export function currentNetwork(): NetworkPlan {
+  return plan;
+}
+
+/**
+ * Prefix of every namespace and link of the plan in use.
+ *
+ * @example
+ * ```ts
+ * import { namePrefix } from "./network.ts";
+ * namePrefix(); // "rh-"
+ * ```
+ */
+export function namePrefix(): string {
+  return plan.prefix;
+}
+
+/**
+ * The namespace holding the bridge, the cluster DNS and the client agent (`<prefix>br`).
+ *
+ * @example
+ * ```ts
+ * import { bridgeNamespace } from "./network.ts";
+ * bridgeNamespace(); // "rh-br"
+ * ```
+ */
+export function bridgeNamespace(): string {
+  return `${plan.prefix}br`;
+}
+
+/**
+ * The bridge device inside {@link bridgeNamespace} (`<prefix>br0`).
+ *
+ * @example
+ * ```ts
+ * import { bridgeDevice } from "./network.ts";
+ * bridgeDevice(); // "rh-br0"
+ * ```
+ */
+export function bridgeDevice(): string {
+  return `${plan.prefix}br0`;
+}
+
+/**
+ * The bridge namespace's address: DNS server and client source address (`<subnet>.1`).
+ *
+ * @example
+ * ```ts
+ * import { bridgeIp } from "./network.ts";
+ * bridgeIp(); // "192.0.2.1"
+ * ```
+ */
+export function bridgeIp(): string {
+  return `${plan.subnet}.1`;
+}
+
+/** Prefix length of the pods' subnet. */
 export const SUBNET_PREFIX_LENGTH = 24;
-/** Pod number N gets address 192.0.2.(POD_ADDRESS_OFFSET + N). */
+/** Pod number N gets address <subnet>.(POD_ADDRESS_OFFSET + N). */
 export const POD_ADDRESS_OFFSET = 10;
 /** Most pods one run may create (each new address is a new pod number). */
 export const MAX_POD_NUMBER = 240;
@@ -43,7 +139,7 @@ export interface PodNetwork {
   namespace: string;
   /** Its address on the bridge. */
   ip: string;
-  /** The veth end on the bridge (inside {@link BRIDGE_NAMESPACE}). */
+  /** The veth end on the bridge (inside {@link bridgeNamespace}). */
   bridgePort: string;
 }
 
@@ -58,7 +154,7 @@ export interface PodNetwork {
  */
 export function podAddress(n: number): string {
   checkPodNumber(n);
-  return `192.0.2.${POD_ADDRESS_OFFSET + n}`;
+  return `${plan.subnet}.${POD_ADDRESS_OFFSET + n}`;
 }
 
 function checkPodNumber(n: number): void {
@@ -68,7 +164,7 @@ function checkPodNumber(n: number): void {
 }
 
 /**
- * Creates {@link BRIDGE_NAMESPACE} with its bridge up and {@link BRIDGE_IP} on it.
+ * Creates {@link bridgeNamespace} with its bridge up and {@link bridgeIp} on it.
  *
  * @example
  * ```ts
@@ -77,20 +173,20 @@ function checkPodNumber(n: number): void {
  * ```
  */
 export async function createBridge(): Promise<void> {
-  const ns = BRIDGE_NAMESPACE;
+  const ns = bridgeNamespace();
   await runCommand("ip", ["netns", "add", ns]);
   await runCommand("ip", ["-n", ns, "link", "set", "lo", "up"]);
-  await runCommand("ip", ["-n", ns, "link", "add", BRIDGE_DEVICE, "type", "bridge"]);
+  await runCommand("ip", ["-n", ns, "link", "add", bridgeDevice(), "type", "bridge"]);
   await runCommand("ip", [
     "-n",
     ns,
     "addr",
     "add",
-    `${BRIDGE_IP}/${SUBNET_PREFIX_LENGTH}`,
+    `${bridgeIp()}/${SUBNET_PREFIX_LENGTH}`,
     "dev",
-    BRIDGE_DEVICE,
+    bridgeDevice(),
   ]);
-  await runCommand("ip", ["-n", ns, "link", "set", BRIDGE_DEVICE, "up"]);
+  await runCommand("ip", ["-n", ns, "link", "set", bridgeDevice(), "up"]);
 }
 
 /**
@@ -106,14 +202,14 @@ export async function createBridge(): Promise<void> {
  */
 export async function createPodNetwork(n: number): Promise<PodNetwork> {
   const ip = podAddress(n);
-  const namespace = `${NAME_PREFIX}p${n}`;
-  const bridgePort = `${NAME_PREFIX}v${n}`;
+  const namespace = `${plan.prefix}p${n}`;
+  const bridgePort = `${plan.prefix}v${n}`;
   await runCommand("ip", ["netns", "add", namespace]);
   try {
     await runCommand("ip", ["-n", namespace, "link", "set", "lo", "up"]);
     await runCommand("ip", [
       "-n",
-      BRIDGE_NAMESPACE,
+      bridgeNamespace(),
       "link",
       "add",
       bridgePort,
@@ -127,12 +223,12 @@ export async function createPodNetwork(n: number): Promise<PodNetwork> {
     ]);
     await runCommand("ip", [
       "-n",
-      BRIDGE_NAMESPACE,
+      bridgeNamespace(),
       "link",
       "set",
       bridgePort,
       "master",
-      BRIDGE_DEVICE,
+      bridgeDevice(),
       "up",
     ]);
     await runCommand("ip", [
@@ -188,7 +284,7 @@ export async function removeNamespace(ns: string): Promise<void> {
 }
 
 /**
- * Every namespace whose name starts with {@link NAME_PREFIX}.
+ * Every namespace whose name starts with the plan's prefix ({@link namePrefix}).
  *
  * @example
  * ```ts
@@ -203,12 +299,12 @@ export async function listNamespaces(): Promise<string[]> {
 function parseNamespaceList(text: string): string[] {
   return text.split("\n")
     .map((line) => line.trim().split(/\s+/)[0] ?? "")
-    .filter((name) => name.startsWith(NAME_PREFIX));
+    .filter((name) => name.startsWith(plan.prefix));
 }
 
 function checkOwnName(name: string): void {
-  if (!name.startsWith(NAME_PREFIX) || !/^[a-z0-9-]+$/.test(name)) {
-    throw new Error(`refusing to touch "${name}": not a chaos-harness name (${NAME_PREFIX}*)`);
+  if (!name.startsWith(plan.prefix) || !/^[a-z0-9-]+$/.test(name)) {
+    throw new Error(`refusing to touch "${name}": not a chaos-harness name (${plan.prefix}*)`);
   }
 }
 
@@ -248,7 +344,7 @@ export async function removeLeftovers(): Promise<string[]> {
   const links = await runCommand("ip", ["-o", "link", "show"]);
   for (const line of links.split("\n")) {
     const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];
-    if (name === undefined || !name.startsWith(NAME_PREFIX)) continue;
+    if (name === undefined || !name.startsWith(plan.prefix)) continue;
     await runCommand("ip", ["link", "del", name]);
     removed.push(`link ${name}`);
   }
@@ -267,7 +363,7 @@ export async function removeLeftovers(): Promise<string[]> {
  */
 export function removeNamespacesSync(namespaces: readonly string[]): void {
   for (const ns of namespaces) {
-    if (!ns.startsWith(NAME_PREFIX)) continue;
+    if (!ns.startsWith(plan.prefix)) continue;
     const out = runCommandSync("ip", ["netns", "pids", ns]) ?? "";
     for (const pid of out.split(/\s+/).filter((w) => /^\d+$/.test(w))) {
       try {
@@ -299,7 +395,7 @@ export async function whyNoNamespaces(): Promise<string | null> {
       return `\`${program} ${args.join(" ")}\` failed: ${e instanceof Error ? e.message : e}`;
     }
   }
-  const probe = `${NAME_PREFIX}probe${Deno.pid}`;
+  const probe = `${plan.prefix}probe${Deno.pid}`;
   try {
     await runCommand("ip", ["netns", "add", probe]);
     await runCommand("ip", ["netns", "del", probe]);

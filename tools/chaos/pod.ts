@@ -20,7 +20,7 @@ import { sharedSecretFile } from "../../testing/secret.ts";
 import { productionDenoFlags } from "../../testing/local_cluster.ts";
 import { POD_PORTS, SERVICE_NAME } from "./agent_protocol.ts";
 import { createPodNetwork, type PodNetwork, removeNamespace } from "./network.ts";
-import { BRIDGE_IP } from "./network.ts";
+import { bridgeIp } from "./network.ts";
 import { NamespacedProcess } from "./process.ts";
 
 /** Bound of a hive's graceful exit after SIGTERM (its handoff takes at most ~2.3 s). */
@@ -126,7 +126,7 @@ export class Pod {
       "--service",
       SERVICE_NAME,
       "--dns-server",
-      `${BRIDGE_IP}:53`,
+      `${bridgeIp()}:53`,
       "--announce-ip",
       this.ip,
       "--state-file",

@@ -27,7 +27,8 @@ import {
   twoMastersByRole,
   unavailabilityWindows,
 } from "./checker.ts";
-import { type ChaosCluster, describeLook, SettleTimeout } from "./cluster.ts";
+import { SettleTimeout } from "./cluster.ts";
+import type { TestedCluster } from "./system.ts";
 import type { Scenario, ScenarioContext } from "./scenarios.ts";
 
 /** How long clients write before the fault. */
@@ -52,6 +53,8 @@ export interface RunReport {
   /** Steps noted by the scenario, with their time since the fault started. */
   notes: string[];
   acked: number;
+  /** How long the clients wrote (workload start to stop). */
+  workloadMs: number;
   attempts: number;
   failures: number;
   /** Windows of write unavailability: gaps between acknowledged writes that survived. */
@@ -86,6 +89,7 @@ export function emptyReport(scenario: string, run: number, error: string | null 
     detail: "",
     notes: [],
     acked: 0,
+    workloadMs: 0,
     attempts: 0,
     failures: 0,
     windows: [],
@@ -111,7 +115,7 @@ export function emptyReport(scenario: string, run: number, error: string | null 
  * ```
  */
 export async function runScenarioOnce(
-  cluster: ChaosCluster,
+  cluster: TestedCluster,
   scenario: Scenario,
   run: number,
   random: () => number,
@@ -137,6 +141,7 @@ export async function runScenarioOnce(
       prefix,
       writers: WRITERS,
       intervalMs: WRITE_INTERVAL_MS,
+      mode: cluster.clientMode,
     });
     await sleep(BASELINE_MS);
     faultStartMs = epochNowMs();
@@ -178,6 +183,7 @@ export async function runScenarioOnce(
     cluster.onPodsChanged = null;
 
     report.acked = workload.acks.length;
+    report.workloadMs = workload.stoppedMs - workload.startedMs;
     report.attempts = workload.attempts;
     report.failures = workload.failures;
     const split = splitBrainIntervals(workload);
@@ -222,7 +228,7 @@ export async function runScenarioOnce(
   } catch (e) {
     report.error = e instanceof Error ? (e.stack ?? e.message) : String(e);
     try {
-      report.error += `\ncluster: ${describeLook(await cluster.look())}`;
+      report.error += `\ncluster: ${await cluster.describe()}`;
     } catch { /* the agent is gone too */ }
   } finally {
     cluster.onPodsChanged = null;

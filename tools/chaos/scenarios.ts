@@ -18,10 +18,11 @@
 
 import { epochNowMs, POD_PORTS } from "./agent_protocol.ts";
 import type { LossCause } from "./checker.ts";
-import { type ChaosCluster, type Settled } from "./cluster.ts";
+import { ChaosCluster, type Settled } from "./cluster.ts";
 import { sleep } from "../../testing/wait.ts";
 import { setFirewall } from "./firewall.ts";
-import type { Pod } from "./pod.ts";
+import { Pod } from "./pod.ts";
+import type { SystemName, TestedCluster, TestedPod, TestedSettled } from "./system.ts";
 import { spinScript } from "../../testing/busy_script.ts";
 
 /** How long a partition lasts: several failure timeouts (1 s), so the majority elects. */
@@ -77,17 +78,17 @@ export interface SafetyRules {
 
 /** What a scenario can do to the cluster, and what it must record. */
 export interface ScenarioContext {
-  cluster: ChaosCluster;
+  cluster: TestedCluster;
   /** 1-based run number. */
   run: number;
   /** Seeded random numbers in [0, 1). */
   random: () => number;
   /** The settled cluster before the fault. */
-  before: Settled;
+  before: TestedSettled;
   /** Records that a redis process was killed (call it once the process is gone). */
-  crashed(pod: Pod): void;
+  crashed(pod: TestedPod): void;
   /** Records that `pod` is cut off from the others from now until the cluster settles again. */
-  cutOff(pod: Pod): void;
+  cutOff(pod: TestedPod): void;
   /** Logs a step. */
   note(text: string): void;
   /** Records a broken rule the scenario checks itself (e.g. a leader change it forbids). */
@@ -98,14 +99,27 @@ export interface ScenarioContext {
 export interface Scenario {
   name: string;
   about: string;
+  /** The systems it can run on (`hive` only when it needs the hive's pods or `/status`). */
+  systems: readonly SystemName[];
   rules: SafetyRules;
   /** Injects the fault, heals it, and returns what it did in one line. */
   inject(ctx: ScenarioContext): Promise<string>;
 }
 
 const NO_SPLIT_BRAIN = 0;
+const HIVE_ONLY: readonly SystemName[] = ["hive"];
+const EVERY_SYSTEM: readonly SystemName[] = ["hive", "sentinel", "sentinel-min-replicas"];
 
-function others(cluster: ChaosCluster, pod: Pod): string[] {
+/** The hive's cluster and settled pods of a scenario that only runs on the hive. */
+function hiveOnly(ctx: ScenarioContext): { cluster: ChaosCluster; before: Settled } {
+  const { cluster, before } = ctx;
+  if (!(cluster instanceof ChaosCluster) || !(before.leader instanceof Pod)) {
+    throw new Error(`this scenario runs on the hive only, not on ${cluster.system}`);
+  }
+  return { cluster, before: before as Settled };
+}
+
+function others(cluster: TestedCluster, pod: TestedPod): string[] {
   return cluster.running().filter((p) => p !== pod).map((p) => p.ip);
 }
 
@@ -113,12 +127,13 @@ function others(cluster: ChaosCluster, pod: Pod): string[] {
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: "master-pod-killed",
+    systems: HIVE_ONLY,
     about: "the leader's pod is SIGKILLed (hive and redis); a replacement pod with a new " +
       "address joins after the failover, as a ReplicaSet would",
     rules: { acceptedLoss: ["async-window"], maxLost: null, maxSplitBrainMs: NO_SPLIT_BRAIN },
     async inject(ctx) {
-      const { cluster } = ctx;
-      const victim = ctx.before.leader;
+      const { cluster, before } = hiveOnly(ctx);
+      const victim = before.leader;
       await victim.kill();
       ctx.crashed(victim);
       // The Service stops sending clients to it; the DNS still lists it (endpoint lag).
@@ -132,15 +147,16 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "master-redis-restarted-empty",
+    systems: HIVE_ONLY,
     about: `the master redis is SIGKILLed and restarted empty (parked) within ` +
       `${EMPTY_RESTART_DELAY_MS.min}-${EMPTY_RESTART_DELAY_MS.max} ms, faster than failure ` +
       `detection, ${EMPTY_RESTARTS_PER_RUN} times in a row`,
     rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
     async inject(ctx) {
-      const { cluster } = ctx;
+      const { cluster, before } = hiveOnly(ctx);
       const steps: string[] = [];
       for (let i = 0; i < EMPTY_RESTARTS_PER_RUN; i++) {
-        const { leader } = i === 0 ? ctx.before : await cluster.waitSettled();
+        const { leader } = i === 0 ? before : await cluster.waitSettled();
         const span = EMPTY_RESTART_DELAY_MS.max - EMPTY_RESTART_DELAY_MS.min;
         const delayMs = EMPTY_RESTART_DELAY_MS.min + Math.floor(ctx.random() * span);
         await leader.killRedis();
@@ -154,14 +170,15 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "busy-master",
+    systems: HIVE_ONLY,
     about: `the master redis is busy, not dead, through a follower's proxy: a ` +
       `${BUSY_SCRIPT_MS / 1000} s Lua script, CLIENT KILL TYPE normal SKIPME yes, CLIENT PAUSE ` +
       `1000 ALL, a DEL of a ${BIG_SET_MEMBERS}-member set; no leader change allowed`,
     rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
     async inject(ctx) {
-      const { cluster } = ctx;
-      const leader = ctx.before.leader;
-      const via = ctx.before.followers[0] ?? leader;
+      const { cluster, before } = hiveOnly(ctx);
+      const leader = before.leader;
+      const via = before.followers[0] ?? leader;
       const proxy = (args: string[]) =>
         cluster.agent.call(
           { op: "command", ip: via.ip, args, via: "proxy", timeoutMs: BUSY_COMMAND_TIMEOUT_MS },
@@ -211,6 +228,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "leader-isolated",
+    systems: EVERY_SYSTEM,
     about: `the leader is cut off from every other pod (symmetric partition, ` +
       `${PARTITION_MS / 1000} s; clients still reach every pod), then healed`,
     rules: {
@@ -234,6 +252,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "one-way-partition",
+    systems: EVERY_SYSTEM,
     about: `odd runs: the leader's packets to the others are dropped (it hears them, they do ` +
       `not hear it); even runs: the other way round; ${PARTITION_MS / 1000} s, then healed`,
     rules: {
@@ -258,6 +277,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "follower-isolated",
+    systems: EVERY_SYSTEM,
     about: `one follower is cut off from every other pod (symmetric partition, ` +
       `${PARTITION_MS / 1000} s; clients still reach every pod): it elects itself, fenced, ` +
       `and acknowledges nothing`,
@@ -279,17 +299,18 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "two-pods-lost",
+    systems: HIVE_ONLY,
     about: `two of the pods are SIGKILLed at once (odd runs the leader and a follower, even ` +
       `runs two followers); the Service drops them at once, the DNS after ` +
       `${LOST_PODS_DELETE_MS / 1000} s (Kubernetes deletes them), then two new pods join. The ` +
       `survivor cannot hear a majority: writes are refused until the DNS drops the lost pods`,
     rules: { acceptedLoss: ["async-window"], maxLost: null, maxSplitBrainMs: NO_SPLIT_BRAIN },
     async inject(ctx) {
-      const { cluster } = ctx;
-      const followers = ctx.before.followers;
+      const { cluster, before } = hiveOnly(ctx);
+      const followers = before.followers;
       if (followers.length < 2) throw new Error("two-pods-lost needs two followers");
       const victims = ctx.run % 2 === 1
-        ? [ctx.before.leader, followers[0]!]
+        ? [before.leader, followers[0]!]
         : [followers[0]!, followers[1]!];
       await Promise.all(victims.map((v) => v.kill()));
       for (const v of victims) ctx.crashed(v);
@@ -301,18 +322,19 @@ export const SCENARIOS: readonly Scenario[] = [
       ctx.note("lost pods deleted from the DNS; adding two new pods");
       const fresh = [await cluster.addPod(), await cluster.addPod()];
       return `killed ${victims.map((v) => v.ip).join(", ")} (${
-        victims.includes(ctx.before.leader) ? "leader and a follower" : "two followers"
+        victims.includes(before.leader) ? "leader and a follower" : "two followers"
       }); new pods ${fresh.map((p) => p.ip).join(", ")}`;
     },
   },
   {
     name: "rolling-restart",
+    systems: HIVE_ONLY,
     about: "every pod replaced in turn, as a Deployment rolling update with maxSurge 1 and " +
       "maxUnavailable 0: a new pod (new address) becomes ready (/readyz), then an old one gets " +
       "SIGTERM (the hive hands over if it leads), then its redis",
     rules: { acceptedLoss: [], maxLost: 0, maxSplitBrainMs: NO_SPLIT_BRAIN },
     async inject(ctx) {
-      const { cluster } = ctx;
+      const { cluster } = hiveOnly(ctx);
       const old = [...cluster.running()];
       const steps: string[] = [];
       for (const pod of old) {
@@ -338,14 +360,15 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "pod-new-address",
+    systems: HIVE_ONLY,
     about: "odd runs the leader's pod, even runs a follower's, is SIGKILLed and deleted; it " +
       "returns at once as a new pod with a new address, and the DNS answer changes with it",
     rules: { acceptedLoss: ["async-window"], maxLost: null, maxSplitBrainMs: NO_SPLIT_BRAIN },
     async inject(ctx) {
-      const { cluster } = ctx;
-      const victim = ctx.run % 2 === 1 ? ctx.before.leader : ctx.before.followers[0];
+      const { cluster, before } = hiveOnly(ctx);
+      const victim = ctx.run % 2 === 1 ? before.leader : before.followers[0];
       if (victim === undefined) throw new Error("pod-new-address needs at least two pods");
-      const wasLeader = victim === ctx.before.leader;
+      const wasLeader = victim === before.leader;
       await victim.kill();
       ctx.crashed(victim);
       await cluster.removePod(victim);
@@ -355,6 +378,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: "election-loss-20",
+    systems: HIVE_ONLY,
     about: `${LOSS_PERCENT}% of the datagrams to the election port (UDP ${POD_PORTS.election}) ` +
       `dropped at random in every pod for ${LOSS_MS / 1000} s`,
     rules: {
@@ -364,9 +388,9 @@ export const SCENARIOS: readonly Scenario[] = [
       maxUnavailableMs: MAX_LOSS_PAUSE_MS,
     },
     async inject(ctx) {
-      const { cluster } = ctx;
+      const { cluster, before } = hiveOnly(ctx);
       const pods = cluster.running();
-      const leader = ctx.before.leader;
+      const leader = before.leader;
       for (const pod of pods) {
         await setFirewall(pod.namespace, [
           { kind: "loss", udpPort: POD_PORTS.election, percent: LOSS_PERCENT },

@@ -23,18 +23,33 @@
 import { processAlive } from "./command.ts";
 import {
   listNamespaces,
+  namePrefix,
   removeLeftovers,
   removeNamespace,
   removeNamespacesSync,
 } from "./network.ts";
 import { killAllNow, liveProcesses } from "./process.ts";
 
-/** The lock file: holds the pid of the run that owns the `rh-*` names. */
+/** The hive plan's lock file: holds the pid of the run that owns the `rh-*` names. */
 export const LOCK_PATH = "/tmp/rh-chaos.lock";
-/** Temp dirs are named `rh-chaos-<pid>-...` under this directory. */
+/** Temp dirs are named `<prefix>chaos-<pid>-...` (`rh-chaos-...`) under this directory. */
 export const TEMP_PARENT = "/tmp";
 /** Bound of the wait for another live run to release the lock. */
 export const LOCK_WAIT_TIMEOUT_MS = 15 * 60_000;
+/**
+ * The lock file of the network plan in use (`/tmp/<prefix>chaos.lock`: {@link LOCK_PATH} for the
+ * hive's, `/tmp/rs-chaos.lock` for Sentinel's): runs of one plan exclude each other.
+ *
+ * @example
+ * ```ts
+ * import { lockPath } from "./session.ts";
+ * lockPath(); // "/tmp/rh-chaos.lock"
+ * ```
+ */
+export function lockPath(): string {
+  return `${TEMP_PARENT}/${namePrefix()}chaos.lock`;
+}
+
 /** Exit status after an interruption by a signal. */
 export const INTERRUPTED_EXIT_CODE = 130;
 
@@ -92,13 +107,16 @@ export class ChaosSession {
       removed = await removeLeftovers();
       removed.push(...await removeDeadTempDirs());
     } catch (e) {
-      await Deno.remove(LOCK_PATH).catch(() => {});
+      await Deno.remove(lockPath()).catch(() => {});
       throw e;
     }
     if (removed.length > 0) {
       log(`chaos: removed leftovers of an earlier run: ${removed.join(", ")}`);
     }
-    const dir = await Deno.makeTempDir({ dir: TEMP_PARENT, prefix: `rh-chaos-${Deno.pid}-` });
+    const dir = await Deno.makeTempDir({
+      dir: TEMP_PARENT,
+      prefix: `${namePrefix()}chaos-${Deno.pid}-`,
+    });
     const session = new ChaosSession(dir, removed);
     current = session;
     for (const signal of SIGNALS) {
@@ -161,7 +179,9 @@ export class ChaosSession {
       Deno.removeSync(this.dir, { recursive: true });
     } catch { /* gone */ }
     try {
-      if (Deno.readTextFileSync(LOCK_PATH).trim() === String(Deno.pid)) Deno.removeSync(LOCK_PATH);
+      if (Deno.readTextFileSync(lockPath()).trim() === String(Deno.pid)) {
+        Deno.removeSync(lockPath());
+      }
     } catch { /* gone */ }
     this.#untrap();
   }
@@ -182,21 +202,21 @@ async function takeLock(log: (line: string) => void): Promise<void> {
   let warned = false;
   while (true) {
     try {
-      await Deno.writeTextFile(LOCK_PATH, `${Deno.pid}\n`, { createNew: true });
+      await Deno.writeTextFile(lockPath(), `${Deno.pid}\n`, { createNew: true });
       return;
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
     }
-    const holder = Number((await Deno.readTextFile(LOCK_PATH).catch(() => "")).trim());
+    const holder = Number((await Deno.readTextFile(lockPath()).catch(() => "")).trim());
     if (!Number.isInteger(holder) || holder <= 0 || !processAlive(holder) || holder === Deno.pid) {
-      await Deno.remove(LOCK_PATH).catch(() => {}); // a crashed run's lock
+      await Deno.remove(lockPath()).catch(() => {}); // a crashed run's lock
       continue;
     }
     if (Date.now() > deadline) {
-      throw new Error(`another chaos run (pid ${holder}) holds ${LOCK_PATH}; gave up waiting`);
+      throw new Error(`another chaos run (pid ${holder}) holds ${lockPath()}; gave up waiting`);
     }
     if (!warned) {
-      log(`chaos: another chaos run (pid ${holder}) holds ${LOCK_PATH}: waiting for it`);
+      log(`chaos: another chaos run (pid ${holder}) holds ${lockPath()}: waiting for it`);
       warned = true;
     }
     await new Promise((r) => setTimeout(r, 500));
@@ -204,14 +224,14 @@ async function takeLock(log: (line: string) => void): Promise<void> {
 }
 
 async function releaseLock(): Promise<void> {
-  const holder = (await Deno.readTextFile(LOCK_PATH).catch(() => "")).trim();
-  if (holder === String(Deno.pid)) await Deno.remove(LOCK_PATH).catch(() => {});
+  const holder = (await Deno.readTextFile(lockPath()).catch(() => "")).trim();
+  if (holder === String(Deno.pid)) await Deno.remove(lockPath()).catch(() => {});
 }
 
 async function removeDeadTempDirs(): Promise<string[]> {
   const removed: string[] = [];
   for await (const entry of Deno.readDir(TEMP_PARENT)) {
-    const pid = /^rh-chaos-(\d+)-/.exec(entry.name)?.[1];
+    const pid = new RegExp(`^${namePrefix()}chaos-(\\d+)-`).exec(entry.name)?.[1];
     if (!entry.isDirectory || pid === undefined || processAlive(Number(pid))) continue;
     await Deno.remove(`${TEMP_PARENT}/${entry.name}`, { recursive: true });
     removed.push(`dir ${TEMP_PARENT}/${entry.name}`);

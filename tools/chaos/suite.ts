@@ -1,5 +1,6 @@
 /**
- * Runs a list of scenarios, each on a fresh cluster of `pods` pods, `runs` times, inside one
+ * Runs a list of scenarios, each on a fresh cluster of `pods` pods of the chosen system (the
+ * hive by default, or Redis Sentinel: see system.ts), `runs` times, inside one
  * {@link ChaosSession} (which removes everything at the end, also on failure or Ctrl-C).
  *
  * @example
@@ -11,6 +12,9 @@
  */
 
 import { ChaosCluster } from "./cluster.ts";
+import { currentNetwork } from "./network.ts";
+import { SentinelCluster } from "./sentinel_cluster.ts";
+import { networkOf, type SystemName, type TestedCluster } from "./system.ts";
 import { runLine } from "./report.ts";
 import { runFailed } from "./report.ts";
 import { emptyReport, type RunReport, runScenarioOnce } from "./runner.ts";
@@ -19,12 +23,14 @@ import { ChaosSession } from "./session.ts";
 
 /** Most runs per scenario. */
 export const MAX_RUNS = 50;
-/** Hive log lines shown per pod for a run that broke a rule. */
+/** Log lines shown per pod (hive log, or sentinel log) for a run that broke a rule. */
 export const LOG_LINES_ON_FAILURE = 40;
 
 /** Options of {@link runSuite}. */
 export interface SuiteOptions {
   scenarios: readonly string[];
+  /** The system under test (default `hive`). */
+  system?: SystemName;
   runs: number;
   pods: number;
   /** Seed of the scenarios' random choices (delays, victims). */
@@ -80,7 +86,14 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   if (!Number.isInteger(opts.runs) || opts.runs < 1 || opts.runs > MAX_RUNS) {
     throw new RangeError(`runs must be 1..${MAX_RUNS}, got ${opts.runs}`);
   }
+  const system = opts.system ?? "hive";
+  if (currentNetwork() !== networkOf(system)) {
+    throw new Error(`${system} needs the ${networkOf(system).prefix}* network plan (useNetwork)`);
+  }
   const scenarios = opts.scenarios.map(scenarioNamed);
+  for (const s of scenarios) {
+    if (!s.systems.includes(system)) throw new Error(`${s.name} does not run on ${system}`);
+  }
   const random = seededRandom(opts.seed);
   const reports: RunReport[] = [];
   const session = await ChaosSession.open({ log });
@@ -89,9 +102,14 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       if (session.closed) break; // interrupted
       log(`${scenario.name}: ${scenario.about}`);
       const started = Date.now();
-      let cluster: ChaosCluster;
+      let cluster: TestedCluster;
       try {
-        cluster = await ChaosCluster.start(session, { pods: opts.pods });
+        cluster = system === "hive"
+          ? await ChaosCluster.start(session, { pods: opts.pods })
+          : await SentinelCluster.start(session, {
+            pods: opts.pods,
+            minReplicas: system === "sentinel-min-replicas",
+          });
       } catch (e) {
         if (session.closed) break;
         const error = `cannot start the cluster: ${e instanceof Error ? e.message : e}`;
@@ -126,7 +144,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
 
 async function keepLogs(
   session: ChaosSession,
-  cluster: ChaosCluster,
+  cluster: TestedCluster,
   scenario: string,
   opts: SuiteOptions,
   log: (line: string) => void,
@@ -134,18 +152,17 @@ async function keepLogs(
   if (opts.logsDir !== undefined && opts.logsDir !== null) {
     const dest = `${opts.logsDir}/${scenario}`;
     await Deno.mkdir(dest, { recursive: true });
-    for (const pod of cluster.pods) {
-      for (const file of ["hive.log", "redis.log"]) {
-        await Deno.copyFile(`${pod.dir}/${file}`, `${dest}/${pod.ip}-${file}`).catch(() => {});
-      }
+    for (const file of cluster.logFiles()) {
+      await Deno.copyFile(file.path, `${dest}/${file.label}`).catch(() => {});
     }
     await Deno.copyFile(`${session.dir}/agent.log`, `${dest}/agent.log`).catch(() => {});
     log(`  logs of ${scenario} copied to ${dest}`);
     return;
   }
-  for (const pod of cluster.pods) {
-    const tail = await pod.hiveLogTail(LOG_LINES_ON_FAILURE);
-    log(`  --- last hive log lines of ${pod.ip} (${pod.state}) ---`);
+  for (const file of cluster.logFiles().filter((f) => f.digest)) {
+    const text = await Deno.readTextFile(file.path).catch(() => "");
+    const tail = text.split("\n").slice(-LOG_LINES_ON_FAILURE - 1).join("\n");
+    log(`  --- last lines of ${file.label} ---`);
     for (const line of tail.split("\n")) if (line !== "") log(`  ${digest(line)}`);
   }
   log("  (pass --logs-dir DIR to keep every log)");

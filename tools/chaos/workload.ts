@@ -13,6 +13,16 @@
  * the endpoint with the fewest clients (ties at random), so clients spread over every pod; a
  * client whose endpoint is removed from the list drops its connection and moves.
  *
+ * Mode `sentinel` (the harness testing Redis Sentinel instead of the hive): the endpoint a client
+ * picks, by the same rule, is the pod whose Redis Sentinel it asks (`SENTINEL
+ * get-master-addr-by-name`, the next endpoints' sentinels if that one does not answer); it
+ * connects to the named master directly, checks `ROLE` is master (as Redis's guidelines for
+ * sentinel-aware clients ask), and writes there. Like a client subscribed to its sentinel's
+ * `+switch-master`, it asks its sentinel again every {@link SENTINEL_POLL_MS} and moves when the
+ * answer changes; on any error it reconnects through a sentinel. So a client whose sentinel is
+ * on the cut-off master's pod keeps writing to that master, as a hive client entering through
+ * the cut-off pod does, and the others follow the failover their sentinels make.
+ *
  * @example
  * ```ts
  * import { Workload } from "./workload.ts";
@@ -27,9 +37,12 @@
 import { sleep } from "../../testing/wait.ts";
 import { RespConnection } from "../../testing/resp_connection.ts";
 import { parseInfo } from "../../lib/redis/redis_info.ts";
+import { parseMasterAddr } from "./sentinel_reply.ts";
+import { SENTINEL_MASTER_NAME } from "./sentinel_config.ts";
 import {
   ackKey,
   type AckRecord,
+  type ClientMode,
   epochNowMs,
   POD_PORTS,
   type ServerId,
@@ -50,6 +63,10 @@ export const MAX_WRITERS = 16;
 export const MAX_FAILURE_SAMPLES = 200;
 /** Most acknowledgements recorded in one workload (a guard against a runaway run). */
 export const MAX_ACKS = 2_000_000;
+/** Mode `sentinel`: how often a client asks its sentinel whether the master moved. */
+export const SENTINEL_POLL_MS = 100;
+/** Mode `sentinel`: deadline of one question to a sentinel. */
+export const SENTINEL_QUERY_TIMEOUT_MS = 1_000;
 
 /** Options of a {@link Workload}. */
 export interface WorkloadOptions {
@@ -57,6 +74,17 @@ export interface WorkloadOptions {
   writers: number;
   /** Pause between two writes of one client. */
   intervalMs: number;
+  /** How clients find the master (default `proxy`). */
+  mode?: ClientMode;
+}
+
+/** A client's connection to the redis that takes its writes. */
+interface Upstream {
+  conn: RespConnection;
+  server: number;
+  /** Mode `sentinel`: the master's address and the sentinel's connection it asks. */
+  masterIp: string | null;
+  sentinel: RespConnection | null;
 }
 
 /**
@@ -157,8 +185,36 @@ export class Workload {
     return index;
   }
 
-  async #connect(w: number, ip: string): Promise<{ conn: RespConnection; server: number }> {
+  /** Mode `sentinel`: asks the sentinels, `ip`'s first, for the master; returns both. */
+  async #askSentinels(ip: string): Promise<{ sentinel: RespConnection; masterIp: string }> {
+    const start = Math.max(0, this.#endpoints.indexOf(ip));
+    const order = [...this.#endpoints.slice(start), ...this.#endpoints.slice(0, start)];
+    const errors: string[] = [];
+    for (const s of order) {
+      let sentinel: RespConnection | null = null;
+      try {
+        sentinel = await RespConnection.open(s, POD_PORTS.sentinel, {
+          timeoutMs: CONNECT_TIMEOUT_MS,
+        });
+        const addr = parseMasterAddr(
+          await sentinel.command(
+            ["SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER_NAME],
+            SENTINEL_QUERY_TIMEOUT_MS,
+          ),
+        );
+        if (addr === null) throw new Error(`sentinel ${s} does not know the master`);
+        return { sentinel, masterIp: addr.ip };
+      } catch (e) {
+        sentinel?.close();
+        errors.push(`${s}: ${e instanceof Error ? e.message : e}`);
+      }
+    }
+    throw new Error(`no sentinel named the master (${errors.join("; ")})`);
+  }
+
+  async #connect(w: number, ip: string): Promise<Upstream> {
     this.#current[w] = ip;
+    if (this.options.mode === "sentinel") return await this.#connectViaSentinel(w, ip);
     const conn = await RespConnection.open(ip, POD_PORTS.proxy, { timeoutMs: CONNECT_TIMEOUT_MS });
     this.#conns[w] = conn;
     if (this.#stopped || !this.#endpoints.includes(ip)) {
@@ -179,13 +235,55 @@ export class Workload {
       conn.close();
       throw new Error("the redis behind the proxy did not say its run_id and address");
     }
-    return { conn, server: this.#server({ ip: serverIp, runId }) };
+    return { conn, server: this.#server({ ip: serverIp, runId }), masterIp: null, sentinel: null };
+  }
+
+  async #connectViaSentinel(w: number, ip: string): Promise<Upstream> {
+    const { sentinel, masterIp } = await this.#askSentinels(ip);
+    let conn: RespConnection | null = null;
+    try {
+      conn = await RespConnection.open(masterIp, POD_PORTS.redis, {
+        timeoutMs: CONNECT_TIMEOUT_MS,
+      });
+      this.#conns[w] = conn;
+      if (this.#stopped) throw new Error("stopped while connecting");
+      const [role, info] = await conn.pipeline([["ROLE"], ["INFO", "server"]], WRITE_TIMEOUT_MS);
+      if (!Array.isArray(role) || role[0] !== "master") {
+        throw new Error(`${masterIp}, named master by a sentinel, answered ROLE ${role}`);
+      }
+      const runId = typeof info === "string" ? parseInfo(info).get("run_id") : undefined;
+      if (runId === undefined) throw new Error(`${masterIp} did not say its run_id`);
+      return { conn, server: this.#server({ ip: masterIp, runId }), masterIp, sentinel };
+    } catch (e) {
+      conn?.close();
+      sentinel.close();
+      throw e;
+    }
+  }
+
+  /** Mode `sentinel`: true when the client's sentinel now names another master. */
+  async #masterMoved(up: Upstream): Promise<boolean> {
+    if (up.sentinel === null || up.sentinel.closed) return false;
+    try {
+      const addr = parseMasterAddr(
+        await up.sentinel.command(
+          ["SENTINEL", "get-master-addr-by-name", SENTINEL_MASTER_NAME],
+          SENTINEL_QUERY_TIMEOUT_MS,
+        ),
+      );
+      return addr !== null && addr.ip !== up.masterIp;
+    } catch {
+      up.sentinel.close(); // keeps writing where it is, as a client whose subscription broke
+      return false;
+    }
   }
 
   async #client(w: number): Promise<void> {
+    let up: Upstream | null = null;
     let conn: RespConnection | null = null;
     let server = -1;
     let n = 0;
+    let polledMs = 0;
     // The first connection of client w goes to endpoint w, so clients start spread evenly.
     let first = true;
     while (!this.#stopped) {
@@ -200,7 +298,18 @@ export class Workload {
             continue;
           }
           first = false;
-          ({ conn, server } = await this.#connect(w, ip));
+          up = await this.#connect(w, ip);
+          ({ conn, server } = up);
+          polledMs = performance.now();
+        }
+        if (up?.sentinel != null && performance.now() - polledMs >= SENTINEL_POLL_MS) {
+          polledMs = performance.now();
+          if (await this.#masterMoved(up)) {
+            conn.close();
+            up.sentinel?.close();
+            conn = null;
+            continue;
+          }
         }
         const key = ackKey(this.options.prefix, w, n);
         const value = String(n);
@@ -220,12 +329,14 @@ export class Workload {
         if (this.#stopped) break;
         this.#fail(w, e);
         conn?.close();
+        up?.sentinel?.close();
         conn = null;
         this.#current[w] = null;
         await sleep(RECONNECT_DELAY_MS);
       }
     }
     conn?.close();
+    up?.sentinel?.close();
     this.#conns[w] = null;
     this.#current[w] = null;
   }
