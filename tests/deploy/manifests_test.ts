@@ -60,7 +60,8 @@ const EXPECTED_REPLICAS = 3;
 const MIN_TERMINATION_GRACE_SECONDS = 30;
 /**
  * The hive's resident memory in service, at most, as measured (`deno task bench memory`: 96.1 to
- * 100.1 MiB before issues 13 and 14 landed, 122.7 MiB with them, over issue 15's 100 MiB target;
+ * 100.1 MiB before issues 13 and 14 landed, 122.7 MiB with them, 112.3 with
+ * `--no-short-builtin-calls`, over issue 15's 100 MiB target;
  * docs/benchmarks.md): its memory request must cover it.
  */
 const HIVE_RSS_IN_SERVICE_MIB = 123;
