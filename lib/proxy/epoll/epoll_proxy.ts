@@ -131,11 +131,7 @@ export class EpollMasterProxy implements ProxyHandle {
     const started: StartedWorker[] = [];
     let proxy: EpollMasterProxy | null = null;
     try {
-      for (let i = 0; i < workerCount; i++) {
-        const fd = c.eventfd(0, EFD_NONBLOCK | EPOLL_CLOEXEC);
-        if (fd < 0) throw new Error(`${WHO}: eventfd: ${errorText(errno())}`);
-        wakeFds.push(fd);
-      }
+      openWakeFds(c, workerCount, wakeFds);
       for (let i = 0; i < workerCount; i++) {
         const worker = await startWorker(
           {
@@ -164,14 +160,7 @@ export class EpollMasterProxy implements ProxyHandle {
         started.push(worker);
       }
     } catch (e) {
-      // A worker that started blocks in epoll_wait, where terminate() cannot reach it: stop it
-      // by its commands first, or it would keep accepting on the port.
-      for (const w of started) {
-        try {
-          callWorker(w, { op: "stop-accepting" });
-        } catch { /* stopWorker below ends it anyway */ }
-      }
-      await Promise.allSettled(started.map((w) => stopWorker(w)));
+      await stopStartedWorkers(started);
       for (const fd of [listener, ...wakeFds]) c.close(fd);
       throw e;
     }
@@ -454,4 +443,30 @@ async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Opens one eventfd per worker (the hand-off's wake-up), appending each to `into` as it opens, so
+ * the caller can close the ones opened before a failure.
+ */
+function openWakeFds(c: ReturnType<typeof libc>, count: number, into: number[]): void {
+  for (let i = 0; i < count; i++) {
+    const fd = c.eventfd(0, EFD_NONBLOCK | EPOLL_CLOEXEC);
+    if (fd < 0) throw new Error(`${WHO}: eventfd: ${errorText(errno())}`);
+    into.push(fd);
+  }
+}
+
+/**
+ * Stops the workers of a failed start. A worker that started blocks in epoll_wait, where
+ * terminate() cannot reach it: it is told to stop accepting first, or it would keep accepting on
+ * the port.
+ */
+async function stopStartedWorkers(started: readonly StartedWorker[]): Promise<void> {
+  for (const w of started) {
+    try {
+      callWorker(w, { op: "stop-accepting" });
+    } catch { /* stopWorker below ends it anyway */ }
+  }
+  await Promise.allSettled(started.map((w) => stopWorker(w)));
 }
