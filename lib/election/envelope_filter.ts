@@ -2,8 +2,7 @@
  * The heartbeat envelope checked synchronously, before anything is allocated for a datagram:
  * size, magic, version, flags and the HMAC-SHA256 tag (lib/election/hmac_sha256.ts, which
  * allocates nothing per datagram, in the calling thread). The
- * UDP receive worker (lib/net/udp_ffi_worker.ts) runs it on every datagram in its fixed receive
- * buffer, so junk and badly signed datagrams cost a few microseconds and no memory, and only
+ * UDP receive loop (lib/net/udp_ffi.ts) runs it on every datagram in its fixed receive buffer, so junk and badly signed datagrams cost a few microseconds and no memory, and only
  * datagrams that pass it reach the runtime, where lib/election/codec.ts decodes them fully (and
  * checks the tag again).
  *

@@ -2,7 +2,7 @@
  * HMAC-SHA256 (RFC 2104, FIPS 180-4) that allocates nothing per message: the key's inner and
  * outer states are computed once, and every verification runs on buffers made at construction.
  *
- * Why not `node:crypto` or WebCrypto: the UDP receive worker checks the tag of every datagram it
+ * Why not `node:crypto` or WebCrypto: the UDP receive loop checks the tag of every datagram it
  * receives, up to tens of thousands per second under a flood, and a `createHmac` object per
  * datagram grew that thread's memory by about 40 MiB in 9 s at 10 000 datagrams per second
  * (measured here), while WebCrypto is asynchronous (a promise per datagram). This is plain

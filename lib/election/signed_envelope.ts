@@ -2,7 +2,7 @@
  * The envelope every election datagram travels in, heartbeats (`codec.ts`, magic `RHIV`) and the
  * fence's leases (`lease.ts`, magic `RHLS`) alike: one layout, one secret, one set of drop
  * reasons, written once here. `lib/election/envelope_filter.ts` checks the same envelope
- * synchronously in the UDP receive worker and must give the same reasons.
+ * synchronously in the UDP receive loop and must give the same reasons.
  *
  * | offset | size | content |
  * |---|---|---|

@@ -672,7 +672,7 @@ export class Hive {
     });
   }
 
-  /** The runtime's counters, with the datagrams the receive worker dropped added in. */
+  /** The runtime's counters, with the datagrams the receive loop dropped added in. */
   #runtimeStats(): RuntimeStats {
     const stats = structuredClone(this.stats);
     stats.proxyAcceptErrors = this.#counted.proxyAcceptErrors;
@@ -1005,7 +1005,7 @@ function logDiscovery(e: DiscoveryEvent): void {
 }
 
 /**
- * Opens the election's UDP socket: injected, else the FFI receive worker that drops junk and
+ * Opens the election's UDP socket: injected, else the FFI receive loop that drops junk and
  * badly signed datagrams off the main thread, else node:dgram (warned: a flood then costs memory).
  */
 function openElectionSocket(

@@ -29,9 +29,10 @@ export const FAILOVER_BUCKETS_MS = [100, 250, 500, 1000, 2000, 5000, 10_000] as 
 
 /**
  * Every reason the runtime drops a datagram before the election sees it: the decoder's
- * ({@link DROP_REASONS}, counted by the receive worker's envelope filter and by the codec),
+ * ({@link DROP_REASONS}, counted by the receive loop's envelope filter and by the codec),
  * `source-mismatch` (the UDP source is not the signed `from`, see lib/net/source_address.ts) and
- * `overload` (the receive worker had {@link MAX_PENDING_DATAGRAMS} datagrams waiting).
+ * `overload` (kept for the contract; always 0 since the receive loop runs on the main thread and
+ * queues nothing: lib/net/udp_ffi.ts).
  */
 export const DATAGRAM_DROP_REASONS = [...DROP_REASONS, SOURCE_MISMATCH, "overload"] as const;
 

@@ -1,13 +1,12 @@
 /**
  * The hive's UDP socket through libc (`Deno.dlopen`, `--allow-ffi`, x86_64 Linux): a
- * {@link DatagramTransport} whose receive loop runs in a Web Worker and drops junk and badly
- * signed datagrams there, before they cost the process any memory (lib/net/udp_ffi_worker.ts).
+ * {@link DatagramTransport} whose receive loop reads the socket into one fixed buffer and drops
+ * junk and badly signed datagrams there, before they cost the process any memory.
  *
  * Why not `node:dgram` (lib/net/udp_transport.ts, still the fallback and the contract's
  * reference): measured here, a `node:dgram` socket that receives 10 000 datagrams per second and
  * does nothing with them grows the process's RSS by about 200 MiB within 10 s and keeps it, and
- * `Deno.listenDatagram` by about 85 MiB; a blocking `recvfrom` into one buffer in a worker
- * grows it by under 10 MiB (`deno task bench flood` measures the hive as a whole, see
+ * `Deno.listenDatagram` by about 85 MiB; a `recvfrom` into one buffer grows it by under 10 MiB (`deno task bench flood` measures the hive as a whole, see
  * docs/security.md). One socket sends and receives, so heartbeats leave from the bound address
  * and port, as with `node:dgram`.
  *
@@ -50,12 +49,18 @@ import {
   type UdpListenOptions,
   type UdpTransport,
 } from "./udp_transport.ts";
-import { type PostedDatagram, RECV_TIMEOUT_MS, senderOf, SHARED } from "./udp_ffi_protocol.ts";
+import { RECV_BUFFER_BYTES, RECV_TIMEOUT_MS, senderOf, SHARED } from "./udp_ffi_protocol.ts";
+import { createEnvelopeFilter } from "../election/envelope_filter.ts";
 
-/** Datagrams posted by the worker and not yet handled, at most; more are dropped (`overload`). */
-export const MAX_PENDING_DATAGRAMS = 256;
-/** How long {@link FilteredUdpTransport.close} waits for the worker before terminating it. */
-export const WORKER_STOP_TIMEOUT_MS = 1_000;
+/**
+ * Datagrams read per wake-up of the receive loop, at most: then the event loop runs (timers,
+ * the election) before the next batch; what is left waits in the kernel's bounded buffer.
+ */
+export const MAX_DATAGRAMS_PER_WAKEUP = 256;
+/** `poll(2)` events: readable, error, not open. */
+const POLLIN = 0x001;
+const POLLERR = 0x008;
+const POLLNVAL = 0x020;
 /** Most destination addresses whose encoding is cached (peers: bounded by --max-peers). */
 export const MAX_CACHED_DESTINATIONS = 2_048;
 
@@ -65,8 +70,6 @@ const SO_RCVBUF = 8;
 const SO_RCVTIMEO = 20;
 const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
-
-const WORKER_URL = new URL("./udp_ffi_worker.ts", import.meta.url);
 
 /** Options of {@link listenUdpFfi}. */
 export interface FilteredUdpOptions extends UdpListenOptions {
@@ -168,44 +171,89 @@ function bindSocket(
   }
 }
 
-/** The receive worker of one socket, and when it has stopped. */
-interface ReceiveWorker {
-  worker: Worker;
-  /** Resolves when the worker says it closed. */
+/** The receive loop of one socket, and when it has stopped. */
+interface ReceiveLoop {
+  /** Asks the loop to stop; it does within {@link RECV_TIMEOUT_MS}. */
+  stop(): void;
+  /** Resolves when the loop has stopped. */
   stopped: Promise<void>;
 }
 
+/** `poll(2)` as a nonblocking FFI call: it waits on a runtime thread, the event loop runs on. */
+let pollLibrary:
+  | { symbols: { poll: (fds: Uint8Array, n: bigint, ms: number) => Promise<number> } }
+  | null = null;
+
+function pollSymbol(): (fds: Uint8Array, n: bigint, ms: number) => Promise<number> {
+  pollLibrary ??= Deno.dlopen("libc.so.6", {
+    poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  });
+  return pollLibrary.symbols.poll;
+}
+
 /**
- * Starts the receive worker on `fd`: it posts the datagrams that pass its filter, which go to
- * `deliver` (the `pending` counter drops by one for each).
+ * Reads `fd` on the main thread: waits for it to be readable with a nonblocking `poll` (on a
+ * runtime thread, so the event loop runs on), then reads at most {@link MAX_DATAGRAMS_PER_WAKEUP}
+ * datagrams with `MSG_DONTWAIT` into one fixed buffer, checks each with the envelope filter
+ * (size, magic, version, flags, HMAC; allocation-free), counts a failure by reason and copies only
+ * a datagram that passes to `deliver`. So a flood of junk or badly signed datagrams costs a few
+ * microseconds each and no memory, and what it leaves unread stays in the kernel's bounded
+ * buffer. (Issue 13 ran this loop in a worker of its own, a V8 isolate of 7 to 11 MiB.)
  */
-function startReceiveWorker(
+function startReceiveLoop(
+  c: Libc,
   fd: number,
   secret: string | null,
-  shared: SharedArrayBuffer,
+  counters: Int32Array,
   deliver: (bytes: Uint8Array, from: Endpoint) => void,
-  onWorkerError: (message: string) => void,
-): ReceiveWorker {
-  const counters = new Int32Array(shared);
-  const worker = new Worker(WORKER_URL, { type: "module" });
-  const stopped = new Promise<void>((resolve) => {
-    worker.onmessage = (e: MessageEvent<PostedDatagram | { closed: true; error?: string }>) => {
-      const m = e.data;
-      if ("closed" in m) {
-        if (m.error !== undefined) onWorkerError(m.error);
-        resolve();
-        return;
+  onLoopError: (message: string) => void,
+): ReceiveLoop {
+  const poll = pollSymbol();
+  const filter = createEnvelopeFilter(secret);
+  const reasonIndex = new Map(DROP_REASONS.map((r, i) => [r, i]));
+  const buf = new Uint8Array(RECV_BUFFER_BYTES);
+  const addr = new Uint8Array(28);
+  const addrLen = new Uint32Array(1);
+  const addrLenBytes = new Uint8Array(addrLen.buffer);
+  const pollFd = new Uint8Array(8); // struct pollfd { int fd; short events; short revents; }
+  new DataView(pollFd.buffer).setInt32(0, fd, true);
+  new DataView(pollFd.buffer).setInt16(4, POLLIN, true);
+  let stopping = false;
+  const drain = () => {
+    for (let i = 0; i < MAX_DATAGRAMS_PER_WAKEUP && !stopping; i++) {
+      addrLen[0] = addr.length;
+      const n = c.recvfrom(fd, buf, BigInt(buf.length), MSG_DONTWAIT, addr, addrLenBytes);
+      if (n < 0) return; // EAGAIN: read everything (or the socket failed; poll says so next)
+      const datagram = buf.subarray(0, n);
+      const reason = filter(datagram);
+      if (reason !== null) {
+        counters[reasonIndex.get(reason)!]! += 1;
+        continue;
       }
-      Atomics.sub(counters, SHARED.pending, 1);
-      deliver(m.bytes, { host: m.host, port: m.port });
-    };
-  });
-  worker.onerror = (e) => {
-    e.preventDefault();
-    onWorkerError(e.message);
+      counters[SHARED.posted]! += 1;
+      deliver(datagram.slice(), senderOf(addr));
+    }
   };
-  worker.postMessage({ fd, secret, shared, maxPending: MAX_PENDING_DATAGRAMS });
-  return { worker, stopped };
+  const stopped = (async () => {
+    while (!stopping) {
+      const ready = await poll(pollFd, 1n, RECV_TIMEOUT_MS);
+      if (stopping) break;
+      if (ready > 0) {
+        const revents = new DataView(pollFd.buffer).getInt16(6, true);
+        if ((revents & (POLLERR | POLLNVAL)) !== 0 && (revents & POLLIN) === 0) {
+          onLoopError(`poll: socket error (revents ${revents})`);
+          break;
+        }
+        drain();
+      }
+    }
+  })();
+  return {
+    stop: () => {
+      stopping = true;
+    },
+    stopped,
+  };
 }
 
 /**
@@ -239,7 +287,7 @@ function dropCounts(counters: Int32Array): Record<DropReason | "overload", numbe
 }
 
 /**
- * Binds `bind` and starts the receive worker. Rejects when the address is in use or not local,
+ * Binds `bind` and starts the receive loop. Rejects when the address is in use or not local,
  * or FFI is not available.
  *
  * @example
@@ -261,10 +309,10 @@ export async function listenUdpFfi(
   let handler: ((bytes: Uint8Array, from: Endpoint) => void) | null = null;
   let closed = false;
   let closing: Promise<void> | null = null;
-  const { worker, stopped } = startReceiveWorker(fd, opts.secret, shared, (bytes, from) => {
+  const receive = startReceiveLoop(c, fd, opts.secret, counters, (bytes, from) => {
     if (!closed && handler !== null) handler(bytes, from);
   }, (message) => {
-    if (!closed) onError(new Error(`receive worker: ${message}`), null);
+    if (!closed) onError(new Error(`receive loop: ${message}`), null);
   });
   const destination = destinationCache(family);
 
@@ -290,14 +338,8 @@ export async function listenUdpFfi(
       closed = true;
       handler = null;
       closing ??= (async () => {
-        Atomics.store(counters, SHARED.stop, 1);
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          stopped,
-          new Promise<void>((r) => timer = setTimeout(r, WORKER_STOP_TIMEOUT_MS)),
-        ]);
-        clearTimeout(timer);
-        worker.terminate();
+        receive.stop();
+        await receive.stopped; // within one poll timeout
         c.close(fd);
       })();
       return closing;

@@ -1,7 +1,7 @@
 /**
- * What the main thread and the UDP receive worker (lib/net/udp_ffi_worker.ts) share: the init
- * message, the layout of the shared counters, the posted datagram and the decoding of a sender's
- * socket address. Its own module so the main thread never loads the worker's code.
+ * The receive loop's layout of its drop counters and the decoding of a sender's socket address
+ * (lib/net/udp_ffi.ts). (Issue 13's receive worker shared them across threads; the loop now runs
+ * on the main thread.)
  *
  * @example
  * ```ts
@@ -14,25 +14,17 @@ import { DROP_REASONS } from "../election/codec.ts";
 import { AF_INET } from "../proxy/epoll/libc.ts";
 import { normalizeAddress } from "./udp_transport.ts";
 
-/** How often the blocked `recvfrom` wakes to look at the stop flag. */
+/** How long one `poll` of the receive loop waits before it looks at the stop flag. */
 export const RECV_TIMEOUT_MS = 100;
 
 /** Largest datagram received whole (the UDP maximum); larger are truncated and dropped. */
 export const RECV_BUFFER_BYTES = 65_536;
 
-/** The first message the worker gets. */
-export interface UdpWorkerInit {
-  fd: number;
-  secret: string | null;
-  /**
-   * Shared counters: index i < DROP_REASONS.length counts that reason; then `overload`, then
-   * the datagrams posted; then the pending (posted, not yet handled) count; then the stop flag.
-   */
-  shared: SharedArrayBuffer;
-  maxPending: number;
-}
-
-/** Index of each shared counter (see {@link UdpWorkerInit.shared}). */
+/**
+ * Index of each counter: i < DROP_REASONS.length counts that reason; then `overload` (kept for
+ * the `/status` and `/metrics` contract: the loop queues nothing, so it stays 0), then the
+ * datagrams delivered; `pending` and `stop` are unused since the worker went.
+ */
 export const SHARED = {
   overload: DROP_REASONS.length,
   posted: DROP_REASONS.length + 1,
@@ -40,13 +32,6 @@ export const SHARED = {
   stop: DROP_REASONS.length + 3,
   length: DROP_REASONS.length + 4,
 } as const;
-
-/** A datagram that passed the filter, as posted to the main thread. */
-export interface PostedDatagram {
-  bytes: Uint8Array;
-  host: string;
-  port: number;
-}
 
 /**
  * The sender of a `struct sockaddr_in`/`sockaddr_in6`, as peers announce themselves.

@@ -49,7 +49,7 @@ const COMPILE_ONLY_FLAGS = ["--frozen", "--no-terminal"];
  * deno compile embeds only the module graph of the entry, so each must be `--include`d. A test
  * below holds this list equal to the workers found in main.ts's module graph.
  */
-const WORKER_MODULES = ["lib/proxy/epoll/epoll_worker.ts", "lib/net/udp_ffi_worker.ts"];
+const WORKER_MODULES = ["lib/proxy/epoll/epoll_worker.ts"];
 
 /** One instruction of a Containerfile: keyword (upper case) and the rest of the line. */
 interface Instruction {

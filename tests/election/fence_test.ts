@@ -170,7 +170,7 @@ Deno.test("lease codec: round trip, signed like heartbeats; forged, unsigned and
   assert.deepEqual(await open.decode(new Uint8Array(600)), { ok: false, reason: "oversized" });
 });
 
-Deno.test("envelope filter (the FFI receive worker's): lets signed leases through, drops forged ones", async () => {
+Deno.test("envelope filter (the FFI receive loop's): lets signed leases through, drops forged ones", async () => {
   // The election socket's worker drops what fails createEnvelopeFilter before the runtime sees
   // it; a lease must pass it exactly when the lease codec would accept its envelope.
   const filter = createEnvelopeFilter("s3cret");

@@ -1,7 +1,7 @@
 /**
  * The libc UDP transport (lib/net/udp_ffi.ts) over real UDP on 127.0.13.41..43: signed
  * heartbeats arrive with their sender, junk and badly signed datagrams are dropped in the
- * receive worker and counted by reason, sends leave from the bound address and port, close
+ * receive loop and counted by reason, sends leave from the bound address and port, close
  * stops the worker. And the envelope filter agrees with the codec on every envelope fault
  * (fuzzed).
  */
