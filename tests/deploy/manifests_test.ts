@@ -60,11 +60,11 @@ const EXPECTED_REPLICAS = 3;
 const MIN_TERMINATION_GRACE_SECONDS = 30;
 /**
  * The hive's resident memory in service, at most, as measured (`deno task bench memory`: 96.1 to
- * 100.1 MiB before issues 13 and 14 landed, 122.7 MiB with them, 112.3 with
- * `--no-short-builtin-calls`, over issue 15's 100 MiB target;
+ * 100.1 MiB before issues 13 and 14 landed, 122.7 MiB with them, 94.4 MiB with the election
+ * socket read on the main thread and V8's memory flags;
  * docs/benchmarks.md): its memory request must cover it.
  */
-const HIVE_RSS_IN_SERVICE_MIB = 123;
+const HIVE_RSS_IN_SERVICE_MIB = 100;
 /**
  * The hive's start-up peak (VmHWM) measured by `deno task bench memory` (119 to 136 MiB,
  * rounded up), plus 1000 idle proxied connections at about 11 KiB each: the memory limit must
