@@ -18,7 +18,8 @@
  *   the write, i.e. with a processed offset at least the master's offset just after the
  *   acknowledgement, and it was lost anyway: a failover or resync threw away a surviving copy);
  *   `async-window` (acknowledged at most {@link ASYNC_LOSS_WINDOW_MS} before its redis was
- *   killed, and never seen on a replica: asynchronous replication); `unexplained` (a safety
+ *   killed, or received at most {@link ACK_IN_FLIGHT_MS} after the kill was recorded, and never
+ *   seen on a replica: asynchronous replication); `unexplained` (a safety
  *   violation, always).
  *
  * @example
@@ -36,6 +37,12 @@ export const UNAVAILABLE_MIN_GAP_MS = 100;
 export const ACTIVE_BRIDGE_MS = 250;
 /** A write acknowledged at most this long before its redis was killed may be lost (async). */
 export const ASYNC_LOSS_WINDOW_MS = 1_000;
+/**
+ * An acknowledgement the client received up to this long after the harness recorded the kill
+ * still left that redis before it died: the reply was in flight (through a proxy, two hops) while
+ * the harness's kill command returned and it noted the crash.
+ */
+export const ACK_IN_FLIGHT_MS = 100;
 /** A ROLE sample stands for at most this long when the next one is late or missing. */
 export const MAX_SAMPLE_SPAN_MS = 200;
 
@@ -308,7 +315,8 @@ export function classifyLoss(atMs: number, server: ServerId, ctx: LossContext): 
   }
   if (replicaThatHeld(atMs, server, ctx.samples) !== null) return "discarded";
   for (const c of ctx.crashes) {
-    if (c.ip === server.ip && c.atMs >= atMs && c.atMs - atMs <= ASYNC_LOSS_WINDOW_MS) {
+    const before = c.atMs - atMs; // negative: received after the kill was recorded
+    if (c.ip === server.ip && before >= -ACK_IN_FLIGHT_MS && before <= ASYNC_LOSS_WINDOW_MS) {
       return "async-window";
     }
   }
