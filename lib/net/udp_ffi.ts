@@ -49,7 +49,7 @@ import {
   type UdpListenOptions,
   type UdpTransport,
 } from "./udp_transport.ts";
-import { RECV_BUFFER_BYTES, RECV_TIMEOUT_MS, senderOf, SHARED } from "./udp_ffi_protocol.ts";
+import { RECV_BUFFER_BYTES, RECV_TIMEOUT_MS, senderOf } from "./udp_ffi_protocol.ts";
 import { createEnvelopeFilter } from "../election/envelope_filter.ts";
 
 /**
@@ -67,13 +67,12 @@ export const MAX_CACHED_DESTINATIONS = 2_048;
 const SOCK_DGRAM = 2;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
-const SO_RCVTIMEO = 20;
 const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 
 /** Options of {@link listenUdpFfi}. */
 export interface FilteredUdpOptions extends UdpListenOptions {
-  /** The heartbeat secret the worker checks tags with, or null (signed datagrams refused). */
+  /** The heartbeat secret the receive loop checks tags with, or null (signed datagrams refused). */
   secret: string | null;
 }
 
@@ -120,17 +119,12 @@ function cInt(value: number): Uint8Array {
   return new Uint8Array(new Int32Array([value]).buffer);
 }
 
-/** Sets the socket's buffers, receive timeout and (IPv6) `IPV6_V6ONLY`. */
+/** Sets the socket's buffers and (IPv6) `IPV6_V6ONLY`. */
 function setSocketOptions(c: Libc, fd: number, family: 4 | 6, opts: UdpListenOptions): void {
   const recvBytes = opts.recvBufferBytes ?? DEFAULT_RECV_BUFFER_BYTES;
   check(c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, cInt(recvBytes), 4), "SO_RCVBUF");
   const sendBytes = opts.sendBufferBytes ?? DEFAULT_SEND_BUFFER_BYTES;
   check(c.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, cInt(sendBytes), 4), "SO_SNDBUF");
-  const timeout = new BigInt64Array([0n, BigInt(RECV_TIMEOUT_MS * 1000)]);
-  check(
-    c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(timeout.buffer), 16),
-    "SO_RCVTIMEO",
-  );
   if (family === 6) {
     check(
       c.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, cInt(opts.ipv6Only ? 1 : 0), 4),
@@ -216,8 +210,9 @@ function startReceiveLoop(
   const addrLen = new Uint32Array(1);
   const addrLenBytes = new Uint8Array(addrLen.buffer);
   const pollFd = new Uint8Array(8); // struct pollfd { int fd; short events; short revents; }
-  new DataView(pollFd.buffer).setInt32(0, fd, true);
-  new DataView(pollFd.buffer).setInt16(4, POLLIN, true);
+  const pollView = new DataView(pollFd.buffer);
+  pollView.setInt32(0, fd, true);
+  pollView.setInt16(4, POLLIN, true);
   let stopping = false;
   const drain = () => {
     for (let i = 0; i < MAX_DATAGRAMS_PER_WAKEUP && !stopping; i++) {
@@ -230,7 +225,6 @@ function startReceiveLoop(
         counters[reasonIndex.get(reason)!]! += 1;
         continue;
       }
-      counters[SHARED.posted]! += 1;
       deliver(datagram.slice(), senderOf(addr));
     }
   };
@@ -239,7 +233,7 @@ function startReceiveLoop(
       const ready = await poll(pollFd, 1n, RECV_TIMEOUT_MS);
       if (stopping) break;
       if (ready > 0) {
-        const revents = new DataView(pollFd.buffer).getInt16(6, true);
+        const revents = pollView.getInt16(6, true);
         if ((revents & (POLLERR | POLLNVAL)) !== 0 && (revents & POLLIN) === 0) {
           onLoopError(`poll: socket error (revents ${revents})`);
           break;
@@ -277,13 +271,13 @@ function destinationCache(family: 4 | 6): (to: Endpoint) => Uint8Array<ArrayBuff
   };
 }
 
-/** The drop counters the worker keeps in `counters`, by reason. */
+/**
+ * The receive loop's drops by reason (`counters[i]` counts `DROP_REASONS[i]`), and `overload`,
+ * kept for the `/status` and `/metrics` contract: always 0, the loop queues nothing.
+ */
 function dropCounts(counters: Int32Array): Record<DropReason | "overload", number> {
-  const out = Object.fromEntries(DROP_REASONS.map((r, i) => [r, Atomics.load(counters, i)]));
-  return { ...out, overload: Atomics.load(counters, SHARED.overload) } as Record<
-    DropReason | "overload",
-    number
-  >;
+  const out = Object.fromEntries(DROP_REASONS.map((r, i) => [r, counters[i]!]));
+  return { ...out, overload: 0 } as Record<DropReason | "overload", number>;
 }
 
 /**
@@ -303,8 +297,7 @@ export async function listenUdpFfi(
   const family = assertBindable(bind);
   const c = libc();
   const { fd, granted, local } = bindSocket(c, bind, family, opts);
-  const shared = new SharedArrayBuffer(SHARED.length * 4);
-  const counters = new Int32Array(shared);
+  const counters = new Int32Array(DROP_REASONS.length);
   const onError = opts.onError ?? logTransportError;
   let handler: ((bytes: Uint8Array, from: Endpoint) => void) | null = null;
   let closed = false;

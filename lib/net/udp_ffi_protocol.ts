@@ -1,16 +1,13 @@
 /**
- * The receive loop's layout of its drop counters and the decoding of a sender's socket address
- * (lib/net/udp_ffi.ts). (Issue 13's receive worker shared them across threads; the loop now runs
- * on the main thread.)
+ * The receive loop's sizes and the decoding of a sender's socket address (lib/net/udp_ffi.ts).
  *
  * @example
  * ```ts
- * import { SHARED } from "./udp_ffi_protocol.ts";
- * const counters = new Int32Array(new SharedArrayBuffer(SHARED.length * 4));
+ * import { RECV_BUFFER_BYTES } from "./udp_ffi_protocol.ts";
+ * const buf = new Uint8Array(RECV_BUFFER_BYTES);
  * ```
  */
 
-import { DROP_REASONS } from "../election/codec.ts";
 import { AF_INET } from "../proxy/epoll/libc.ts";
 import { normalizeAddress } from "./udp_transport.ts";
 
@@ -19,19 +16,6 @@ export const RECV_TIMEOUT_MS = 100;
 
 /** Largest datagram received whole (the UDP maximum); larger are truncated and dropped. */
 export const RECV_BUFFER_BYTES = 65_536;
-
-/**
- * Index of each counter: i < DROP_REASONS.length counts that reason; then `overload` (kept for
- * the `/status` and `/metrics` contract: the loop queues nothing, so it stays 0), then the
- * datagrams delivered; `pending` and `stop` are unused since the worker went.
- */
-export const SHARED = {
-  overload: DROP_REASONS.length,
-  posted: DROP_REASONS.length + 1,
-  pending: DROP_REASONS.length + 2,
-  stop: DROP_REASONS.length + 3,
-  length: DROP_REASONS.length + 4,
-} as const;
 
 /**
  * The sender of a `struct sockaddr_in`/`sockaddr_in6`, as peers announce themselves.
