@@ -18,10 +18,11 @@
 
 import { sharedSecretFile } from "../../testing/secret.ts";
 import { productionDenoFlags } from "../../testing/local_cluster.ts";
-import { POD_PORTS, SERVICE_NAME } from "./agent_protocol.ts";
+import { SERVICE_NAME } from "./agent_protocol.ts";
 import { createPodNetwork, type PodNetwork, removeNamespace } from "./network.ts";
 import { bridgeIp } from "./network.ts";
 import { NamespacedProcess } from "./process.ts";
+import { podRedisBaseArgs } from "./pod_redis.ts";
 
 /** Bound of a hive's graceful exit after SIGTERM (its handoff takes at most ~2.3 s). */
 export const HIVE_STOP_TIMEOUT_MS = 15_000;
@@ -83,24 +84,10 @@ export class Pod {
   /** The redis-server arguments: parked, no persistence, as `k8s/deployment.yaml`. */
   redisArgs(): string[] {
     return [
-      "--port",
-      String(POD_PORTS.redis),
-      "--bind",
-      this.ip,
-      "127.0.0.1",
+      ...podRedisBaseArgs(this.ip),
       "--replicaof",
       "127.0.0.1",
       "1",
-      "--protected-mode",
-      "no",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--repl-diskless-sync-delay",
-      "0",
-      "--replica-announce-ip",
-      this.ip,
       // As the manifests: a full sync's RDB file is deleted once loaded, so a restarted redis
       // comes back empty instead of loading a stale copy.
       "--dir",

@@ -33,6 +33,7 @@
 
 import { isIP } from "node:net";
 import { POD_PORTS } from "./agent_protocol.ts";
+import { podRedisBaseArgs } from "./pod_redis.ts";
 
 /** The master's name in every sentinel. */
 export const SENTINEL_MASTER_NAME = "hive";
@@ -79,25 +80,7 @@ function checkConfig(c: SentinelPodConfig): void {
  */
 export function sentinelRedisArgs(c: SentinelPodConfig & { minReplicas: boolean }): string[] {
   checkConfig(c);
-  const args = [
-    "--port",
-    String(POD_PORTS.redis),
-    "--bind",
-    c.ip,
-    "127.0.0.1",
-    "--protected-mode",
-    "no",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--repl-diskless-sync-delay",
-    "0",
-    "--replica-announce-ip",
-    c.ip,
-    "--dir",
-    c.dir,
-  ];
+  const args = [...podRedisBaseArgs(c.ip), "--dir", c.dir];
   if (c.ip !== c.masterIp) args.push("--replicaof", c.masterIp, String(POD_PORTS.redis));
   if (c.minReplicas) {
     args.push(
